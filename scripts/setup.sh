@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Creates .venv with bindrift installed (editable). Usage: scripts/setup.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check --upgrade pip
+if [ "${1:-}" = "--dev" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,bench]'
+else
+  .venv/bin/pip install -q --disable-pip-version-check -e .
+fi

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh Debian 12 machine (as root) and runs lint, types and tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  # A mirror mid-sync can fail one index; the packages below still install from the others.
+  apt-get update -qq || echo "apt-get update reported errors; continuing" >&2
+  apt-get install -y -qq --no-install-recommends \
+    binutils openssl python3-venv \
+    podman runc buildah fuse-overlayfs slirp4netns uidmap catatonit conmon iptables \
+    containernetworking-plugins netavark aardvark-dns golang-github-containers-common \
+    postgresql >/dev/null
+fi
+scripts/setup.sh --dev
+bash tests/assets/fetch-binaries.sh .cache/test-binaries
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+.venv/bin/mypy
+.venv/bin/pytest -q "$@"

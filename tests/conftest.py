@@ -1,0 +1,42 @@
+"""Shared fixtures: the real foreign-architecture binaries and UPX fetched by tests/assets/fetch-binaries.sh."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED = PROJECT.parent / "shared"
+CORPUS = SHARED / "corpus"
+
+
+def _binaries_dir() -> Path:
+    return Path(os.environ.get("BINDRIFT_TEST_BINARIES", PROJECT / ".cache" / "test-binaries"))
+
+
+@pytest.fixture(scope="session")
+def test_binaries() -> Path:
+    """Folder of real Debian binaries for other architectures, plus UPX 4.2.2 (fetched once, cached)."""
+    dest = _binaries_dir()
+    if not (dest / ".complete").exists():
+        result = subprocess.run(
+            ["bash", str(PROJECT / "tests" / "assets" / "fetch-binaries.sh"), str(dest)],
+            check=False, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if result.returncode != 0:
+            message = f"could not fetch test binaries: {result.stderr[-2000:]}"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The labelled development corpus beside the project (../shared/corpus)."""
+    if not (CORPUS / "labels.csv").exists():
+        pytest.skip("../shared/corpus is not beside the project")
+    return CORPUS
