@@ -6,7 +6,6 @@ part (docs/elf-checks.md §3).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
 from dataclasses import dataclass, field
@@ -183,6 +182,8 @@ def _detect_compat(native: str) -> tuple[str, ...]:
 
 def _personality_linux32_allowed() -> bool:
     """arm64 refuses PER_LINUX32 when the CPUs cannot run AArch32 at EL0 — a direct probe."""
+    import ctypes
+
     per_linux32, query = 0x0008, 0xFFFFFFFF
     try:
         libc = ctypes.CDLL(None, use_errno=True)

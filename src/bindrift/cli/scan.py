@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -38,10 +39,16 @@ def scan(
     host_arch: Annotated[
         str | None, typer.Option(help="Judge compatibility for ARCH[,COMPAT…] instead of this machine.")
     ] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for files on disk.")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", "-j", min=0, help="Worker processes for files on disk (0 = one per CPU for large scans)."
+        ),
+    ] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
     files_from: Annotated[
-        Path | None, typer.Option(help="Read more paths from FILE (NUL- or newline-separated; - for stdin).")
+        Path | None,
+        typer.Option(help="Read more files and directories from FILE (NUL- or newline-separated; - for stdin)."),
     ] = None,
 ) -> None:
     """Triage every ELF file: architecture, header anomalies, packing, packer tampering.
@@ -53,18 +60,17 @@ def scan(
     from bindrift.cli.scan_pipeline import ScanOptions, run_scan
     from bindrift.schema.severity import parse_severity
 
-    all_paths = list(paths or [])
-    if files_from is not None:
-        all_paths += _read_list(files_from)
-    if not all_paths:
+    listed = _read_list(files_from) if files_from is not None else []
+    if not paths and not listed:
         raise typer.BadParameter("no paths to scan", param_hint="PATH")
     try:
         host = HostProfile.parse(host_arch) if host_arch else HostProfile.detect()
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--host-arch") from exc
     options = ScanOptions(
-        paths=all_paths, min_severity=parse_severity(min_severity.value), compute_hash=not no_hash, host=host,
-        jobs=jobs,
+        paths=list(paths or []), plain_paths=listed, min_severity=parse_severity(min_severity.value),
+        compute_hash=not no_hash, host=host,
+        jobs=jobs or len(os.sched_getaffinity(0)),
     )  # fmt: skip
     out = _open_output(output)
     try:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
-from multiprocessing import get_context
+from itertools import chain, islice
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -27,8 +26,13 @@ from bindrift.sensors.images import iter_image_members
 from bindrift.sensors.targets import DiskFile, ImageMember, ScanError
 from bindrift.sinks.scan_report.summary import ReportWriter, ScanSummary
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
 BATCH = 64
 TAR_MAGIC_OFFSET = 257
+# Worker processes start only when the walk has more than this many batches queued.
+PARALLEL_AFTER_BATCHES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,8 @@ class ScanOptions:
     """What to scan and how."""
 
     paths: list[str]
+    # Files and directories only (e.g. read from --files-from): no image detection.
+    plain_paths: list[str]
     min_severity: Severity
     compute_hash: bool
     host: HostProfile
@@ -83,7 +89,7 @@ def _reports(options: ScanOptions, summary: ScanSummary, progress: ProgressHook 
             yield from _image_reports(path, options, progress)
         else:
             disk.append(path)
-    yield from _triage_disk(disk, options, summary, progress)
+    yield from _triage_disk(disk + options.plain_paths, options, summary, progress)
 
 
 def _is_image(path: str) -> bool:
@@ -126,12 +132,15 @@ def _triage_disk(
     if not roots:
         return
     batches = _batches(iter_files(roots))
-    if options.jobs <= 1:
-        results: Iterable[_BatchResult | ScanError] = (
+    first = list(islice(batches, PARALLEL_AFTER_BATCHES + 1))
+    batches = chain(first, batches)
+    results: Iterable[_BatchResult | ScanError]
+    if options.jobs > 1 and len(first) > PARALLEL_AFTER_BATCHES:
+        results = _parallel(batches, options)
+    else:
+        results = (
             b if isinstance(b, ScanError) else _triage_batch(b, options.host, options.compute_hash) for b in batches
         )
-    else:
-        results = _parallel(batches, options)
     for result in results:
         if isinstance(result, ScanError):
             yield result
@@ -188,6 +197,9 @@ def _worker(paths: list[str], host: HostProfile, compute_hash: bool) -> tuple[by
 
 def _parallel(batches: Iterator[list[str] | ScanError], options: ScanOptions) -> Iterator[_BatchResult | ScanError]:
     """Batches triaged by `jobs` forked workers, at most 4 per worker in flight, yielded in input order."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     window: deque[Future[tuple[bytes, int]] | ScanError] = deque()
     with ProcessPoolExecutor(max_workers=options.jobs, mp_context=get_context("fork")) as pool:
 

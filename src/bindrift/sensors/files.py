@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 from bindrift.sensors.targets import DiskFile, ScanError
 
@@ -33,7 +34,13 @@ def _anchor(root: str) -> str:
     """`root` with the directories the user named resolved (`/bin/ls` → `/usr/bin/ls` on merged-/usr
     systems), so that no path handed on contains a symlink; the last component is left as it is."""
     head, tail = os.path.split(os.path.abspath(root))
-    return os.path.join(os.path.realpath(head), tail) if tail else os.path.realpath(head)
+    return os.path.join(_resolved(head), tail) if tail else _resolved(head)
+
+
+@lru_cache(maxsize=1024)
+def _resolved(directory: str) -> str:
+    """`realpath` of a directory, cached: long file lists name the same few directories."""
+    return os.path.realpath(directory)
 
 
 def _symlink_root(root: str) -> Iterator[DiskFile | ScanError]:

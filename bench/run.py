@@ -1,0 +1,148 @@
+"""bindrift benchmarks against the peers measured in the same run (not part of the test suite).
+
+    python bench/run.py            # full: every ELF under /usr/bin, /usr/sbin, /usr/lib; median of 3
+    python bench/run.py --quick    # one repetition, 300 files for the in-process comparison
+
+Prints a markdown table of ratios and writes the raw figures to bench/results/scan.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOTS = ("/usr/bin", "/usr/sbin", "/usr/lib")
+HERE = Path(__file__).resolve().parent
+BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
+
+
+def elf_files() -> list[str]:
+    """Every regular ELF file under ROOTS (symlinks not followed), sorted."""
+    found = []
+    for top in ROOTS:
+        for root, _dirs, files in os.walk(top):
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    if os.path.islink(path) or not os.path.isfile(path):
+                        continue
+                    with open(path, "rb") as fh:
+                        if fh.read(4) == b"\x7fELF":
+                            found.append(path)
+                except OSError:
+                    continue
+    return sorted(found)
+
+
+def timed(command: str, reps: int) -> float:
+    """Median wall time of a whole shell command, output discarded."""
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        subprocess.run(["bash", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+IN_PROCESS = r"""
+import os, statistics, sys, time
+paths = open(sys.argv[2]).read().split("\0")
+tool = sys.argv[1]
+if tool == "bindrift":
+    from bindrift.analysis.arch import HostProfile
+    from bindrift.analysis.triage import triage
+    host = HostProfile.detect()
+    run = lambda p: triage(p, host=host, compute_hash=False)
+elif tool == "lief":
+    import lief
+    lief.logging.disable()
+    run = lambda p: lief.ELF.parse(p)
+else:
+    from elftools.elf.elffile import ELFFile
+    def run(p):
+        with open(p, "rb") as fh:
+            elf = ELFFile(fh)
+            for seg in elf.iter_segments():
+                seg.header
+            for sec in elf.iter_sections():
+                sec.name
+per_file, failures = [], 0
+for p in paths:
+    start = time.perf_counter_ns()
+    try:
+        run(p)
+    except Exception:
+        failures += 1
+    per_file.append(time.perf_counter_ns() - start)
+print(statistics.median(per_file) / 1000, sum(per_file) / 1000 / len(per_file), failures)
+"""
+
+
+def in_process(tool: str, list_file: str) -> tuple[float, float, int] | None:
+    """(median µs, mean µs, failures) per file in a subprocess (LIEF may crash on hostile files)."""
+    try:
+        out = subprocess.run([sys.executable, "-c", IN_PROCESS, tool, list_file], capture_output=True, text=True,
+                             timeout=900, check=True).stdout.split()  # fmt: skip
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return float(out[0]), float(out[1]), int(out[2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one repetition and a 300-file in-process sample")
+    args = parser.parse_args()
+    reps = 1 if args.quick else 3
+    files = elf_files()
+    total_bytes = sum(os.path.getsize(p) for p in files)
+    work = Path(tempfile.mkdtemp(prefix="bindrift-bench-"))
+    nul_list = work / "files.nul"
+    nul_list.write_bytes(b"\0".join(p.encode() for p in files))
+    sample = work / "sample.nul"
+    sample.write_bytes(b"\0".join(p.encode() for p in files[:: max(1, len(files) // (300 if args.quick else 1000))]))
+    subprocess.run(["bash", "-c", f"xargs -0 cat < {nul_list} > /dev/null"], check=False)  # warm the page cache
+
+    scan = f"{BINDRIFT} scan --format json --files-from {nul_list}"
+    rows = {
+        "readelf -h -l -S -W (xargs)": timed(f"xargs -0 readelf -h -l -S -W < {nul_list}", reps),
+        "bindrift scan --no-hash --jobs 1": timed(f"{scan} --no-hash --jobs 1", reps),
+        "bindrift scan --no-hash (default jobs)": timed(f"{scan} --no-hash", reps),
+        "bindrift scan --no-hash --jobs 2": timed(f"{scan} --no-hash --jobs 2", reps),
+        "openssl dgst -sha256 (xargs)": timed(f"xargs -0 openssl dgst -sha256 < {nul_list}", reps),
+        "bindrift scan --jobs 1 (with SHA-256)": timed(f"{scan} --jobs 1", reps),
+        "bindrift scan (with SHA-256, default jobs)": timed(scan, reps),
+    }
+    mb = total_bytes / 1e6
+    print(f"\n{len(files)} ELF files, {mb:,.0f} MB, {os.cpu_count()} CPUs, median of {reps}\n")
+    print("| command | seconds | files/s | MB/s | ratio vs peer |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    peers = {"bindrift scan --no": "readelf -h -l -S -W (xargs)", "bindrift scan --j": "openssl dgst -sha256 (xargs)",
+             "bindrift scan (": "openssl dgst -sha256 (xargs)"}  # fmt: skip
+    for name, seconds in rows.items():
+        peer = next((rows[p] for prefix, p in peers.items() if name.startswith(prefix)), None)
+        ratio = f"{peer / seconds:.2f}×" if peer else "peer"
+        print(f"| {name} | {seconds:.3f} | {len(files) / seconds:,.0f} | {mb / seconds:,.0f} | {ratio} |")
+    scaling = rows["bindrift scan --no-hash --jobs 1"] / rows["bindrift scan --no-hash --jobs 2"]
+    print(f"\n--jobs 2 vs --jobs 1 (header checks): {scaling:.2f}×")
+
+    print("\nIn-process per-file cost on a sample (µs): median / mean / failures")
+    per_tool = {tool: in_process(tool, str(sample)) for tool in ("bindrift", "lief", "pyelftools")}
+    for tool, result in per_tool.items():
+        print(f"  {tool:10s} " + ("crashed or timed out" if result is None else
+                                   f"{result[0]:8.1f} / {result[1]:8.1f} / {result[2]}"))  # fmt: skip
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "scan.json").write_text(json.dumps(
+        {"files": len(files), "bytes": total_bytes, "reps": reps, "seconds": rows, "in_process_us": per_tool},
+        indent=2,
+    ))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

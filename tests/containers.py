@@ -1,0 +1,82 @@
+"""Real container tooling for tests: podman with a project-local configuration (runc, cgroupfs, no
+network), images built from Debian's busybox-static without any registry. Everything lives under a
+directory the test owns and is removed with it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CONTAINERS_CONF = """[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+netns = "none"
+log_driver = "k8s-file"
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Podman:
+    """A podman configured to keep all its state under `root`."""
+
+    root: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "CONTAINERS_CONF": str(self.root / "containers.conf"),
+                "CONTAINERS_STORAGE_CONF": str(self.root / "storage.conf")}  # fmt: skip
+
+    def __call__(self, *args: str, timeout: float = 120) -> str:
+        result = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout,
+                                check=False)  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"podman {' '.join(args)} failed: {result.stderr[-2000:]}")
+        return result.stdout
+
+    def reset(self) -> None:
+        subprocess.run(["podman", "system", "reset", "-f"], env=self.env, capture_output=True, timeout=120,
+                       check=False)  # fmt: skip
+
+
+def podman_available() -> bool:
+    return shutil.which("podman") is not None and os.geteuid() == 0
+
+
+def make_podman(root: Path) -> Podman:
+    """A podman whose configuration and storage live under `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "containers.conf").write_text(CONTAINERS_CONF)
+    (root / "storage.conf").write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/storage"\nrunroot = "{root}/runroot"\n'
+    )
+    return Podman(root)
+
+
+def busybox_rootfs_tar(busybox: Path, dest: Path, extra: dict[str, Path] | None = None) -> Path:
+    """A minimal root file system tarball: static busybox with its applet links, plus `extra` files."""
+    rootfs = dest.with_suffix(".d")
+    for sub in ("bin", "sbin", "usr/bin", "usr/sbin", "tmp", "etc", "proc", "sys", "dev", "root", "var/tmp"):
+        (rootfs / sub).mkdir(parents=True, exist_ok=True)
+    shutil.copy(busybox, rootfs / "bin" / "busybox")
+    applets = subprocess.run([str(rootfs / "bin" / "busybox"), "--list"], capture_output=True, text=True,
+                             check=True).stdout.split()  # fmt: skip
+    for applet in applets:
+        if applet != "busybox":
+            (rootfs / "bin" / applet).symlink_to("busybox")
+    (rootfs / "tmp").chmod(0o1777)
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\n")
+    for inside, source in (extra or {}).items():
+        target = rootfs / inside.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+    with tarfile.open(dest, "w") as tar:
+        tar.add(rootfs, arcname=".")
+    return dest
