@@ -24,21 +24,19 @@ BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 
 
 def elf_files() -> list[str]:
-    """Every regular ELF file under ROOTS (symlinks not followed), sorted."""
-    found = []
-    for top in ROOTS:
-        for root, _dirs, files in os.walk(top):
-            for name in files:
-                path = os.path.join(root, name)
-                try:
-                    if os.path.islink(path) or not os.path.isfile(path):
-                        continue
-                    with open(path, "rb") as fh:
-                        if fh.read(4) == b"\x7fELF":
-                            found.append(path)
-                except OSError:
-                    continue
-    return sorted(found)
+    """Every regular ELF file under ROOTS (symlinks not followed), in walk order."""
+    from bindrift.sensors.files import iter_files
+    from bindrift.sensors.targets import DiskFile
+
+    return [f.path for f in iter_files(ROOTS) if isinstance(f, DiskFile) and _is_elf(f.path)]
+
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
 
 
 def timed(command: str, reps: int) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,8 @@ from pathlib import Path
 from bindrift.analysis.arch import HostProfile
 from bindrift.analysis.triage import triage
 from bindrift.schema.severity import at_least
+from bindrift.sensors.files import iter_files
+from bindrift.sensors.targets import DiskFile
 
 BINDRIFT = Path(sys.executable).with_name("bindrift")
 SYSTEM_DIRS = ("/usr/bin", "/usr/sbin", "/usr/lib")
@@ -27,16 +28,11 @@ def test_development_corpus_scores_every_labelled_row(corpus: Path) -> None:
 
 def _system_elfs() -> list[str]:
     paths = []
-    for top in SYSTEM_DIRS:
-        for root, _dirs, files in os.walk(top):
-            for name in files:
-                path = os.path.join(root, name)
-                try:
-                    with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW | os.O_NONBLOCK)) as fh:
-                        if os.fstat(fh.fileno()).st_size >= 64 and fh.read(4) == b"\x7fELF":
-                            paths.append(path)
-                except OSError:
-                    continue
+    for found in iter_files(SYSTEM_DIRS):
+        if isinstance(found, DiskFile) and found.size >= 64:
+            with open(found.path, "rb") as fh:
+                if fh.read(4) == b"\x7fELF":
+                    paths.append(found.path)
     return paths
 
 

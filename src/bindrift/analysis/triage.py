@@ -101,7 +101,9 @@ def _analyse(
     findings += header_checks(elf, ident.interpreters, executable)
     findings += packing_checks(elf)
     findings.sort(key=lambda f: -rank(f.severity))
-    notes = [] if src.complete else ["file too large to hold in full: checks used its head and tail only"]
+    notes = [f"reader: {problem}" for problem in elf.problems]
+    if not src.complete:
+        notes.append("file too large to hold in full: checks used its head and tail only")
     return TriageReport(
         path=path, size=src.size, is_elf=True, sha256=sha256, arch=ident.arch, machine=elf.machine,
         bits=ident.bits, endian=ident.endian, type=ident.type, osabi=ident.osabi,
