@@ -1,0 +1,333 @@
+"""The findings store on SQLAlchemy 2: SQLite (WAL, the embedded default) or PostgreSQL (psycopg 3).
+
+Durability: every write is one transaction; SQLite runs in WAL mode with `synchronous=FULL`, so a
+committed finding survives the process being killed (and a power loss); PostgreSQL commits are durable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlalchemy import Engine, Select, case, create_engine, delete, event, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bindrift.findings.suppression import SuppressionRule
+from bindrift.schema.finding import Finding, Incident, State, StateChange
+from bindrift.schema.severity import Severity, rank
+from bindrift.sinks.store.models import (
+    FindingRow,
+    IncidentRow,
+    IntelSourceRow,
+    OutboxRow,
+    StateChangeRow,
+    SuppressionRow,
+)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+BUSY_TIMEOUT_MS = 30_000
+_finding_decoder = msgspec.json.Decoder(Finding)
+_incident_decoder = msgspec.json.Decoder(Incident)
+_rule_decoder = msgspec.json.Decoder(SuppressionRule)
+
+
+def default_url() -> str:
+    """`BINDRIFT_DB`, or an SQLite file under `$XDG_DATA_HOME/bindrift` (default ~/.local/share)."""
+    if os.environ.get("BINDRIFT_DB"):
+        return os.environ["BINDRIFT_DB"]
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bindrift"
+    base.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{base / 'bindrift.db'}"
+
+
+@dataclass(frozen=True, slots=True)
+class FindingFilter:
+    """Filters for listing findings; empty values do not filter."""
+
+    category: str = ""
+    min_severity: Severity | None = None
+    state: str = ""
+    cluster: str = ""
+    namespace: str = ""
+    pod: str = ""
+    image: str = ""
+    node: str = ""
+    container_id: str = ""
+    incident_id: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str = ""
+    sort: str = "-last_seen"
+    limit: int = 100
+    offset: int = 0
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SqlStore:
+    """Findings, incidents, suppression rules, intelligence sources and the outbox, in one database."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self.engine: Engine = _engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest Alembic revision."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # Findings -------------------------------------------------------------------------------------
+
+    def upsert_finding(self, finding: Finding) -> Finding:
+        """Insert, or merge a repeat: count added, last seen advanced, first seen and state kept."""
+        values = _finding_values(finding)
+        with self._session() as session:
+            is_new = session.get(FindingRow, finding.id) is None
+            insert = _insert(self.engine)
+            stmt = insert(FindingRow).values(**values)
+            excluded = stmt.excluded
+            merged = {key: getattr(excluded, key) for key in values if key not in ("id", "first_seen", "state")}
+            merged["count"] = FindingRow.count + excluded.count
+            merged["last_seen"] = case((excluded.last_seen > FindingRow.last_seen, excluded.last_seen),
+                                       else_=FindingRow.last_seen)  # fmt: skip
+            session.execute(stmt.on_conflict_do_update(index_elements=[FindingRow.id], set_=merged))
+            if is_new:  # a repeat keeps the state and history it has
+                session.add_all(_state_row(finding.id, change) for change in finding.state_history)
+            row = session.get(FindingRow, finding.id, populate_existing=True)
+            assert row is not None
+            return self._hydrate(session, row)
+
+    def get_finding(self, finding_id: str) -> Finding | None:
+        with self._session() as session:
+            row = session.get(FindingRow, finding_id)
+            return None if row is None else self._hydrate(session, row)
+
+    def list_findings(self, where: FindingFilter | None = None) -> list[Finding]:
+        """Findings matching `where`, sorted (`-last_seen`, `severity`, `-severity`, `first_seen`, `count`…)."""
+        where = where or FindingFilter()
+        with self._session() as session:
+            rows = session.scalars(_paginate(_sort(_filtered(select(FindingRow), where), where.sort), where))
+            return [self._hydrate(session, row, history=False) for row in rows]
+
+    def count_findings(self, where: FindingFilter | None = None) -> int:
+        where = where or FindingFilter()
+        with self._session() as session:
+            return session.scalar(_filtered(select(func.count()).select_from(FindingRow), where)) or 0
+
+    def counts_by(self, column: str, where: FindingFilter | None = None) -> dict[str, int]:
+        """Counts grouped by `severity`, `category`, `state`, `namespace`…"""
+        where = where or FindingFilter()
+        field = getattr(FindingRow, column)
+        with self._session() as session:
+            rows = session.execute(_filtered(select(field, func.count()).group_by(field), where))
+            return {str(key): int(n) for key, n in rows}
+
+    def set_state(self, finding_id: str, state: State, by: str, reason: str) -> Finding | None:
+        """Mute, resolve or reopen, recording who, when and why."""
+        change = StateChange(state, by, reason, datetime.now(UTC))
+        with self._session() as session:
+            row = session.get(FindingRow, finding_id)
+            if row is None:
+                return None
+            row.state = state
+            session.add(_state_row(finding_id, change))
+            session.flush()
+            return self._hydrate(session, row)
+
+    def set_related(self, finding_id: str, related: list[str], incident_id: str) -> None:
+        with self._session() as session:
+            row = session.get(FindingRow, finding_id)
+            if row is None:
+                return
+            body = _finding_decoder.decode(row.body)
+            body.related, body.incident_id = related, incident_id
+            row.body, row.incident_id = msgspec.json.encode(body), incident_id
+
+    def purge(self, older_than: datetime) -> int:
+        """Retention: delete findings last seen before `older_than`, with their history."""
+        with self._session() as session:
+            ids = list(session.scalars(select(FindingRow.id).where(FindingRow.last_seen < older_than)))
+            session.execute(delete(StateChangeRow).where(StateChangeRow.finding_id.in_(ids)))
+            session.execute(delete(FindingRow).where(FindingRow.id.in_(ids)))
+            session.execute(delete(IncidentRow).where(IncidentRow.last_seen < older_than))
+            return len(ids)
+
+    def _hydrate(self, session: Session, row: FindingRow, history: bool = True) -> Finding:
+        finding = _finding_decoder.decode(row.body)
+        finding.count, finding.state = row.count, row.state  # type: ignore[assignment]
+        finding.first_seen, finding.last_seen = _utc(row.first_seen), _utc(row.last_seen)
+        if history:
+            changes = session.scalars(
+                select(StateChangeRow).where(StateChangeRow.finding_id == row.id).order_by(StateChangeRow.id)
+            )
+            finding.state_history = [StateChange(c.state, c.by, c.reason, _utc(c.at)) for c in changes]  # type: ignore[arg-type]
+        return finding
+
+    # Incidents ------------------------------------------------------------------------------------
+
+    def latest_incident(self, scope: str) -> Incident | None:
+        with self._session() as session:
+            row = session.scalars(
+                select(IncidentRow).where(IncidentRow.scope == scope).order_by(IncidentRow.last_seen.desc()).limit(1)
+            ).first()
+            return None if row is None else _incident_decoder.decode(row.body)
+
+    def upsert_incident(self, incident: Incident) -> Incident:
+        from bindrift.findings.identity import scope_key
+
+        with self._session() as session:
+            session.merge(IncidentRow(id=incident.id, scope=scope_key(incident.resource), last_seen=incident.last_seen,
+                                      body=msgspec.json.encode(incident)))  # fmt: skip
+        return incident
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        with self._session() as session:
+            row = session.get(IncidentRow, incident_id)
+            return None if row is None else _incident_decoder.decode(row.body)
+
+    # Suppression rules and intelligence sources ---------------------------------------------------
+
+    def add_suppression(self, rule: SuppressionRule) -> None:
+        with self._session() as session:
+            session.merge(SuppressionRow(id=rule.id, body=msgspec.json.encode(rule)))
+
+    def suppression_rules(self) -> list[SuppressionRule]:
+        with self._session() as session:
+            return [_rule_decoder.decode(row.body) for row in session.scalars(select(SuppressionRow))]
+
+    def remove_suppression(self, rule_id: str) -> bool:
+        with self._session() as session:
+            return bool(session.execute(delete(SuppressionRow).where(SuppressionRow.id == rule_id)).rowcount)  # type: ignore[attr-defined]
+
+    def add_intel_source(self, path: str, kind: str) -> None:
+        with self._session() as session:
+            session.merge(IntelSourceRow(path=path, kind=kind, added_at=datetime.now(UTC)))
+
+    def intel_sources(self) -> list[tuple[str, str]]:
+        with self._session() as session:
+            return [
+                (row.path, row.kind) for row in session.scalars(select(IntelSourceRow).order_by(IntelSourceRow.path))
+            ]
+
+    # Outbox (exports that must survive a restart) --------------------------------------------------
+
+    def enqueue(self, sink: str, payload: bytes) -> None:
+        with self._session() as session:
+            session.add(OutboxRow(sink=sink, payload=payload, attempts=0, created_at=datetime.now(UTC)))
+
+    def pending(self, sink: str, limit: int = 100) -> list[tuple[int, bytes, int]]:
+        with self._session() as session:
+            rows = session.scalars(select(OutboxRow).where(OutboxRow.sink == sink).order_by(OutboxRow.id).limit(limit))
+            return [(row.id, row.payload, row.attempts) for row in rows]
+
+    def delivered(self, outbox_id: int) -> None:
+        with self._session() as session:
+            session.execute(delete(OutboxRow).where(OutboxRow.id == outbox_id))
+
+    def attempted(self, outbox_id: int) -> None:
+        with self._session() as session:
+            session.execute(update(OutboxRow).where(OutboxRow.id == outbox_id).values(attempts=OutboxRow.attempts + 1))
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _insert(engine: Engine) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO UPDATE on both SQLite and PostgreSQL."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
+def _finding_values(finding: Finding) -> dict[str, Any]:
+    r, f = finding.resource, finding.file
+    process = finding.process
+    args = " ".join(process.args) if process else ""
+    return {
+        "id": finding.id, "category": finding.category, "severity": finding.severity,
+        "severity_rank": rank(finding.severity), "state": finding.state, "first_seen": _utc(finding.first_seen),
+        "last_seen": _utc(finding.last_seen), "count": finding.count, "cluster": r.cluster, "namespace": r.namespace,
+        "pod": r.pod, "container_id": r.container_id, "image": r.image, "node": r.node, "path": f.path,
+        "sha256": f.sha256, "incident_id": finding.incident_id,
+        "search_text": " ".join((f.path, args, r.container_name, r.pod, r.namespace, r.image, finding.summary)).lower(),
+        "body": msgspec.json.encode(finding),
+    }  # fmt: skip
+
+
+def _state_row(finding_id: str, change: StateChange) -> StateChangeRow:
+    return StateChangeRow(finding_id=finding_id, state=change.state, by=change.by, reason=change.reason,
+                          at=_utc(change.at))  # fmt: skip
+
+
+def _filtered(query: Select[Any], where: FindingFilter) -> Select[Any]:
+    for column in ("category", "state", "cluster", "namespace", "pod", "node", "container_id", "incident_id"):
+        value = getattr(where, column)
+        if value:
+            query = query.where(getattr(FindingRow, column) == value)
+    if where.image:
+        query = query.where(or_(FindingRow.image == where.image, FindingRow.image.startswith(where.image + ":"),
+                                FindingRow.image.startswith(where.image + "@")))  # fmt: skip
+    if where.min_severity:
+        query = query.where(FindingRow.severity_rank >= rank(where.min_severity))
+    if where.since:
+        query = query.where(FindingRow.last_seen >= _utc(where.since))
+    if where.until:
+        query = query.where(FindingRow.last_seen <= _utc(where.until))
+    if where.text:
+        query = query.where(FindingRow.search_text.contains(where.text.lower(), autoescape=True))
+    return query
+
+
+SORTABLE = {"last_seen", "first_seen", "severity", "count", "category"}
+
+
+def _sort(query: Select[Any], sort: str) -> Select[Any]:
+    name = sort.lstrip("-")
+    if name not in SORTABLE:
+        raise ValueError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))}")
+    column = FindingRow.severity_rank if name == "severity" else getattr(FindingRow, name)
+    return query.order_by(column.desc() if sort.startswith("-") else column.asc(), FindingRow.id)
+
+
+def _paginate(query: Select[Any], where: FindingFilter) -> Select[Any]:
+    return query.limit(max(1, min(where.limit, 10_000))).offset(max(0, where.offset))
