@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from bindrift.findings.correlation import DEFAULT_WINDOW, correlate
@@ -30,11 +31,16 @@ class FindingsPipeline:
     """Turns detections into findings and stores them."""
 
     def __init__(
-        self, store: FindingStore, policy: SeverityPolicy | None = None, window: timedelta = DEFAULT_WINDOW
+        self,
+        store: FindingStore,
+        policy: SeverityPolicy | None = None,
+        window: timedelta = DEFAULT_WINDOW,
+        outbox: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.policy = policy or SeverityPolicy()
         self.window = window
+        self.outbox = tuple(outbox)
 
     def process(self, detection: Detection) -> Finding:
         """Build, suppress or not, store and correlate the finding for `detection`; returns it as stored."""
@@ -53,7 +59,7 @@ class FindingsPipeline:
         self._suppress(finding, detection)
         correlate(self.store, finding, self.window)
         finding.response = response_steps(finding)
-        return self.store.upsert_finding(finding)
+        return self.store.upsert_finding(finding, self.outbox)
 
     def _suppress(self, finding: Finding, detection: Detection) -> None:
         rule = first_match(self.store.suppression_rules(), detection, detection.observed_at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from bindrift.findings.correlation import IncidentStore
@@ -12,9 +13,10 @@ from bindrift.schema.finding import Finding
 class FindingStore(IncidentStore, Protocol):
     """Durable findings, incidents and suppression rules."""
 
-    def upsert_finding(self, finding: Finding) -> Finding:
+    def upsert_finding(self, finding: Finding, outbox: Sequence[str] = ()) -> Finding:
         """Insert, or merge a repeat into the row with the same id: count added, last seen advanced, first
-        seen and state (with its history) kept, everything else from the new occurrence."""
+        seen and state (with its history) kept, everything else from the new occurrence; queue the stored
+        finding for the export sinks in `outbox` in the same transaction."""
         ...
 
     def get_finding(self, finding_id: str) -> Finding | None: ...

@@ -7,7 +7,7 @@ committed finding survives the process being killed (and a power loss); PostgreS
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,8 +102,10 @@ class SqlStore:
 
     # Findings -------------------------------------------------------------------------------------
 
-    def upsert_finding(self, finding: Finding) -> Finding:
-        """Insert, or merge a repeat: count added, last seen advanced, first seen and state kept."""
+    def upsert_finding(self, finding: Finding, outbox: Sequence[str] = ()) -> Finding:
+        """Insert, or merge a repeat: count added, last seen advanced, first seen and state kept. The
+        stored finding is queued for each export sink in `outbox` in the same transaction, so a crash
+        can lose neither the finding nor its delivery."""
         values = _finding_values(finding)
         with self._session() as session:
             is_new = session.get(FindingRow, finding.id) is None
@@ -119,7 +121,11 @@ class SqlStore:
                 session.add_all(_state_row(finding.id, change) for change in finding.state_history)
             row = session.get(FindingRow, finding.id, populate_existing=True)
             assert row is not None
-            return self._hydrate(session, row)
+            stored = self._hydrate(session, row)
+            now = datetime.now(UTC)
+            session.add_all(OutboxRow(sink=sink, payload=msgspec.json.encode(stored), attempts=0, created_at=now)
+                            for sink in outbox)  # fmt: skip
+            return stored
 
     def get_finding(self, finding_id: str) -> Finding | None:
         with self._session() as session:
