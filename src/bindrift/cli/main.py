@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bindrift import __version__
+from bindrift.cli import findings, intel, suppress
 from bindrift.cli.scan import scan
 
 app = typer.Typer(
@@ -15,6 +16,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(no_args_is_help=True)(scan)
+app.add_typer(findings.app, name="findings")
+app.add_typer(intel.app, name="intel")
+app.add_typer(suppress.app, name="suppress")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,112 @@
+"""`bindrift findings|intel|suppress` against a real store filled by the findings pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from tests.detections import detection
+from typer.testing import CliRunner
+
+from bindrift.cli.main import app
+from bindrift.findings.pipeline import FindingsPipeline
+from bindrift.schema.finding import FileInfo, Finding
+from bindrift.sinks.store.sql_store import SqlStore
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    store = SqlStore(url)
+    pipeline = FindingsPipeline(store)
+    pipeline.process(detection())
+    pipeline.process(detection(minutes=5, file=FileInfo(path="/tmp/\x1b[31m[bold]evil", sha256="b" * 64)))
+    store.close()
+    yield url
+
+
+def _findings(output: str) -> list[Finding]:
+    return [msgspec.json.decode(line, type=Finding) for line in output.splitlines() if line.strip()]
+
+
+def test_list_json_filters_and_show(db: str) -> None:
+    result = runner.invoke(app, ["findings", "list", "--db", db, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    listed = _findings(result.stdout)
+    assert [f.file.path for f in listed] == ["/tmp/\x1b[31m[bold]evil", "/tmp/x"]
+    only = _findings(runner.invoke(app, ["findings", "list", "--db", db, "--format", "json", "--text", "EVIL"]).stdout)
+    assert [f.file.path for f in only] == ["/tmp/\x1b[31m[bold]evil"], "free text, any case"
+    none = runner.invoke(app, ["findings", "list", "--db", db, "--format", "json", "--namespace", "other"])
+    assert _findings(none.stdout) == []
+    shown = runner.invoke(app, ["findings", "show", listed[1].id, "--db", db, "--format", "json"])
+    assert _findings(shown.stdout)[0].id == listed[1].id
+    assert runner.invoke(app, ["findings", "show", "nope", "--db", db]).exit_code == 2
+
+
+def test_table_views_render_hostile_paths_inert(db: str) -> None:
+    listed = runner.invoke(app, ["findings", "list", "--db", db], env={"COLUMNS": "300"})
+    assert listed.exit_code == 0 and "\x1b" not in listed.stdout
+    assert "[bold]evil" in listed.stdout and "2 of 2 finding(s)" in listed.stdout
+    hostile = _findings(runner.invoke(app, ["findings", "list", "--db", db, "--format", "json"]).stdout)[0]
+    shown = runner.invoke(app, ["findings", "show", hostile.id, "--db", db], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0 and "\x1b" not in shown.stdout
+    assert "kubectl -n shop delete pod web-0" in shown.stdout and "ATT&CK T1105" in shown.stdout
+
+
+def test_mute_resolve_reopen_record_who_and_why(db: str) -> None:
+    target = _findings(runner.invoke(app, ["findings", "list", "--db", db, "--format", "json"]).stdout)[1].id
+    assert (
+        runner.invoke(app, ["findings", "mute", target, "--reason", "CI job", "--by", "alice", "--db", db]).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(app, ["findings", "resolve", target, "--reason", "fixed", "--by", "bob", "--db", db]).exit_code
+        == 0
+    )
+    shown = _findings(runner.invoke(app, ["findings", "show", target, "--db", db, "--format", "json"]).stdout)[0]
+    assert shown.state == "resolved"
+    assert [(c.state, c.by, c.reason) for c in shown.state_history] == [("muted", "alice", "CI job"),
+                                                                       ("resolved", "bob", "fixed")]  # fmt: skip
+    muted = runner.invoke(app, ["findings", "list", "--db", db, "--format", "json", "--state", "resolved"])
+    assert [f.id for f in _findings(muted.stdout)] == [target]
+
+
+def test_export_formats(db: str) -> None:
+    ocsf = [json.loads(line) for line in runner.invoke(app, ["findings", "export", "--db", db, "--format", "ocsf"])
+            .stdout.splitlines()]  # fmt: skip
+    assert len(ocsf) == 2 and all(event["class_uid"] == 2004 for event in ocsf)
+    scc = [json.loads(line) for line in runner.invoke(app, ["findings", "export", "--db", db, "--format", "scc"])
+           .stdout.splitlines()]  # fmt: skip
+    assert {event["sourceProperties"]["Pod_Name"] for event in scc} == {"web-0"}
+
+
+def test_intel_add_and_list(db: str, tmp_path: Path) -> None:
+    true_sha = hashlib.sha256(Path(shutil.which("true") or "/usr/bin/true").read_bytes()).hexdigest()
+    good = tmp_path / "iocs.txt"
+    good.write_text(true_sha + "\n")
+    bad = tmp_path / "feed.csv"
+    bad.write_text("md5\nx\n")
+    assert runner.invoke(app, ["intel", "add", str(good), "--db", db]).exit_code == 0
+    refused = runner.invoke(app, ["intel", "add", str(bad), "--db", db])
+    assert refused.exit_code == 2 and "no sha256 column" in refused.output
+    listed = runner.invoke(app, ["intel", "list", "--db", db])
+    assert f"sha256  ok    {good}" in listed.stdout and str(bad) not in listed.stdout
+
+
+def test_suppress_add_list_remove(db: str) -> None:
+    added = runner.invoke(app, ["suppress", "add", "--namespace", "ci", "--path", "/tmp/*", "--reason", "CI pods",
+                                "--expires", "7d", "--by", "alice", "--db", db])  # fmt: skip
+    assert added.exit_code == 0
+    rule_id = added.stdout.strip()
+    listed = runner.invoke(app, ["suppress", "list", "--db", db]).stdout
+    assert rule_id in listed and "namespace=ci path=/tmp/*" in listed and "CI pods (by alice" in listed
+    assert runner.invoke(app, ["suppress", "add", "--reason", "no scope", "--db", db]).exit_code == 2
+    assert runner.invoke(app, ["suppress", "remove", rule_id, "--db", db]).exit_code == 0
+    assert runner.invoke(app, ["suppress", "remove", rule_id, "--db", db]).exit_code == 2
