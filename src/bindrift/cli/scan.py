@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
+
+if TYPE_CHECKING:
+    from bindrift.cli.scan_pipeline import ScanOptions
+    from bindrift.sinks.scan_report.summary import ReportWriter, ScanSummary
+
+Progress = AbstractContextManager[Callable[[int], None] | None]
 
 
 class OutputFormat(StrEnum):
@@ -46,6 +54,12 @@ def scan(
         ),
     ] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    store: Annotated[
+        bool, typer.Option("--store", help="Also record suspicious binaries as findings in the store (see --db).")
+    ] = False,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Database URL for --store (default: BINDRIFT_DB or SQLite).")
+    ] = None,
     files_from: Annotated[
         Path | None,
         typer.Option(help="Read more files and directories from FILE (NUL- or newline-separated; - for stdin)."),
@@ -75,14 +89,34 @@ def scan(
     out = _open_output(output)
     try:
         writer, progress = _writer(output_format, out)
-        with progress as hook:
-            summary = run_scan(options, writer, hook)
+        if not store:
+            with progress as hook:
+                summary = run_scan(options, writer, hook)
+        else:
+            summary = _scan_and_store(options, writer, progress, db)
     finally:
         if out is not sys.stdout.buffer:
             out.close()
     if summary.errors:
         raise typer.Exit(2)
     raise typer.Exit(1 if summary.findings else 0)
+
+
+def _scan_and_store(options: ScanOptions, writer: ReportWriter, progress: Progress, db: str | None) -> ScanSummary:
+    """The scan, with every suspicious binary also processed into a stored finding."""
+    from bindrift.cli.common import open_store
+    from bindrift.cli.scan_pipeline import run_scan
+    from bindrift.cli.scan_store import ScanFindings
+
+    findings_store = open_store(db)
+    try:
+        recorder = ScanFindings(findings_store)
+        with progress as hook:
+            summary = run_scan(options, writer, hook, recorder)
+    finally:
+        findings_store.close()
+    print(f"bindrift: {recorder.stored} suspicious binary finding(s) stored in {findings_store.url}", file=sys.stderr)
+    return summary
 
 
 def _read_list(source: Path) -> list[str]:
@@ -100,7 +134,7 @@ def _open_output(output: Path | None) -> BinaryIO:
         raise typer.BadParameter(f"cannot write {output}: {exc.strerror}", param_hint="--output") from exc
 
 
-def _writer(output_format: OutputFormat, out: BinaryIO):  # type: ignore[no-untyped-def]
+def _writer(output_format: OutputFormat, out: BinaryIO) -> tuple[ReportWriter, Progress]:
     """The report writer for the format, and a progress context (a live counter for tables on a TTY)."""
     from bindrift.cli.progress import progress_for
 

@@ -58,8 +58,14 @@ Item = TriageReport | ScanError
 ProgressHook = Callable[[int], None]
 
 
-def run_scan(options: ScanOptions, writer: ReportWriter, progress: ProgressHook | None = None) -> ScanSummary:
-    """Scan everything in `options`, feeding `writer`; returns the summary (also handed to the writer)."""
+def run_scan(
+    options: ScanOptions,
+    writer: ReportWriter,
+    progress: ProgressHook | None = None,
+    on_report: Callable[[TriageReport], None] | None = None,
+) -> ScanSummary:
+    """Scan everything in `options`, feeding `writer` (and `on_report` with each ELF's full report, before
+    the severity filter); returns the summary, also handed to the writer."""
     summary = ScanSummary()
     for item in _reports(options, summary, progress):
         if isinstance(item, ScanError):
@@ -71,6 +77,8 @@ def run_scan(options: ScanOptions, writer: ReportWriter, progress: ProgressHook 
             if item.error is None:
                 summary.skipped_non_elf += 1
             continue
+        if on_report is not None:
+            on_report(item)
         item.findings = [f for f in item.findings if at_least(f.severity, options.min_severity)]
         summary.elf_files += 1
         for finding in item.findings:

@@ -30,7 +30,7 @@ MALICIOUS: dict[str, Category] = {
 State = Literal["active", "muted", "resolved"]
 
 
-class Resource(msgspec.Struct, frozen=True, omit_defaults=True):
+class Resource(msgspec.Struct, frozen=True):
     """Where it happened. Empty strings where the runtime does not say (e.g. a plain host)."""
 
     node: str = ""
@@ -44,7 +44,7 @@ class Resource(msgspec.Struct, frozen=True, omit_defaults=True):
     runtime: str = ""
 
 
-class ProcessRef(msgspec.Struct, frozen=True, omit_defaults=True):
+class ProcessRef(msgspec.Struct, frozen=True):
     """One ancestor in a process lineage."""
 
     pid: int
@@ -53,7 +53,7 @@ class ProcessRef(msgspec.Struct, frozen=True, omit_defaults=True):
     args: list[str] = msgspec.field(default_factory=list)
 
 
-class ProcessInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+class ProcessInfo(msgspec.Struct, frozen=True):
     """A process: the one that executed the binary, or the one that wrote it."""
 
     pid: int
@@ -70,7 +70,7 @@ class ProcessInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     downloaded_by: str = ""
 
 
-class ElfSummary(msgspec.Struct, frozen=True, omit_defaults=True):
+class ElfSummary(msgspec.Struct, frozen=True):
     """The identity part of a triage report."""
 
     arch: str
@@ -83,7 +83,7 @@ class ElfSummary(msgspec.Struct, frozen=True, omit_defaults=True):
     runs: str = ""
 
 
-class FileInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+class FileInfo(msgspec.Struct, frozen=True):
     """The binary a finding is about."""
 
     path: str
@@ -102,7 +102,7 @@ class IntelMatch(msgspec.Struct, frozen=True):
     detail: str = ""
 
 
-class Indicator(msgspec.Struct, frozen=True, omit_defaults=True):
+class Indicator(msgspec.Struct, frozen=True):
     """The file's hash as an indicator, with its VirusTotal link and any intelligence matches."""
 
     sha256: str
@@ -119,7 +119,7 @@ class Technique(msgspec.Struct, frozen=True):
     url: str
 
 
-class Evidence(msgspec.Struct, frozen=True, omit_defaults=True):
+class Evidence(msgspec.Struct, frozen=True):
     """One fact behind the verdict, with its raw values."""
 
     kind: str
@@ -127,7 +127,7 @@ class Evidence(msgspec.Struct, frozen=True, omit_defaults=True):
     values: dict[str, str | int | bool | None] = msgspec.field(default_factory=dict)
 
 
-class ResponseStep(msgspec.Struct, frozen=True, omit_defaults=True):
+class ResponseStep(msgspec.Struct, frozen=True):
     """What to do next, with the real names filled in; `command` is shell-quoted."""
 
     title: str
@@ -144,7 +144,7 @@ class StateChange(msgspec.Struct, frozen=True):
     at: datetime
 
 
-class Detection(msgspec.Struct, frozen=True, omit_defaults=True):
+class Detection(msgspec.Struct, frozen=True):
     """What a detector (the runtime agent, an input adapter, the scanner) hands to the findings stage."""
 
     category: Category
@@ -158,7 +158,7 @@ class Detection(msgspec.Struct, frozen=True, omit_defaults=True):
     intel: list[IntelMatch] = msgspec.field(default_factory=list)
 
 
-class Finding(msgspec.Struct, omit_defaults=True):
+class Finding(msgspec.Struct):
     """A finding as stored, exported and shown. One per (container or node, sha256, category family)."""
 
     id: str
@@ -185,7 +185,7 @@ class Finding(msgspec.Struct, omit_defaults=True):
     suppressed_by: str = ""
 
 
-class Incident(msgspec.Struct, omit_defaults=True):
+class Incident(msgspec.Struct):
     """Findings on the same container (and pod) within a time window."""
 
     id: str

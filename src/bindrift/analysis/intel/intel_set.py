@@ -87,6 +87,11 @@ class IntelSet:
             self._errors[path] = f"{path}: {exc}"
             log.warning("intelligence source unusable: %s", self._errors[path])
 
+    @property
+    def has_rules(self) -> bool:
+        """True when YARA rules are configured (scanning needs the file's bytes)."""
+        return any(kind == "yara" for _path, kind in self._sources)
+
     def lookup(self, sha256: str) -> list[IntelMatch]:
         """Hash-list and STIX matches for a SHA-256."""
         self.refresh()
