@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Sets up bindrift and runs its main job on this machine: a scan of the system's binaries.
-# Extra arguments are passed to `bindrift scan` (default paths: /usr/bin /usr/sbin /usr/lib).
+# Sets up bindrift and runs its main job on this machine: a scan of the system's binaries whose
+# suspicious ones are stored as findings in the embedded SQLite store (BINDRIFT_DB to change it), then
+# the stored findings. Extra arguments are passed to `bindrift scan` (default: /usr/bin /usr/sbin /usr/lib).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ -x .venv/bin/bindrift ] || scripts/setup.sh
+root=$(cd "$(dirname "$0")/.." && pwd)
+[ -x "$root/.venv/bin/bindrift" ] || "$root/scripts/setup.sh"
 if [ "$#" -eq 0 ]; then set -- /usr/bin /usr/sbin /usr/lib; fi
-exec .venv/bin/bindrift scan "$@"
+status=0
+"$root/.venv/bin/bindrift" scan --store "$@" || status=$?
+"$root/.venv/bin/bindrift" findings list
+exit "$status"
