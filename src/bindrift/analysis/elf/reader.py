@@ -20,6 +20,8 @@ HEAD_SIZE = 4096
 MAX_PHT_BYTES = 65536
 # Sections beyond this are not parsed (real binaries have < 100; the limit bounds memory).
 MAX_SECTIONS = 65536
+# Read the table and the rest of the file together when at most this much follows the table.
+TAIL_SLACK = 4096
 PN_XNUM = 0xFFFF
 SHN_XINDEX = 0xFFFF
 SHN_LORESERVE = 0xFF00
@@ -95,8 +97,15 @@ class ElfImage:
     # Why a table was not (fully) read, e.g. "pht-truncated", "sht-beyond-eof", "sht-not-available".
     problems: list[str] = field(default_factory=list)
 
+    # The end of the file from `tail_offset` on, read once with the section table that usually ends it.
+    tail: bytes = b""
+    tail_offset: int = 0
+
     def read(self, offset: int, length: int) -> bytes:
-        """Up to `length` bytes at `offset`, sliced from the already-read head when it holds them."""
+        """Up to `length` bytes at `offset`, sliced from the head or tail already read when they hold them."""
+        if self.tail and offset >= self.tail_offset and offset + length <= self.tail_offset + len(self.tail):
+            start = offset - self.tail_offset
+            return self.tail[start : start + length]
         return _read_table(self.src, self.head, offset, length)
 
 
@@ -258,7 +267,12 @@ def _read_sections(elf: ElfImage) -> None:
         elf.problems.append("sht-beyond-eof")
         return
     count = min(shnum, MAX_SECTIONS)
-    data = _read_table(elf.src, elf.head, elf.shoff, count * entsize)
+    end = elf.shoff + count * entsize
+    if end > len(elf.head) and elf.size - end <= TAIL_SLACK:
+        # The section table normally ends the file: one read brings it and the tail the packer checks need.
+        elf.tail_offset = elf.shoff
+        elf.tail = elf.src.read(elf.shoff, elf.size - elf.shoff)
+    data = elf.read(elf.shoff, count * entsize)
     if len(data) < count * entsize:
         elf.problems.append("sht-not-available")
         return

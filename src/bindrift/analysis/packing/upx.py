@@ -92,7 +92,7 @@ def probe(elf: ElfImage) -> UpxEvidence:
     if len(raw) == 24:
         _sum, magic, lsize, version, fmt, _prog, filesize, blocksize = struct.unpack(order + "I4sHBBIII", raw)
         l_info = LInfo(at, magic, lsize, version, fmt, filesize, blocksize)
-    tail = elf.src.read(elf.size - TAIL_PROBE, TAIL_PROBE) if elf.size >= TAIL_PROBE else b""
+    tail = elf.read(elf.size - TAIL_PROBE, TAIL_PROBE) if elf.size >= TAIL_PROBE else b""
     trailer_magic = tail[-TRAILER_FROM_END : -TRAILER_FROM_END + 4] if len(tail) == TAIL_PROBE else b""
     back = struct.unpack(order + "I", tail[-4:])[0] if len(tail) == TAIL_PROBE else None
     return UpxEvidence(l_info=l_info, trailer_magic=trailer_magic, back_pointer=back)
