@@ -90,6 +90,13 @@ def test_final_filesystem_with_whiteouts(images: dict[str, Path], test_binaries:
     assert "bdtest" in kept.image
 
 
+def test_gzip_compressed_archive(images: dict[str, Path], tmp_path: Path) -> None:
+    compressed = tmp_path / "image.tar.gz"
+    compressed.write_bytes(gzip.compress(images["docker-archive"].read_bytes(), compresslevel=1))
+    assert is_image_archive(str(compressed))
+    assert _members(compressed).keys() == _members(images["docker-archive"]).keys()
+
+
 def _layer_tar(entries: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -155,3 +162,20 @@ def test_malformed_archives_are_errors_not_exceptions(tmp_path: Path) -> None:
     truncated.write_bytes(digests_dir.read_bytes()[:3000])
     results = list(iter_image_members(str(truncated)))
     assert results and all(isinstance(r, ScanError) for r in results)
+
+
+def test_scan_command_on_an_image(images: dict[str, Path]) -> None:
+    import subprocess
+    import sys
+
+    bindrift = str(Path(sys.executable).with_name("bindrift"))
+    result = subprocess.run([bindrift, "scan", "--format", "json", "--host-arch", "x86_64", str(images["oci-archive"])],
+                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    reports = {r["path"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert set(reports) == {"/bin/busybox", "/opt/kept", "/opt/replaced"}
+    kept = reports["/opt/kept"]
+    assert kept["arch"] == "aarch64" and kept["findings"][0]["check"] == "foreign_arch"
+    assert kept["layer"].startswith("sha256:") and "bdtest" in kept["image"]
+    assert reports["/bin/busybox"]["findings"] == [] and reports["/opt/replaced"]["layer"] != kept["layer"]
+    assert "non-ELF file(s) skipped" in result.stderr

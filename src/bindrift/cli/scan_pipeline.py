@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 BATCH = 64
 TAR_MAGIC_OFFSET = 257
+GZIP_MAGIC = b"\x1f\x8b"
 # Worker processes start only when the walk has more than this many batches queued.
 PARALLEL_AFTER_BATCHES = 4
 
@@ -101,17 +102,20 @@ def _reports(options: ScanOptions, summary: ScanSummary, progress: ProgressHook 
 
 
 def _is_image(path: str) -> bool:
-    if os.path.isdir(path):
-        return is_oci_layout(path)
+    """An image archive or OCI layout named on the command line (a symlink the user named is followed)."""
+    real = os.path.realpath(path)
+    if os.path.isdir(real):
+        return is_oci_layout(real)
     try:
-        fd = open_nofollow(path)
+        fd = open_nofollow(real)
     except OSError:
         return False
     try:
-        magic = os.pread(fd, 5, TAR_MAGIC_OFFSET)
+        gzip_magic = os.pread(fd, 2, 0)
+        tar_magic = os.pread(fd, 5, TAR_MAGIC_OFFSET)
     finally:
         os.close(fd)
-    return magic == b"ustar" and is_image_archive(path)
+    return (tar_magic == b"ustar" or gzip_magic == GZIP_MAGIC) and is_image_archive(real)
 
 
 def _image_reports(path: str, options: ScanOptions, progress: ProgressHook | None) -> Iterator[Item]:

@@ -46,9 +46,10 @@ def is_oci_layout(path: str) -> bool:
 
 
 def is_image_archive(path: str) -> bool:
-    """An uncompressed tarball holding `manifest.json` (docker save) or `oci-layout` + `index.json` (OCI)."""
+    """A tarball (plain or gzip-compressed, as `docker save | gzip` writes) holding `manifest.json` (docker
+    save) or `oci-layout` + `index.json` (OCI)."""
     try:
-        with tarfile.open(path, "r:") as tar:
+        with tarfile.open(path, "r:*") as tar:
             names = set()
             for count, member in enumerate(tar):
                 names.add(member.name.removeprefix("./"))
@@ -67,7 +68,7 @@ class _Store:
         self.tar: tarfile.TarFile | None = None
         self.members: dict[str, tarfile.TarInfo] = {}
         if not os.path.isdir(path):
-            self.tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by `close`
+            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by `close`
             self.members = {m.name.removeprefix("./"): m for m in self.tar if m.isreg()}
 
     def close(self) -> None:
