@@ -20,6 +20,7 @@ SYS_OPENAT2 = 437  # the same number on every Linux architecture (unified syscal
 AT_FDCWD = -100
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
@@ -54,6 +55,17 @@ def open_nofollow(path: str | os.PathLike[str]) -> int:
     text = os.fspath(path)
     fd = _openat2(AT_FDCWD, text, READ_FLAGS, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
     return os.open(text, READ_FLAGS) if fd is None else fd
+
+
+def open_beneath(dir_fd: int, path: str) -> int:
+    """Open `path` below the directory `dir_fd` (an image layer) with no symlink followed anywhere and no
+    escape above it. Raises OSError (ENOENT when absent, ELOOP on a symlink)."""
+    fd = _openat2(
+        dir_fd, path.lstrip("/") or ".", READ_FLAGS, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH
+    )
+    if fd is None:
+        raise OSError(errno.ENOSYS, "openat2 is not available on this kernel", path)
+    return fd
 
 
 def open_in_root(root_fd: int, path: str) -> int:

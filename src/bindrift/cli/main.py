@@ -7,6 +7,7 @@ import typer
 from bindrift import __version__
 from bindrift.cli import findings, intel, suppress
 from bindrift.cli.scan import scan
+from bindrift.cli.watch import watch
 
 app = typer.Typer(
     name="bindrift",
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(no_args_is_help=True)(scan)
+app.command()(watch)
 app.add_typer(findings.app, name="findings")
 app.add_typer(intel.app, name="intel")
 app.add_typer(suppress.app, name="suppress")

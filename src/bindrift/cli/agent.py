@@ -1,0 +1,209 @@
+"""The node agent's loop: kernel sensors → container context → triage and drift analysis → detectors →
+findings pipeline → store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import msgspec
+
+from bindrift.analysis.intel.intel_set import IntelSet, Kind
+from bindrift.analysis.triage import triage
+from bindrift.config import load_settings
+from bindrift.context.containers import ContainerContext, running_containers
+from bindrift.detectors.drift import classify_exec
+from bindrift.detectors.suspicious_binary import suspicious_binary
+from bindrift.findings.pipeline import FindingsPipeline
+from bindrift.findings.severity import SeverityPolicy
+from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource
+from bindrift.sensors.runtime.fanotify import FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FanEvent, FanotifyGroup
+from bindrift.sensors.runtime.proc_connector import ProcConnector
+from bindrift.sensors.runtime.process_table import ProcessTable
+from bindrift.sinks.store.sql_store import SqlStore
+
+log = logging.getLogger(__name__)
+SYNC_EVERY_S = 0.25
+MAX_WRITES_REMEMBERED = 100_000
+
+
+@dataclass(slots=True)
+class _Watched:
+    group: FanotifyGroup
+    container: ContainerContext | None  # None for a host path
+    label: str
+
+
+class Agent:
+    """Watches every running container (and host paths), turning what happens into stored findings."""
+
+    def __init__(self, store: SqlStore, *, node: str = "", cluster: str = "", host_paths: tuple[str, ...] = (),
+                 on_finding: Callable[[Finding], None] | None = None) -> None:  # fmt: skip
+        self.pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity))
+        self.intel = IntelSet([(path, cast(Kind, kind)) for path, kind in store.intel_sources()])
+        self.node, self.cluster = node or socket.gethostname(), cluster
+        self.on_finding = on_finding
+        self.table = ProcessTable()
+        self.proc = ProcConnector()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.proc, selectors.EVENT_READ, None)
+        self.watched: dict[str, _Watched] = {}
+        self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
+        self.lost_reported = 0
+        for path in host_paths:
+            group = FanotifyGroup()
+            group.mark_filesystem(path)
+            self._watch(f"host:{path}", _Watched(group, None, path))
+
+    def _watch(self, key: str, watched: _Watched) -> None:
+        self.watched[key] = watched
+        self.selector.register(watched.group, selectors.EVENT_READ, key)
+        print(f"bindrift: watching {watched.label}", file=sys.stderr, flush=True)
+
+    def sync_containers(self) -> None:
+        """Start watching new containers, let go of ended ones."""
+        current = running_containers()
+        for cid, container in current.items():
+            if cid in self.watched:
+                continue
+            group = FanotifyGroup()
+            try:
+                group.mark_filesystem(f"/proc/{container.init_pid}/root")
+            except OSError as exc:
+                group.close()
+                log.warning("cannot watch container %s: %s", cid, exc)
+                continue
+            self._watch(cid, _Watched(group, container, f"container {cid} ({container.runtime})"))
+        for key in [k for k, w in self.watched.items() if w.container is not None and k not in current]:
+            watched = self.watched.pop(key)
+            self.selector.unregister(watched.group)
+            watched.group.close()
+            print(f"bindrift: container {key} ended", file=sys.stderr, flush=True)
+
+    def run(self, duration: float = 0.0) -> None:
+        """Process events until `duration` seconds have passed (forever when 0)."""
+        deadline = time.monotonic() + duration if duration else None
+        next_sync = 0.0
+        while deadline is None or time.monotonic() < deadline:
+            if time.monotonic() >= next_sync:
+                self.sync_containers()
+                self._check_coverage()
+                next_sync = time.monotonic() + SYNC_EVERY_S
+            for key, _mask in self.selector.select(timeout=SYNC_EVERY_S):
+                # Process events first, always: a writer such as `cp` must be in the table before its
+                # close-write is looked at, and it may be gone from /proc a moment later.
+                self._process_events()
+                if key.data is not None and key.data in self.watched:
+                    watched = self.watched[key.data]
+                    for event in watched.group.read():
+                        self._handle(watched, event)
+
+    def _process_events(self) -> None:
+        for event in self.proc.read():
+            if event.kind == "exec":
+                self.table.on_exec(event.pid)
+            elif event.kind == "fork":
+                self.table.on_fork(event.pid, event.parent)
+            elif event.kind == "comm":
+                self.table.on_comm(event.pid, event.comm)
+            else:
+                self.table.on_exit(event.pid)
+
+    def _handle(self, watched: _Watched, event: FanEvent) -> None:
+        try:
+            path = event.path
+            if event.mask & FAN_CLOSE_WRITE:
+                self._on_write(watched, event, path)
+            if event.mask & FAN_OPEN_EXEC:
+                self.table.note_exe(event.pid, path)
+                if watched.container is not None:
+                    self._on_exec(watched.container, event, path)
+        except OSError as exc:
+            log.warning("event on %r not analysed: %s", path, exc)
+        finally:
+            os.close(event.fd)
+
+    def _resource(self, container: ContainerContext | None) -> Resource:
+        if container is None:
+            return Resource(node=self.node, cluster=self.cluster)
+        return Resource(
+            node=self.node, cluster=self.cluster, namespace=container.namespace, pod=container.pod,
+            container_id=container.id, container_name=container.container_name, image=container.image,
+            image_digest=container.image_digest, runtime=container.runtime,
+        )  # fmt: skip
+
+    def _process(self, pid: int, container: ContainerContext | None) -> ProcessInfo | None:
+        return self.table.get(pid, container.init_pid if container else 0) if pid > 0 else None
+
+    def _on_write(self, watched: _Watched, event: FanEvent, path: str) -> None:
+        writer = self._process(event.pid, watched.container)
+        key = (watched.container.id if watched.container else watched.label, path)
+        if len(self.writes) >= MAX_WRITES_REMEMBERED:
+            self.writes.pop(next(iter(self.writes)))
+        self.writes[key] = (writer, datetime.now(UTC))
+        if os.pread(event.fd, 4, 0) != b"\x7fELF":
+            return
+        report = triage(event.fd, label=path)
+        intel = self.intel.lookup(report.sha256) if report.sha256 else []
+        detection = suspicious_binary(report, self._resource(watched.container), datetime.now(UTC), "agent",
+                                      writer=writer, intel=intel)  # fmt: skip
+        if detection is not None:
+            self._emit(detection)
+
+    def _on_exec(self, container: ContainerContext, event: FanEvent, path: str) -> None:
+        verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started)
+        if verdict.category is None:
+            return
+        if event.pid > 0:
+            self.table.on_exec(event.pid)  # the exec has completed by now: read the new program, not runc's
+            self.table.note_exe(event.pid, path)
+        writer, written_at = self.writes.get((container.id, path), (None, None))
+        evidence = list(verdict.evidence)
+        if writer is not None and written_at is not None:
+            evidence.append(Evidence("writer", f"written by {writer.exe or writer.comm} (pid {writer.pid}) at "
+                                     f"{written_at.isoformat()}", {"pid": writer.pid, "exe": writer.exe}))  # fmt: skip
+        size = os.fstat(event.fd).st_size
+        detection = Detection(
+            category=verdict.category, observed_at=datetime.now(UTC), resource=self._resource(container),
+            file=FileInfo(path=path, sha256=verdict.sha256, size=size), source="agent",
+            process=self._process(event.pid, container), writer=writer, evidence=evidence,
+            intel=self.intel.lookup(verdict.sha256),
+        )  # fmt: skip
+        self._emit(detection)
+
+    def _check_coverage(self) -> None:
+        lost = self.proc.lost + sum(w.group.overflows for w in self.watched.values())
+        if lost > self.lost_reported:
+            detection = Detection(
+                category="Coverage degraded", observed_at=datetime.now(UTC), resource=self._resource(None),
+                file=FileInfo(path="sensor-queues"), source="agent",
+                evidence=[Evidence("loss", f"{lost - self.lost_reported} sensor queue overflow(s) or lost message(s)",
+                                   {"proc_connector_lost": self.proc.lost, "total_lost": lost})],
+            )  # fmt: skip
+            self.lost_reported = lost
+            self._emit(detection)
+
+    def _emit(self, detection: Detection) -> None:
+        finding = self.pipeline.process(detection)
+        if self.on_finding is not None:
+            self.on_finding(finding)
+
+    def close(self) -> None:
+        for watched in self.watched.values():
+            watched.group.close()
+        self.proc.close()
+        self.selector.close()
+
+
+def print_finding(finding: Finding) -> None:
+    """Each stored finding as a JSON line on stdout."""
+    sys.stdout.buffer.write(msgspec.json.encode(finding) + b"\n")
+    sys.stdout.buffer.flush()

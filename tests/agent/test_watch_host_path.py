@@ -1,0 +1,62 @@
+"""`bindrift watch --host-path`: a foreign ELF written on a watched host file system is a suspicious
+binary naming its writer. A private tmpfs keeps the machine's other activity out of the test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bindrift.schema.finding import Finding
+from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
+
+BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mounts need root")
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "bindrift-test", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_foreign_binary_written_on_a_host_path(tmpfs: Path, tmp_path: Path, test_binaries: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'host.db'}"
+    log = tmp_path / "agent.log"
+    with log.open("w") as err:
+        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--host-path", str(tmpfs), "--duration", "60"],
+                                 stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while f"watching {tmpfs}" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"watching {tmpfs}" in log.read_text(), log.read_text()
+        arm64 = (test_binaries / "busybox-static-arm64" / "bin" / "busybox").read_bytes()
+        writer = subprocess.run(["dd", f"of={tmpfs / 'drop'}", "status=none"], input=arm64, check=True)
+        assert writer.returncode == 0
+        found: list[Finding] = []
+        deadline = time.monotonic() + 10
+        while not found and time.monotonic() < deadline:
+            store = SqlStore(db)
+            found = [f for f in store.list_findings(FindingFilter()) if f.file.path.endswith("/drop")]
+            store.close()
+            time.sleep(0.1)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    (finding,) = found
+    assert finding.category == "Suspicious binary" and finding.severity == "high"
+    assert finding.file.elf is not None and finding.file.elf.arch == "aarch64"
+    assert finding.writer is not None
+    assert finding.writer.comm == "dd" or finding.writer.exe.endswith("/dd")
+    assert finding.resource.container_id == ""
