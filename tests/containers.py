@@ -80,3 +80,62 @@ def busybox_rootfs_tar(busybox: Path, dest: Path, extra: dict[str, Path] | None 
     with tarfile.open(dest, "w") as tar:
         tar.add(rootfs, arcname=".")
     return dest
+
+
+CONTAINERD_TOML = """version = 2
+root = "{root}/root"
+state = "{root}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{root}/containerd.sock"
+[ttrpc]
+  address = "{root}/containerd.sock.ttrpc"
+"""
+
+
+@dataclass(slots=True)
+class Containerd:
+    """A containerd of the test's own (private root, state and socket), stopped by its PID."""
+
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    def ctr(self, *args: str, namespace: str = "default", timeout: float = 120) -> str:
+        result = subprocess.run(["ctr", "-a", str(self.root / "containerd.sock"), "-n", namespace, *args],
+                                capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"ctr {' '.join(args)} failed: {result.stderr[-2000:]}")
+        return result.stdout
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=20)
+
+
+def containerd_available() -> bool:
+    return shutil.which("containerd") is not None and shutil.which("ctr") is not None and os.geteuid() == 0
+
+
+def start_containerd(root: Path) -> Containerd:
+    """Start containerd with its state under `root`; returns once `ctr version` answers."""
+    import time
+
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "containerd.toml"
+    config.write_text(CONTAINERD_TOML.format(root=root))
+    log = (root / "containerd.log").open("wb")
+    process = subprocess.Popen(["containerd", "--config", str(config)], stdout=log, stderr=log)
+    daemon = Containerd(root, process)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            daemon.ctr("version", timeout=5)
+            return daemon
+        except RuntimeError:
+            time.sleep(0.1)
+    daemon.stop()
+    raise RuntimeError("containerd did not start: " + (root / "containerd.log").read_text()[-2000:])
