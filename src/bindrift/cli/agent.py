@@ -32,6 +32,9 @@ from bindrift.sinks.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 SYNC_EVERY_S = 0.25
+# An exec is reported once the kernel says it completed (the process then shows its new program), or
+# after this long: fanotify reports the open of the executable while execve is still running.
+EXEC_SETTLE_S = 0.2
 MAX_WRITES_REMEMBERED = 100_000
 
 
@@ -58,6 +61,7 @@ class Agent:
         self.watched: dict[str, _Watched] = {}
         self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
         self.lost_reported = 0
+        self.pending_execs: dict[int, tuple[Detection, float]] = {}
         for path in host_paths:
             group = FanotifyGroup()
             group.mark_filesystem(path)
@@ -93,6 +97,7 @@ class Agent:
         deadline = time.monotonic() + duration if duration else None
         next_sync = 0.0
         while deadline is None or time.monotonic() < deadline:
+            self._flush_execs(time.monotonic() - EXEC_SETTLE_S)
             if time.monotonic() >= next_sync:
                 self.sync_containers()
                 self._check_coverage()
@@ -110,6 +115,8 @@ class Agent:
         for event in self.proc.read():
             if event.kind == "exec":
                 self.table.on_exec(event.pid)
+                if event.pid in self.pending_execs:
+                    self._flush_exec(event.pid)
             elif event.kind == "fork":
                 self.table.on_fork(event.pid, event.parent)
             elif event.kind == "comm":
@@ -162,9 +169,6 @@ class Agent:
         verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started)
         if verdict.category is None:
             return
-        if event.pid > 0:
-            self.table.on_exec(event.pid)  # the exec has completed by now: read the new program, not runc's
-            self.table.note_exe(event.pid, path)
         writer, written_at = self.writes.get((container.id, path), (None, None))
         evidence = list(verdict.evidence)
         if writer is not None and written_at is not None:
@@ -174,10 +178,26 @@ class Agent:
         detection = Detection(
             category=verdict.category, observed_at=datetime.now(UTC), resource=self._resource(container),
             file=FileInfo(path=path, sha256=verdict.sha256, size=size), source="agent",
-            process=self._process(event.pid, container), writer=writer, evidence=evidence,
+            process=ProcessInfo(pid=event.pid), writer=writer, evidence=evidence,
             intel=self.intel.lookup(verdict.sha256),
         )  # fmt: skip
-        self._emit(detection)
+        if event.pid <= 0:
+            self._emit(detection)
+            return
+        self.pending_execs[event.pid] = (detection, time.monotonic())
+
+    def _flush_exec(self, pid: int) -> None:
+        """Emit a pending exec finding with the process as it is after the exec."""
+        detection, _since = self.pending_execs.pop(pid)
+        cid = detection.resource.container_id
+        container = next((w.container for w in self.watched.values() if w.container and w.container.id == cid), None)
+        process = self._process(pid, container) or detection.process
+        self._emit(msgspec.structs.replace(detection, process=process))
+
+    def _flush_execs(self, older_than: float) -> None:
+        for pid in [p for p, (_d, since) in self.pending_execs.items() if since <= older_than]:
+            self.table.on_exec(pid)
+            self._flush_exec(pid)
 
     def _check_coverage(self) -> None:
         lost = self.proc.lost + sum(w.group.overflows for w in self.watched.values())
