@@ -59,7 +59,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> I
     work = tmp_path_factory.mktemp("agent")
     podman = make_podman(work / "podman")
     busybox = test_binaries / "busybox-static-amd64" / "bin" / "busybox"
-    rootfs = busybox_rootfs_tar(busybox, work / "rootfs.tar", {"/opt/tool": busybox, "/opt/tool2": busybox})
+    loader, libc = Path("/lib64/ld-linux-x86-64.so.2").resolve(), Path("/lib/x86_64-linux-gnu/libc.so.6").resolve()
+    extra = {"/opt/tool": busybox, "/opt/tool2": busybox, "/lib64/ld-linux-x86-64.so.2": loader,
+             "/lib/x86_64-linux-gnu/libc.so.6": libc}  # fmt: skip
+    rootfs = busybox_rootfs_tar(busybox, work / "rootfs.tar", extra)
     podman("import", "--change", 'CMD ["/bin/sh"]', str(rootfs), "localhost/bdagent:latest")
     served = work / "www"
     served.mkdir()
@@ -76,7 +79,17 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> I
     try:
         _wait_for(lambda: "agent started" in log_path.read_text() or agent.poll() is not None, 20, "the agent")
         assert agent.poll() is None, log_path.read_text()
-        cid = podman("run", "-d", "--network", "host", "localhost/bdagent:latest", "sleep", "600").strip()
+        cid = podman(
+            "run",
+            "-d",
+            "--network",
+            "host",
+            "--tmpfs",
+            "/dev/shm:rw,exec,size=64m",
+            "localhost/bdagent:latest",
+            "sleep",
+            "600",
+        ).strip()  # an exec-able /dev/shm, as on many hosts
         discovered = _wait_for(lambda: f"watching container {cid}" in log_path.read_text(), 5, "discovery")
         yield Scenario(podman, cid, db, server.server_port, discovered)
     finally:
@@ -106,8 +119,17 @@ def observed(scenario: Scenario, test_binaries: Path, tmp_path_factory: pytest.T
     assert scenario.run("chmod", "700", "/opt/tool2") == 0  # (v)
     scenario.run("/opt/tool2")
     assert scenario.run("ls", "/") == 0  # (vi)
-    expected = {"/tmp/dropbear", "/tmp/packed", "/tmp/ls", "/opt/tool"}
-    _wait_for(lambda: expected <= scenario.findings().keys(), 10, "findings")
+    assert scenario.run("dd", "of=/tmp/sleeper", stdin=Path("/usr/bin/sleep").read_bytes()) == 0  # (viii)
+    assert scenario.run("/lib64/ld-linux-x86-64.so.2", "/tmp/sleeper", "0.3") == 0, "not even executable: ld.so runs it"
+    # Other content than /tmp/ls: one finding per (container, content, category) would merge them.
+    assert scenario.run("dd", "of=/dev/shm/sleep", stdin=Path("/usr/bin/sleep").read_bytes() + b"\n") == 0
+    assert scenario.run("chmod", "755", "/dev/shm/sleep") == 0
+    assert scenario.run("/dev/shm/sleep", "0.3") == 0
+    expected = {"/tmp/dropbear", "/tmp/packed", "/tmp/ls", "/opt/tool", "/tmp/sleeper", "/dev/shm/sleep"}
+    try:
+        _wait_for(lambda: expected <= scenario.findings().keys(), 10, "findings")
+    except AssertionError as exc:
+        raise AssertionError(f"missing findings: {sorted(expected - scenario.findings().keys())}") from exc
     time.sleep(0.5)  # anything wrongly raised for (v) and (vi) would have arrived by now
     return scenario.findings()
 
@@ -170,4 +192,21 @@ def test_modified_image_binary(observed: dict[str, Finding]) -> None:
 def test_chmod_copy_up_and_image_binaries_raise_nothing(observed: dict[str, Finding]) -> None:
     assert "/opt/tool2" not in observed, "a chmod copy-up with unchanged content is not drift"
     assert "/bin/busybox" not in observed and "/bin/ls" not in observed
-    assert set(observed) == {"/tmp/dropbear", "/tmp/packed", "/tmp/ls", "/opt/tool"}
+    assert set(observed) == {"/tmp/dropbear", "/tmp/packed", "/tmp/ls", "/opt/tool", "/tmp/sleeper", "/dev/shm/sleep"}
+
+
+def test_added_binary_started_through_the_dynamic_loader(observed: dict[str, Finding]) -> None:
+    finding = observed["/tmp/sleeper"]
+    assert finding.category == "Added Binary Executed"
+    kinds = {e.kind: e for e in finding.evidence}
+    assert kinds["loader"].values["loader"].endswith("ld-linux-x86-64.so.2")  # type: ignore[union-attr]
+    assert kinds["layers"].values["lower_layers"] == 1
+    assert finding.process is not None and finding.process.args[1:] == ["/tmp/sleeper", "0.3"]
+    assert finding.writer is not None and finding.writer.exe.endswith("busybox")
+
+
+def test_binary_run_from_dev_shm(observed: dict[str, Finding]) -> None:
+    finding = observed["/dev/shm/sleep"]
+    assert finding.category == "Added Binary Executed"
+    assert [e.kind for e in finding.evidence] == ["shm"] and "tmpfs" in finding.evidence[0].summary
+    assert finding.process is not None and finding.process.args == ["/dev/shm/sleep", "0.3"]

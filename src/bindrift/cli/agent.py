@@ -16,11 +16,14 @@ from typing import cast
 
 import msgspec
 
+from bindrift.analysis.hashing import sha256_fd
 from bindrift.analysis.intel.intel_set import IntelSet, Kind
+from bindrift.analysis.safe_open import open_in_root
 from bindrift.analysis.triage import triage
 from bindrift.config import load_settings
 from bindrift.context.containers import ContainerContext, running_containers
 from bindrift.detectors.drift import classify_exec
+from bindrift.detectors.exec_paths import unusual_exec
 from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.findings.severity import SeverityPolicy
@@ -62,6 +65,7 @@ class Agent:
         self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
         self.lost_reported = 0
         self.pending_execs: dict[int, tuple[Detection, float]] = {}
+        self.namespaces: dict[str, str] = {}
         for path in host_paths:
             group = FanotifyGroup()
             group.mark_filesystem(path)
@@ -85,9 +89,14 @@ class Agent:
                 group.close()
                 log.warning("cannot watch container %s: %s", cid, exc)
                 continue
+            try:
+                self.namespaces[cid] = os.readlink(f"/proc/{container.init_pid}/ns/pid")
+            except OSError:
+                self.namespaces[cid] = ""
             self._watch(cid, _Watched(group, container, f"container {cid} ({container.runtime})"))
         for key in [k for k, w in self.watched.items() if w.container is not None and k not in current]:
             watched = self.watched.pop(key)
+            self.namespaces.pop(key, None)
             self.selector.unregister(watched.group)
             watched.group.close()
             print(f"bindrift: container {key} ended", file=sys.stderr, flush=True)
@@ -117,6 +126,8 @@ class Agent:
                 self.table.on_exec(event.pid)
                 if event.pid in self.pending_execs:
                     self._flush_exec(event.pid)
+                else:
+                    self._check_unusual_exec(event.pid)
             elif event.kind == "fork":
                 self.table.on_fork(event.pid, event.parent)
             elif event.kind == "comm":
@@ -198,6 +209,75 @@ class Agent:
         for pid in [p for p, (_d, since) in self.pending_execs.items() if since <= older_than]:
             self.table.on_exec(pid)
             self._flush_exec(pid)
+
+    def _container_of(self, pid: int) -> ContainerContext | None:
+        """The watched container whose PID namespace the process is in."""
+        try:
+            namespace = os.readlink(f"/proc/{pid}/ns/pid")
+        except OSError:
+            return None
+        for watched in self.watched.values():
+            container = watched.container
+            if container is not None and self.namespaces.get(container.id) == namespace:
+                return container
+        return None
+
+    def _check_unusual_exec(self, pid: int) -> None:
+        """Loader-started, /dev/shm and memfd executions in a container (fanotify does not see them as an
+        exec of an upper-layer file)."""
+        process = self.table.get(pid)
+        if process is None or not process.exe:
+            return
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            cwd = "/"
+        found = unusual_exec(process.exe, process.args, cwd)
+        container = self._container_of(pid) if found else None
+        if found is None or container is None:
+            return
+        kind, program = found
+        try:
+            if kind == "loader":
+                root = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    fd = open_in_root(root, program)
+                finally:
+                    os.close(root)
+            else:
+                fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            self._emit_unusual(container, kind, program, fd, self._process(pid, container) or process)
+        finally:
+            os.close(fd)
+
+    def _emit_unusual(
+        self, container: ContainerContext, kind: str, program: str, fd: int, process: ProcessInfo
+    ) -> None:
+        evidence: list[Evidence]
+        if kind == "loader":
+            verdict = classify_exec(fd, program, container.upper, container.lowers, container.started)
+            if verdict.category is None:
+                return
+            category, sha, evidence = verdict.category, verdict.sha256, list(verdict.evidence)
+            summary = f"executed through the dynamic loader {process.exe}: the kernel saw only the loader run"
+            evidence.append(Evidence("loader", summary, {"loader": process.exe, "program": program}))
+        else:
+            sha = sha256_fd(fd)
+            category = "Fileless execution" if kind == "memfd" else "Added Binary Executed"
+            where = (
+                "from memory (memfd): no file exists" if kind == "memfd" else "from /dev/shm, a tmpfs outside the image"
+            )
+            evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe})]
+        writer, _at = self.writes.get((container.id, program), (None, None))
+        detection = Detection(
+            category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
+            file=FileInfo(path=program, sha256=sha, size=os.fstat(fd).st_size), source="agent", process=process,
+            writer=writer, evidence=evidence, intel=self.intel.lookup(sha),
+        )  # fmt: skip
+        self._emit(detection)
 
     def _check_coverage(self) -> None:
         lost = self.proc.lost + sum(w.group.overflows for w in self.watched.values())
