@@ -225,7 +225,7 @@ class Agent:
     def _check_unusual_exec(self, pid: int) -> None:
         """Loader-started, /dev/shm and memfd executions in a container (fanotify does not see them as an
         exec of an upper-layer file)."""
-        process = self.table.get(pid)
+        process = self.table.peek(pid)  # every exec on the node passes here: no lineage walk unless needed
         if process is None or not process.exe:
             return
         try:

@@ -125,6 +125,10 @@ class ProcessTable:
             self._exec_paths.pop(pid, None)
             del self._exited[pid]
 
+    def peek(self, pid: int) -> ProcessInfo | None:
+        """The latest snapshot of `pid`, without lineage (cheap)."""
+        return self._known.get(pid)
+
     def get(self, pid: int, stop_at: int = 0) -> ProcessInfo | None:
         """The process with its lineage up to `stop_at` (a container's init) or pid 1; read from /proc if it
         was not seen exec'ing."""
