@@ -61,7 +61,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> I
     busybox = test_binaries / "busybox-static-amd64" / "bin" / "busybox"
     loader, libc = Path("/lib64/ld-linux-x86-64.so.2").resolve(), Path("/lib/x86_64-linux-gnu/libc.so.6").resolve()
     extra = {"/opt/tool": busybox, "/opt/tool2": busybox, "/lib64/ld-linux-x86-64.so.2": loader,
-             "/lib/x86_64-linux-gnu/libc.so.6": libc}  # fmt: skip
+             "/lib/x86_64-linux-gnu/libc.so.6": libc, "/opt/sleep": Path("/usr/bin/sleep")}  # fmt: skip
     rootfs = busybox_rootfs_tar(busybox, work / "rootfs.tar", extra)
     podman("import", "--change", 'CMD ["/bin/sh"]', str(rootfs), "localhost/bdagent:latest")
     served = work / "www"
@@ -125,7 +125,19 @@ def observed(scenario: Scenario, test_binaries: Path, tmp_path_factory: pytest.T
     assert scenario.run("dd", "of=/dev/shm/sleep", stdin=Path("/usr/bin/sleep").read_bytes() + b"\n") == 0
     assert scenario.run("chmod", "755", "/dev/shm/sleep") == 0
     assert scenario.run("/dev/shm/sleep", "0.3") == 0
-    expected = {"/tmp/dropbear", "/tmp/packed", "/tmp/ls", "/opt/tool", "/tmp/sleeper", "/dev/shm/sleep"}
+    assert scenario.run("mkdir", "-p", "/tmp/lib") == 0
+    added_libc = Path("/lib/x86_64-linux-gnu/libc.so.6").resolve().read_bytes() + b"\n"
+    assert scenario.run("dd", "of=/tmp/lib/libc.so.6", stdin=added_libc) == 0
+    assert scenario.run("env", "LD_LIBRARY_PATH=/tmp/lib", "/opt/sleep", "0.5") == 0  # an image program
+    expected = {
+        "/tmp/dropbear",
+        "/tmp/packed",
+        "/tmp/ls",
+        "/opt/tool",
+        "/tmp/sleeper",
+        "/dev/shm/sleep",
+        "/tmp/lib/libc.so.6",
+    }
     try:
         _wait_for(lambda: expected <= scenario.findings().keys(), 10, "findings")
     except AssertionError as exc:
@@ -192,7 +204,24 @@ def test_modified_image_binary(observed: dict[str, Finding]) -> None:
 def test_chmod_copy_up_and_image_binaries_raise_nothing(observed: dict[str, Finding]) -> None:
     assert "/opt/tool2" not in observed, "a chmod copy-up with unchanged content is not drift"
     assert "/bin/busybox" not in observed and "/bin/ls" not in observed
-    assert set(observed) == {"/tmp/dropbear", "/tmp/packed", "/tmp/ls", "/opt/tool", "/tmp/sleeper", "/dev/shm/sleep"}
+    assert set(observed) == {
+        "/tmp/dropbear",
+        "/tmp/packed",
+        "/tmp/ls",
+        "/opt/tool",
+        "/tmp/sleeper",
+        "/dev/shm/sleep",
+        "/tmp/lib/libc.so.6",
+    }, "the image's own libc and /opt/sleep raise nothing"
+
+
+def test_added_library_loaded(observed: dict[str, Finding]) -> None:
+    finding = observed["/tmp/lib/libc.so.6"]
+    assert (finding.category, finding.severity) == ("Added Library Loaded", "low")
+    assert finding.process is not None and finding.process.comm == "sleep"
+    kinds = {e.kind: e for e in finding.evidence}
+    assert kinds["layers"].values["lower_layers"] == 1 and "mapped executable" in kinds["mapping"].summary
+    assert [t.id for t in finding.techniques] == ["T1105", "T1129"]
 
 
 def test_added_binary_started_through_the_dynamic_loader(observed: dict[str, Finding]) -> None:

@@ -38,6 +38,9 @@ SYNC_EVERY_S = 0.25
 # An exec is reported once the kernel says it completed (the process then shows its new program), or
 # after this long: fanotify reports the open of the executable while execve is still running.
 EXEC_SETTLE_S = 0.2
+# Libraries are mapped by the dynamic loader after the exec: a process's maps are read this long after.
+LIBRARY_SCAN_AFTER_S = 0.1
+MAX_MAPS = 4 * 2**20
 MAX_WRITES_REMEMBERED = 100_000
 
 
@@ -66,6 +69,8 @@ class Agent:
         self.lost_reported = 0
         self.pending_execs: dict[int, tuple[Detection, float]] = {}
         self.namespaces: dict[str, str] = {}
+        self.library_scans: dict[int, tuple[ContainerContext, float]] = {}
+        self.libraries_seen: set[tuple[str, str, int]] = set()
         for path in host_paths:
             group = FanotifyGroup()
             group.mark_filesystem(path)
@@ -107,6 +112,7 @@ class Agent:
         next_sync = 0.0
         while deadline is None or time.monotonic() < deadline:
             self._flush_execs(time.monotonic() - EXEC_SETTLE_S)
+            self._scan_libraries(time.monotonic() - LIBRARY_SCAN_AFTER_S)
             if time.monotonic() >= next_sync:
                 self.sync_containers()
                 self._check_coverage()
@@ -128,6 +134,9 @@ class Agent:
                     self._flush_exec(event.pid)
                 else:
                     self._check_unusual_exec(event.pid)
+                container = self._container_of(event.pid) if self.namespaces else None
+                if container is not None:
+                    self.library_scans[event.pid] = (container, time.monotonic())
             elif event.kind == "fork":
                 self.table.on_fork(event.pid, event.parent)
             elif event.kind == "comm":
@@ -279,6 +288,38 @@ class Agent:
         )  # fmt: skip
         self._emit(detection)
 
+    def _scan_libraries(self, older_than: float) -> None:
+        """*Added Library Loaded*: files mapped executable by a container process that are not in its image."""
+        for pid in [p for p, (_c, at) in self.library_scans.items() if at <= older_than]:
+            container, _at = self.library_scans.pop(pid)
+            for path, map_range in _executable_mappings(pid):
+                self._check_library(container, pid, path, map_range)
+
+    def _check_library(self, container: ContainerContext, pid: int, path: str, map_range: str) -> None:
+        try:
+            fd = os.open(f"/proc/{pid}/map_files/{map_range}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            key = (container.id, path, os.fstat(fd).st_ino)
+            if key in self.libraries_seen or os.pread(fd, 4, 0) != b"\x7fELF":
+                return
+            self.libraries_seen.add(key)
+            verdict = classify_exec(fd, path, container.upper, container.lowers, container.started)
+            if verdict.category is None:
+                return
+            writer, _written = self.writes.get((container.id, path), (None, None))
+            detection = Detection(
+                category="Added Library Loaded", observed_at=datetime.now(UTC), resource=self._resource(container),
+                file=FileInfo(path=path, sha256=verdict.sha256, size=os.fstat(fd).st_size), source="agent",
+                process=self._process(pid, container), writer=writer,
+                evidence=[*verdict.evidence, Evidence("mapping", f"mapped executable by pid {pid}", {"pid": pid})],
+                intel=self.intel.lookup(verdict.sha256),
+            )  # fmt: skip
+            self._emit(detection)
+        finally:
+            os.close(fd)
+
     def _check_coverage(self) -> None:
         lost = self.proc.lost + sum(w.group.overflows for w in self.watched.values())
         if lost > self.lost_reported:
@@ -301,6 +342,25 @@ class Agent:
             watched.group.close()
         self.proc.close()
         self.selector.close()
+
+
+def _executable_mappings(pid: int) -> list[tuple[str, str]]:
+    """(container path, address range) of each file a process maps executable, main program excluded."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="surrogateescape") as fh:
+            lines = fh.read(MAX_MAPS).splitlines()
+    except OSError:
+        return []
+    found: dict[str, str] = {}
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and "x" in fields[1] and fields[5].startswith("/") and not fields[5].endswith(")"):
+            found.setdefault(fields[5], fields[0])
+    try:
+        main = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        main = ""
+    return [(path, span) for path, span in found.items() if path != main]
 
 
 def print_finding(finding: Finding) -> None:

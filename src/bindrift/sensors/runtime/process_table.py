@@ -135,7 +135,8 @@ class ProcessTable:
         process = self._known.get(pid) or snapshot(pid)
         if process is None:
             return None
-        namespace = self._pidns.get(pid) or _pid_namespace(pid)
+        # A process already gone has no namespace to read: the container's (its init's) stands in for it.
+        namespace = self._pidns.get(pid) or _pid_namespace(pid) or (_pid_namespace(stop_at) if stop_at else "")
         lineage: list[ProcessRef] = []
         parent = process.ppid
         while parent > 1 and len(lineage) < MAX_LINEAGE:
