@@ -115,7 +115,8 @@ def _scan_and_store(options: ScanOptions, writer: ReportWriter, progress: Progre
             summary = run_scan(options, writer, hook, recorder)
     finally:
         findings_store.close()
-    print(f"bindrift: {recorder.stored} suspicious binary finding(s) stored in {findings_store.url}", file=sys.stderr)
+    where = findings_store.display_url
+    print(f"bindrift: {recorder.stored} suspicious binary finding(s) stored in {where}", file=sys.stderr)
     return summary
 
 

@@ -92,6 +92,11 @@ class SqlStore:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    @property
+    def display_url(self) -> str:
+        """The database URL with any password masked, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     def close(self) -> None:
         self.engine.dispose()
 
