@@ -4,6 +4,7 @@ binary naming its writer. A private tmpfs keeps the machine's other activity out
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -33,8 +34,14 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 def test_foreign_binary_written_on_a_host_path(tmpfs: Path, tmp_path: Path, test_binaries: Path) -> None:
     db = f"sqlite:///{tmp_path / 'host.db'}"
     log = tmp_path / "agent.log"
+    metrics = tmp_path / "bindrift.prom"
+    collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    collector.bind(("127.0.0.1", 0))
+    collector.settimeout(10)
+    syslog = f"127.0.0.1:{collector.getsockname()[1]}"
     with log.open("w") as err:
-        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--host-path", str(tmpfs), "--duration", "60"],
+        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--host-path", str(tmpfs), "--duration", "60",
+                                  "--syslog", syslog, "--metrics-file", str(metrics)],
                                  stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
     try:
         deadline = time.monotonic() + 20
@@ -51,10 +58,14 @@ def test_foreign_binary_written_on_a_host_path(tmpfs: Path, tmp_path: Path, test
             found = [f for f in store.list_findings(FindingFilter()) if f.file.path.endswith("/drop")]
             store.close()
             time.sleep(0.1)
+        message = collector.recv(65536)
     finally:
         agent.terminate()
         agent.wait(timeout=30)
+        collector.close()
     (finding,) = found
+    assert b"Suspicious binary" in message and finding.id.encode() in message, "the finding went to syslog"
+    assert 'bindrift_findings_total{category="Suspicious binary",severity="high"} 1.0' in metrics.read_text()
     assert finding.category == "Suspicious binary" and finding.severity == "high"
     assert finding.file.elf is not None and finding.file.elf.arch == "aarch64"
     assert finding.writer is not None

@@ -56,9 +56,7 @@ ALIASES = {
     "armv6l": "arm", "ppc64el": "ppc64le", "powerpc": "ppc", "powerpc64": "ppc64", "powerpc64le": "ppc64le",
     "mips64le": "mips64el", "mipsle": "mipsel", "loong64": "loongarch64",
 }  # fmt: skip
-# Compat modes a kernel of the native flavour can enable, and which are on by default when unknown.
-COMPAT_MODES = {"x86_64": ("i386", "x32"), "aarch64": ("arm",), "ppc64": ("ppc",), "s390x": ("s390",),
-                "mips64el": ("mipsel",), "mips64": ("mips",)}  # fmt: skip
+# Compat modes assumed on by default for `--host-arch ARCH` (detection probes the real kernel).
 DEFAULT_COMPAT = {"x86_64": ("i386",), "ppc64": ("ppc",), "s390x": ("s390",)}
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
@@ -90,7 +88,6 @@ class HostProfile:
     native: str
     compat: tuple[str, ...] = ()
     emulators: tuple[BinfmtHandler, ...] = field(default=())
-    detected: bool = False
 
     @classmethod
     def parse(cls, spec: str) -> HostProfile:
@@ -107,7 +104,7 @@ class HostProfile:
     def detect(cls) -> HostProfile:
         """This machine: native flavour from `uname -m`, compat modes probed, binfmt_misc handlers read."""
         native = normalise_arch(platform.machine())
-        return cls(native=native, compat=_detect_compat(native), emulators=_read_binfmt(), detected=True)
+        return cls(native=native, compat=_detect_compat(native), emulators=_read_binfmt())
 
     def runs(self, machine: int, bits: int, little: bool, flags: int) -> str | None:
         """`native` or `compat` when the kernel runs this flavour directly, else None."""

@@ -9,7 +9,6 @@ import selectors
 import socket
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
@@ -20,6 +19,7 @@ from bindrift.analysis.hashing import sha256_fd
 from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_in_root
 from bindrift.analysis.triage import triage
+from bindrift.cli.agent_outputs import AgentOutputs
 from bindrift.config import load_settings
 from bindrift.context.containers import ContainerContext, running_containers
 from bindrift.detectors.drift import classify_exec
@@ -55,11 +55,12 @@ class Agent:
     """Watches every running container (and host paths), turning what happens into stored findings."""
 
     def __init__(self, store: SqlStore, *, node: str = "", cluster: str = "", host_paths: tuple[str, ...] = (),
-                 on_finding: Callable[[Finding], None] | None = None) -> None:  # fmt: skip
-        self.pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity))
+                 outputs: AgentOutputs | None = None) -> None:  # fmt: skip
+        self.outputs = outputs
+        self.pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity),
+                                         outbox=outputs.outbox if outputs else ())  # fmt: skip
         self.intel = IntelSet([(path, cast(Kind, kind)) for path, kind in store.intel_sources()])
         self.node, self.cluster = node or socket.gethostname(), cluster
-        self.on_finding = on_finding
         self.table = ProcessTable()
         self.proc = ProcConnector()
         self.selector = selectors.DefaultSelector()
@@ -116,6 +117,8 @@ class Agent:
             if time.monotonic() >= next_sync:
                 self.sync_containers()
                 self._check_coverage()
+                if self.outputs is not None:
+                    self.outputs.tick(self.proc.lost, sum(w.group.overflows for w in self.watched.values()))
                 next_sync = time.monotonic() + SYNC_EVERY_S
             for key, _mask in self.selector.select(timeout=SYNC_EVERY_S):
                 # Process events first, always: a writer such as `cp` must be in the table before its
@@ -333,9 +336,10 @@ class Agent:
             self._emit(detection)
 
     def _emit(self, detection: Detection) -> None:
+        started = time.monotonic()
         finding = self.pipeline.process(detection)
-        if self.on_finding is not None:
-            self.on_finding(finding)
+        if self.outputs is not None:
+            self.outputs.finding(finding, time.monotonic() - started)
 
     def close(self) -> None:
         for watched in self.watched.values():

@@ -17,13 +17,24 @@ def watch(
     cluster: Annotated[str, typer.Option(help="Cluster name in findings.")] = "",
     host_path: Annotated[list[str] | None, typer.Option(help="Also watch this host file system (repeatable).")] = None,
     duration: Annotated[float, typer.Option(help="Stop after this many seconds (0: run until stopped).")] = 0.0,
+    webhook: Annotated[str, typer.Option(help="POST each finding as JSON to this URL (durable outbox).")] = "",
+    syslog: Annotated[str, typer.Option(help="Send each finding to HOST:PORT (RFC 5424; add /tcp for TCP).")] = "",
+    metrics_file: Annotated[
+        str, typer.Option(help="Write Prometheus metrics to this file (node-exporter textfile collector).")
+    ] = "",
 ) -> None:
     """Watch every running container (podman, containerd, CRI-O, Docker): suspicious binaries written, and
     binaries not in the image executed. Findings go to the store and, as JSON lines, to stdout."""
     from bindrift.cli.agent import Agent, print_finding
+    from bindrift.cli.agent_outputs import AgentOutputs
 
     store = open_store(db)
-    agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), on_finding=print_finding)
+    try:
+        outputs = AgentOutputs(store, webhook=webhook, syslog=syslog, metrics_file=metrics_file, echo=print_finding)
+    except ValueError as exc:
+        store.close()
+        raise typer.BadParameter(str(exc)) from exc
+    agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), outputs=outputs)
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -37,4 +48,5 @@ def watch(
         pass
     finally:
         agent.close()
+        outputs.write_metrics()
         store.close()

@@ -9,12 +9,6 @@ import msgspec
 from bindrift.schema.severity import Severity
 
 TriageCategory = Literal["incompatible-architecture", "header-anomaly", "packed", "tampered-packer"]
-TRIAGE_CATEGORIES: tuple[TriageCategory, ...] = (
-    "incompatible-architecture",
-    "header-anomaly",
-    "packed",
-    "tampered-packer",
-)
 
 # How the host would run the file: natively, through a kernel compat mode (IA32 on x86-64, AArch32 on
 # arm64), only through a registered binfmt_misc emulator, or not at all.

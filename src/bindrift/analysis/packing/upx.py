@@ -70,7 +70,6 @@ class UpxEvidence:
 
     l_info: LInfo | None
     trailer_magic: bytes
-    back_pointer: int | None
     trailer: Trailer | None = None
     overlay: int = 0
     info_string: bool = False
@@ -94,8 +93,7 @@ def probe(elf: ElfImage) -> UpxEvidence:
         l_info = LInfo(at, magic, lsize, version, fmt, filesize, blocksize)
     tail = elf.read(elf.size - TAIL_PROBE, TAIL_PROBE) if elf.size >= TAIL_PROBE else b""
     trailer_magic = tail[-TRAILER_FROM_END : -TRAILER_FROM_END + 4] if len(tail) == TAIL_PROBE else b""
-    back = struct.unpack(order + "I", tail[-4:])[0] if len(tail) == TAIL_PROBE else None
-    return UpxEvidence(l_info=l_info, trailer_magic=trailer_magic, back_pointer=back)
+    return UpxEvidence(l_info=l_info, trailer_magic=trailer_magic)
 
 
 def inspect(elf: ElfImage, evidence: UpxEvidence) -> None:

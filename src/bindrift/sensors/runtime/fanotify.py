@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 FAN_CLOEXEC, FAN_NONBLOCK, FAN_CLASS_NOTIF, FAN_UNLIMITED_QUEUE = 0x1, 0x2, 0x0, 0x10
-FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_MARK_MOUNT, FAN_MARK_FILESYSTEM = 0x1, 0x2, 0x10, 0x100
+FAN_MARK_ADD, FAN_MARK_FILESYSTEM = 0x1, 0x100
 FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FAN_Q_OVERFLOW = 0x8, 0x1000, 0x4000
 FAN_NOFD = -1
 AT_FDCWD = -100
@@ -68,10 +68,6 @@ class FanotifyGroup:
     def mark_filesystem(self, path: str) -> None:
         """Watch every file of the file system that `path` is on (a container's overlay root)."""
         self._mark(FAN_MARK_ADD | FAN_MARK_FILESYSTEM, path)
-
-    def mark_mount(self, path: str) -> None:
-        """Watch the mount `path` is on (e.g. `/proc/PID/root` for a container's own mount)."""
-        self._mark(FAN_MARK_ADD | FAN_MARK_MOUNT, path)
 
     def _mark(self, flags: int, path: str) -> None:
         if self._libc.fanotify_mark(self.fd, flags, self.mask, AT_FDCWD, os.fsencode(path)) != 0:
