@@ -174,12 +174,14 @@ class Agent:
         return self.table.get(pid, container.init_pid if container else 0) if pid > 0 else None
 
     def _on_write(self, watched: _Watched, event: FanEvent, path: str) -> None:
-        writer = self._process(event.pid, watched.container)
+        is_elf = os.pread(event.fd, 4, 0) == b"\x7fELF"
+        # Most writes are not ELF files: remember their writer cheaply (no lineage walk through /proc).
+        writer = self._process(event.pid, watched.container) if is_elf else self.table.peek(event.pid)
         key = (watched.container.id if watched.container else watched.label, path)
         if len(self.writes) >= MAX_WRITES_REMEMBERED:
             self.writes.pop(next(iter(self.writes)))
         self.writes[key] = (writer, datetime.now(UTC))
-        if os.pread(event.fd, 4, 0) != b"\x7fELF":
+        if not is_elf:
             return
         report = triage(event.fd, label=path)
         intel = self.intel.lookup(report.sha256) if report.sha256 else []

@@ -1,0 +1,121 @@
+"""Runtime-agent benchmarks with real podman containers (root; not part of the test suite).
+
+    python bench/agent.py            # full: 10,000-file untar, 5,000 execs, 20 latency samples, 50 containers
+    python bench/agent.py --quick    # a tenth of the work
+
+Each workload runs in a container without the agent and with `bindrift watch`, in the same run; prints
+overheads, write/exec → stored-finding latency (p50/p99), and the agent's RSS with N running containers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from tests.containers import Podman, busybox_rootfs_tar, make_podman  # noqa: E402
+
+BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
+BUSYBOX = HERE.parent / ".cache" / "test-binaries" / "busybox-static-amd64" / "bin" / "busybox"
+
+
+def exec_in(podman: Podman, cid: str, script: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(["podman", "exec", cid, "sh", "-c", script], env=podman.env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def start_agent(db: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("w") as err:
+        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db], stdout=subprocess.DEVNULL, stderr=err)
+    while "agent started" not in log.read_text():
+        time.sleep(0.05)
+    return agent
+
+
+def wait_watched(log: Path, cid: str) -> None:
+    while f"watching container {cid}" not in log.read_text():
+        time.sleep(0.02)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    files, execs, samples, containers = 10_000 // scale, 5_000 // scale, max(5, 20 // scale), max(5, 50 // scale)
+    work = Path(tempfile.mkdtemp(prefix="bindrift-agent-bench-"))
+    podman = make_podman(work / "podman")
+    podman("import", "--change", 'CMD ["/bin/sh"]', str(busybox_rootfs_tar(BUSYBOX, work / "rootfs.tar")),
+           "localhost/bdbench:latest")  # fmt: skip
+    make_tar = (f"mkdir -p /tmp/src && cd /tmp/src && i=0; while [ $i -lt {files} ]; do echo $i > f$i; "
+                "i=$((i+1)); done; tar -cf /tmp/files.tar -C /tmp/src .")  # fmt: skip
+    untar = "rm -rf /tmp/x && mkdir /tmp/x && tar -xf /tmp/files.tar -C /tmp/x"
+    loop = f"i=0; while [ $i -lt {execs} ]; do /bin/true; i=$((i+1)); done"
+    results: dict[str, float] = {}
+    try:
+        cid = podman("run", "-d", "localhost/bdbench:latest", "sleep", "3600").strip()
+        exec_in(podman, cid, make_tar)
+        for label in ("without agent", "with agent"):
+            agent = start_agent(f"sqlite:///{work / 'bench.db'}", work / "agent.log") if label == "with agent" else None
+            if agent is not None:
+                wait_watched(work / "agent.log", cid)
+            results[f"write {label}"] = statistics.median(exec_in(podman, cid, untar) for _ in range(3))
+            results[f"exec {label}"] = statistics.median(exec_in(podman, cid, loop) for _ in range(3))
+            if agent is not None:
+                from datetime import datetime
+
+                from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
+
+                for n in range(samples):  # each: write an added binary, then run it
+                    exec_in(podman, cid, f"cat /bin/busybox > /tmp/a{n}; echo {n} >> /tmp/a{n}; chmod +x /tmp/a{n}; "
+                                         f"/tmp/a{n} true || true")  # fmt: skip
+                time.sleep(1)
+                store = SqlStore(f"sqlite:///{work / 'bench.db'}")
+                found = store.list_findings(FindingFilter(container_id=cid, limit=1000))
+                store.close()
+                # From the file's change (written just before the exec) to the detection being stored.
+                latencies = sorted(
+                    (f.first_seen - datetime.fromisoformat(str(e.values["ctime"]))).total_seconds()
+                    for f in found for e in f.evidence if e.kind == "timing"
+                )  # fmt: skip
+                results["write+exec to stored finding p50 (s)"] = latencies[len(latencies) // 2]
+                p99 = min(len(latencies) - 1, int(len(latencies) * 0.99))
+                results["write+exec to stored finding p99 (s)"] = latencies[p99]
+                others = [podman("run", "-d", "localhost/bdbench:latest", "sleep", "3600").strip()
+                          for _ in range(containers - 1)]  # fmt: skip
+                for other in others:
+                    wait_watched(work / "agent.log", other)
+                results[f"agent RSS with {containers} containers (MiB)"] = rss_kib(agent.pid) / 1024
+                agent.terminate()
+                agent.wait(timeout=30)
+    finally:
+        podman.reset()
+    print(f"\nwrite workload: untar {files} files; exec workload: {execs} execs of /bin/true (median of 3)\n")
+    print("| measurement | value |\n| --- | ---: |")
+    for name, value in results.items():
+        print(f"| {name} | {value:.3f} |")
+    for kind in ("write", "exec"):
+        overhead = results[f"{kind} with agent"] / results[f"{kind} without agent"] - 1
+        print(f"| {kind} overhead | {overhead:+.1%} |")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "agent.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
