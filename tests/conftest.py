@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from bindrift.sinks.store.sql_store import SqlStore
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT.parent / "shared"
@@ -32,6 +35,14 @@ def test_binaries() -> Path:
                 pytest.fail(message)
             pytest.skip(message)
     return dest
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    """A fresh store in an SQLite file of the test's own (tests/store overrides it with both backends)."""
+    opened = SqlStore(f"sqlite:///{tmp_path / 'findings.db'}")
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(scope="session")

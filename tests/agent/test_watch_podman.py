@@ -22,6 +22,9 @@ from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
 pytestmark = pytest.mark.skipif(not podman_available(), reason="needs podman, as root")
 BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
+# Every file the scenarios make a finding about; nothing else may raise one.
+EXPECTED_PATHS = {"/tmp/dropbear", "/tmp/packed", "/tmp/ls", "/opt/tool", "/tmp/sleeper", "/dev/shm/sleep",
+                  "/tmp/lib/libc.so.6"}  # fmt: skip
 
 
 def _wait_for(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
@@ -129,15 +132,7 @@ def observed(scenario: Scenario, test_binaries: Path, tmp_path_factory: pytest.T
     added_libc = Path("/lib/x86_64-linux-gnu/libc.so.6").resolve().read_bytes() + b"\n"
     assert scenario.run("dd", "of=/tmp/lib/libc.so.6", stdin=added_libc) == 0
     assert scenario.run("env", "LD_LIBRARY_PATH=/tmp/lib", "/opt/sleep", "0.5") == 0  # an image program
-    expected = {
-        "/tmp/dropbear",
-        "/tmp/packed",
-        "/tmp/ls",
-        "/opt/tool",
-        "/tmp/sleeper",
-        "/dev/shm/sleep",
-        "/tmp/lib/libc.so.6",
-    }
+    expected = EXPECTED_PATHS
     try:
         _wait_for(lambda: expected <= scenario.findings().keys(), 10, "findings")
     except AssertionError as exc:
@@ -204,15 +199,7 @@ def test_modified_image_binary(observed: dict[str, Finding]) -> None:
 def test_chmod_copy_up_and_image_binaries_raise_nothing(observed: dict[str, Finding]) -> None:
     assert "/opt/tool2" not in observed, "a chmod copy-up with unchanged content is not drift"
     assert "/bin/busybox" not in observed and "/bin/ls" not in observed
-    assert set(observed) == {
-        "/tmp/dropbear",
-        "/tmp/packed",
-        "/tmp/ls",
-        "/opt/tool",
-        "/tmp/sleeper",
-        "/dev/shm/sleep",
-        "/tmp/lib/libc.so.6",
-    }, "the image's own libc and /opt/sleep raise nothing"
+    assert set(observed) == EXPECTED_PATHS, "the image's own libc and /opt/sleep raise nothing"
 
 
 def test_added_library_loaded(observed: dict[str, Finding]) -> None:

@@ -37,13 +37,6 @@ OCSF_OBJECT_REQUIRED = {
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    opened = SqlStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def finding(store: SqlStore) -> Finding:
     match = IntelMatch(source="iocs.txt", kind="sha256", name="coinminer")
     return FindingsPipeline(store).process(detection(intel=[match]))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -15,13 +13,6 @@ from bindrift.findings.severity import SeverityPolicy
 from bindrift.findings.suppression import SuppressionRule
 from bindrift.schema.finding import FileInfo, IntelMatch, ProcessInfo, ProcessRef, Resource
 from bindrift.sinks.store.sql_store import SqlStore
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    opened = SqlStore(f"sqlite:///{tmp_path / 'findings.db'}")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
