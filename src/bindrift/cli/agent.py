@@ -68,6 +68,7 @@ class Agent:
         self.watched: dict[str, _Watched] = {}
         self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
         self.lost_reported = 0
+        self.errors = 0
         self.pending_execs: dict[int, tuple[Detection, float]] = {}
         self.namespaces: dict[str, str] = {}
         self.library_scans: dict[int, tuple[ContainerContext, float]] = {}
@@ -112,22 +113,33 @@ class Agent:
         deadline = time.monotonic() + duration if duration else None
         next_sync = 0.0
         while deadline is None or time.monotonic() < deadline:
-            self._flush_execs(time.monotonic() - EXEC_SETTLE_S)
-            self._scan_libraries(time.monotonic() - LIBRARY_SCAN_AFTER_S)
-            if time.monotonic() >= next_sync:
-                self.sync_containers()
-                self._check_coverage()
-                if self.outputs is not None:
-                    self.outputs.tick(self.proc.lost, sum(w.group.overflows for w in self.watched.values()))
-                next_sync = time.monotonic() + SYNC_EVERY_S
-            for key, _mask in self.selector.select(timeout=SYNC_EVERY_S):
-                # Process events first, always: a writer such as `cp` must be in the table before its
-                # close-write is looked at, and it may be gone from /proc a moment later.
-                self._process_events()
-                if key.data is not None and key.data in self.watched:
-                    watched = self.watched[key.data]
-                    for event in watched.group.read():
-                        self._handle(watched, event)
+            try:
+                next_sync = self._iteration(next_sync)
+            except Exception:  # the agent must outlive a bad event or a store hiccup; the log keeps the trace
+                self.errors += 1
+                log.exception("agent loop iteration failed")
+                time.sleep(0.1)
+
+    def _iteration(self, next_sync: float) -> float:
+        """One pass: due exec reports and library scans, periodic work, then ready events. Returns when the
+        periodic work is next due."""
+        self._flush_execs(time.monotonic() - EXEC_SETTLE_S)
+        self._scan_libraries(time.monotonic() - LIBRARY_SCAN_AFTER_S)
+        if time.monotonic() >= next_sync:
+            self.sync_containers()
+            self._check_coverage()
+            if self.outputs is not None:
+                self.outputs.tick(self.proc.lost, sum(w.group.overflows for w in self.watched.values()))
+            next_sync = time.monotonic() + SYNC_EVERY_S
+        for key, _mask in self.selector.select(timeout=SYNC_EVERY_S):
+            # Process events first, always: a writer such as `cp` must be in the table before its
+            # close-write is looked at, and it may be gone from /proc a moment later.
+            self._process_events()
+            if key.data is not None and key.data in self.watched:
+                watched = self.watched[key.data]
+                for event in watched.group.read():
+                    self._handle(watched, event)
+        return next_sync
 
     def _process_events(self) -> None:
         for event in self.proc.read():
@@ -148,6 +160,7 @@ class Agent:
                 self.table.on_exit(event.pid)
 
     def _handle(self, watched: _Watched, event: FanEvent) -> None:
+        path = ""
         try:
             path = event.path
             if event.mask & FAN_CLOSE_WRITE:
@@ -158,6 +171,9 @@ class Agent:
                     self._on_exec(watched.container, event, path)
         except OSError as exc:
             log.warning("event on %r not analysed: %s", path, exc)
+        except Exception:  # the agent must outlive one bad event or a store hiccup; the log keeps the trace
+            self.errors += 1
+            log.exception("event on %r not analysed", path)
         finally:
             os.close(event.fd)
 
