@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,8 +14,6 @@ if TYPE_CHECKING:
 DbOption = Annotated[
     str | None, typer.Option("--db", help="Database URL (default: BINDRIFT_DB, the config file, or SQLite).")
 ]
-DURATION = re.compile(r"^(\d+)([smhdw])$")
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def open_store(db: str | None) -> SqlStore:
@@ -33,16 +30,12 @@ def open_store(db: str | None) -> SqlStore:
 
 def parse_when(text: str, *, future: bool) -> datetime:
     """`7d`, `12h`, `30m` from now (ahead when `future`, else back), or an ISO 8601 time."""
-    match = DURATION.match(text.strip())
-    now = datetime.now(UTC)
-    if match:
-        delta = timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
-        return now + delta if future else now - delta
+    from bindrift.timespec import parse_when as parse
+
     try:
-        value = datetime.fromisoformat(text)
+        return parse(text, future=future)
     except ValueError as exc:
-        raise typer.BadParameter(f"{text!r} is neither a duration like 7d nor an ISO 8601 time") from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def current_user() -> str:

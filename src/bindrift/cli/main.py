@@ -6,7 +6,9 @@ import typer
 
 from bindrift import __version__
 from bindrift.cli import findings, intel, suppress
+from bindrift.cli.demo import demo
 from bindrift.cli.scan import scan
+from bindrift.cli.serve import serve
 from bindrift.cli.watch import watch
 
 app = typer.Typer(
@@ -18,6 +20,8 @@ app = typer.Typer(
 )
 app.command(no_args_is_help=True)(scan)
 app.command()(watch)
+app.command()(serve)
+app.command()(demo)
 app.add_typer(findings.app, name="findings")
 app.add_typer(intel.app, name="intel")
 app.add_typer(suppress.app, name="suppress")

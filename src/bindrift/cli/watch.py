@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from bindrift.cli.common import DbOption, open_store
+from bindrift.cli.serve import TokensOption
 
 
 def watch(
@@ -22,6 +23,10 @@ def watch(
     metrics_file: Annotated[
         str, typer.Option(help="Write Prometheus metrics to this file (node-exporter textfile collector).")
     ] = "",
+    serve: Annotated[
+        str, typer.Option(help="Also serve the API and Incident Explorer on HOST:PORT (e.g. 127.0.0.1:8080).")
+    ] = "",
+    tokens_file: TokensOption = None,
 ) -> None:
     """Watch every running container (podman, containerd, CRI-O, Docker): suspicious binaries written, and
     binaries not in the image executed. Findings go to the store and, as JSON lines, to stdout."""
@@ -34,6 +39,11 @@ def watch(
     except ValueError as exc:
         store.close()
         raise typer.BadParameter(str(exc)) from exc
+    server = None
+    if serve:
+        from bindrift.cli.serve import serve_in_background
+
+        server = serve_in_background(store, serve, tokens_file)
     agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), outputs=outputs)
 
     def stop(_signum: int, _frame: object) -> None:
@@ -47,6 +57,8 @@ def watch(
     except KeyboardInterrupt:
         pass
     finally:
+        if server is not None:
+            server.should_exit = True
         agent.close()
         outputs.write_metrics()
         store.close()

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import Engine, Select, case, create_engine, delete, event, func, or_, select, update
@@ -32,6 +32,7 @@ from bindrift.sinks.store.models import (
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
+MAX_TIMELINE_ROWS = 1_000_000
 _finding_decoder = msgspec.json.Decoder(Finding)
 _incident_decoder = msgspec.json.Decoder(Incident)
 _rule_decoder = msgspec.json.Decoder(SuppressionRule)
@@ -219,6 +220,25 @@ class SqlStore:
         with self._session() as session:
             row = session.get(IncidentRow, incident_id)
             return None if row is None else _incident_decoder.decode(row.body)
+
+    def list_incidents(self, where: FindingFilter | None = None) -> tuple[list[Incident], int]:
+        """Incidents with at least one finding matching `where`, most recent first, paginated by `where`;
+        with the number of all such incidents."""
+        where = where or FindingFilter()
+        members = _filtered(select(FindingRow.incident_id).where(FindingRow.incident_id != ""), where)
+        query = select(IncidentRow).where(IncidentRow.id.in_(members))
+        with self._session() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(_paginate(query.order_by(IncidentRow.last_seen.desc(), IncidentRow.id), where))
+            return [_incident_decoder.decode(row.body) for row in rows], total
+
+    def first_seen_by_severity(self, where: FindingFilter | None = None) -> list[tuple[datetime, str]]:
+        """(first seen, severity) of every finding matching `where`, oldest first: the data of a timeline."""
+        where = where or FindingFilter()
+        columns = cast(Select[Any], select(FindingRow.first_seen, FindingRow.severity))
+        query = _filtered(columns, where).order_by(FindingRow.first_seen)
+        with self._session() as session:
+            return [(_utc(when), severity) for when, severity in session.execute(query.limit(MAX_TIMELINE_ROWS))]
 
     # Suppression rules and intelligence sources ---------------------------------------------------
 
