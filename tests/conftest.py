@@ -45,6 +45,18 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
     opened.close()
 
 
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A private tmpfs (root only): a file system of the test's own, so the machine's other activity stays out."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "bindrift-test", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """The labelled development corpus beside the project (../shared/corpus)."""

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,6 @@ from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
 BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mounts need root")
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "bindrift-test", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_foreign_binary_written_on_a_host_path(tmpfs: Path, tmp_path: Path, test_binaries: Path) -> None:
