@@ -5,6 +5,7 @@ Nothing of it may execute; list, incident, mute and a read-only session are clic
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -70,8 +71,9 @@ def explorer(tmpfs: Path, tmp_path: Path, test_binaries: Path) -> Iterator[tuple
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "watch.log"
     with log.open("w") as err:
-        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--host-path", str(tmpfs), "--duration", "180",
-                                  "--serve", f"127.0.0.1:{port}"], env=env, stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+        command = [BINDRIFT, "watch", "--db", db, "--host-path", str(tmpfs), "--duration", "180", "--serve",
+                   f"127.0.0.1:{port}"]  # fmt: skip
+        agent = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
         deadline = time.monotonic() + 30
         while f"watching {tmpfs}" not in log.read_text() and time.monotonic() < deadline:
@@ -82,10 +84,8 @@ def explorer(tmpfs: Path, tmp_path: Path, test_binaries: Path) -> Iterator[tuple
                        timeout=30)  # fmt: skip
         found: list[dict[str, Any]] = []
         while not found and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(OSError):  # the server may not listen yet
                 found = _get(f"{base}/api/v1/findings?q=onerror")["items"]
-            except OSError:
-                pass
             time.sleep(0.1)
         assert len(found) == 1, log.read_text()
         yield base, found[0]
