@@ -88,4 +88,4 @@ def test_kubernetes_context_on_findings(containerd: Containerd, tmp_path: Path) 
     r = finding.resource
     assert (r.cluster, r.namespace, r.pod, r.container_name, r.image, r.runtime) == (
         "prod-eu", "shop", "payments-7f9c", "api", "registry.example/shop/api:2.1", "containerd")  # fmt: skip
-    assert "kubectl -n shop delete pod payments-7f9c" in [step.command for step in finding.response]
+    assert "kubectl --context prod-eu -n shop delete pod payments-7f9c" in [step.command for step in finding.response]

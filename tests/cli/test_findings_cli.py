@@ -57,7 +57,7 @@ def test_table_views_render_hostile_paths_inert(db: str) -> None:
     hostile = _findings(runner.invoke(app, ["findings", "list", "--db", db, "--format", "json"]).stdout)[0]
     shown = runner.invoke(app, ["findings", "show", hostile.id, "--db", db], env={"COLUMNS": "300"})
     assert shown.exit_code == 0 and "\x1b" not in shown.stdout
-    assert "kubectl -n shop delete pod web-0" in shown.stdout and "ATT&CK T1105" in shown.stdout
+    assert "kubectl --context prod-eu -n shop delete pod web-0" in shown.stdout and "ATT&CK T1105" in shown.stdout
 
 
 def test_mute_resolve_reopen_record_who_and_why(db: str) -> None:

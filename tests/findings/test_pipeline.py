@@ -31,9 +31,9 @@ def test_added_binary_finding_is_complete(pipeline: FindingsPipeline) -> None:
     assert finding.techniques[0].url == "https://attack.mitre.org/techniques/T1105/"
     assert "written by /bin/busybox (pid 4200)" in finding.summary
     commands = [step.command for step in finding.response]
-    assert "mkdir -p ./bindrift-evidence/" + finding.id + " && kubectl -n shop cp web-0:/tmp/x " \
+    assert "mkdir -p ./bindrift-evidence/" + finding.id + " && kubectl --context prod-eu -n shop cp web-0:/tmp/x " \
            f"./bindrift-evidence/{finding.id}/x -c app" in commands  # fmt: skip
-    assert "kubectl -n shop delete pod web-0" in commands
+    assert "kubectl --context prod-eu -n shop delete pod web-0" in commands
 
 
 def test_repeats_raise_count_and_keep_one_finding(pipeline: FindingsPipeline, store: SqlStore) -> None:

@@ -21,15 +21,17 @@ def response_steps(finding: Finding) -> list[ResponseStep]:
     steps: list[ResponseStep] = []
     if r.namespace and r.pod:
         ns, pod, ctr = quote(r.namespace), quote(r.pod), quote(r.container_name or r.container_id)
+        # The cluster is the kubectl context of that name, when the finding says which cluster.
+        kubectl = f"kubectl --context {quote(r.cluster)} -n {ns}" if r.cluster else f"kubectl -n {ns}"
         steps += [
             ResponseStep("Copy the binary out for analysis",
-                         f"mkdir -p {quote(evidence_dir)} && kubectl -n {ns} cp {quote(f'{r.pod}:{path}')} "
+                         f"mkdir -p {quote(evidence_dir)} && {kubectl} cp {quote(f'{r.pod}:{path}')} "
                          f"{quote(evidence_dir + '/' + posixpath.basename(path))} -c {ctr}"),
-            ResponseStep("Inspect the container", f"kubectl -n {ns} exec {pod} -c {ctr} -- ls -la "
+            ResponseStep("Inspect the container", f"{kubectl} exec {pod} -c {ctr} -- ls -la "
                                                   f"{quote(posixpath.dirname(path) or '/')}"),
             ResponseStep("Look at the container from the node", f"crictl inspect {quote(r.container_id)}",
                          note=f"on node {r.node}" if r.node else ""),
-            ResponseStep("Stop the workload: delete the pod", f"kubectl -n {ns} delete pod {pod}"),
+            ResponseStep("Stop the workload: delete the pod", f"{kubectl} delete pod {pod}"),
         ]  # fmt: skip
     elif r.container_id:
         tool = {"podman": "podman", "docker": "docker"}.get(r.runtime)
