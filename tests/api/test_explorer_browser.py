@@ -67,6 +67,7 @@ def explorer(tmpfs: Path, tmp_path: Path, test_binaries: Path) -> Iterator[tuple
                           check=False)  # fmt: skip
     assert demo.returncode == 0, demo.stderr
     assert "the scanner stored 5 finding(s)" in demo.stderr and "the agent raised 2 finding(s)" in demo.stderr
+    assert "(localhost/bindrift-demo:latest) watched by the agent: 3 finding(s)" in demo.stderr, demo.stderr
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "watch.log"

@@ -3,6 +3,7 @@
 1. The scanner over suspicious binaries made from a harmless binary of this host (demo_binaries).
 2. As root, the agent over a private tmpfs: a Python one-liner downloads one of them from a loopback HTTP
    server, `cp` drops another — real writes, seen by fanotify, attributed to their writers.
+3. As root with podman installed, the agent over a container of the demo's own (demo_container).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def demo(
                   file=sys.stderr)  # fmt: skip
             if os.geteuid() == 0:
                 _agent_scenario(store, Path(scratch))
+                _container_scenario(store, Path(scratch))
             else:
-                print("bindrift demo: not root, so the agent scenario is skipped", file=sys.stderr)
+                print("bindrift demo: not root, so the agent scenarios are skipped", file=sys.stderr)
         print(f"bindrift demo: {store.count_findings()} finding(s) in {store.display_url}", file=sys.stderr)
         if serve:
             from bindrift.cli.serve import make_server
@@ -99,6 +101,29 @@ def _agent_scenario(store: SqlStore, scratch: Path) -> None:
               f"{mount}", file=sys.stderr)  # fmt: skip
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
+
+
+def _container_scenario(store: SqlStore, scratch: Path) -> None:
+    """The agent over a podman container of the demo's own, when podman is installed."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from bindrift.cli.demo_binaries import write_samples
+    from bindrift.cli.demo_container import container_scenario
+    from bindrift.sinks.store.sql_store import FindingFilter
+
+    if shutil.which("podman") is None:
+        print("bindrift demo: podman is not installed, so the container scenario is skipped", file=sys.stderr)
+        return
+    started = datetime.now(UTC)
+    foreign = write_samples(scratch / "container-samples", b"container")[0]
+    try:
+        what = container_scenario(store, scratch, foreign)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        print(f"bindrift demo: the container scenario did not run: {exc}", file=sys.stderr)
+        return
+    raised = store.count_findings(FindingFilter(since=started))
+    print(f"bindrift demo: {what}: {raised} finding(s)", file=sys.stderr)
 
 
 def _write_into(mount: Path, samples: list[Path]) -> None:

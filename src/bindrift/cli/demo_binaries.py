@@ -80,6 +80,7 @@ def source_binary() -> Path:
 def write_samples(directory: Path, tag: bytes = b"") -> list[Path]:
     """Write every sample into `directory` (mode 0644: they are never meant to run), `tag` appended so that
     differently tagged sets differ in content; returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
     original = source_binary().read_bytes()
     written = []
     for name, mutate in SAMPLES.items():
