@@ -5,6 +5,7 @@ The machine is shared: everything is filtered by this test's container id."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import subprocess
 import sys
@@ -23,8 +24,10 @@ from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 pytestmark = pytest.mark.skipif(not podman_available(), reason="needs podman, as root")
 BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 # Every file the scenarios make a finding about; nothing else may raise one.
+MEMFD = "/memfd:payload (deleted)"
 EXPECTED_PATHS = {"/tmp/dropbear", "/tmp/packed", "/tmp/ls", "/opt/tool", "/tmp/sleeper", "/dev/shm/sleep",
-                  "/tmp/lib/libc.so.6"}  # fmt: skip
+                  "/tmp/lib/libc.so.6", MEMFD}  # fmt: skip
+MEMEXEC = Path(__file__).resolve().parent.parent / "assets" / "memexec.c"
 
 
 def _wait_for(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
@@ -63,8 +66,11 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> I
     podman = make_podman(work / "podman")
     busybox = test_binaries / "busybox-static-amd64" / "bin" / "busybox"
     loader, libc = Path("/lib64/ld-linux-x86-64.so.2").resolve(), Path("/lib/x86_64-linux-gnu/libc.so.6").resolve()
+    memexec = work / "memexec"
+    subprocess.run(["gcc", "-O2", "-static", "-o", str(memexec), str(MEMEXEC)], check=True, capture_output=True)
     extra = {"/opt/tool": busybox, "/opt/tool2": busybox, "/lib64/ld-linux-x86-64.so.2": loader,
-             "/lib/x86_64-linux-gnu/libc.so.6": libc, "/opt/sleep": Path("/usr/bin/sleep")}  # fmt: skip
+             "/lib/x86_64-linux-gnu/libc.so.6": libc, "/opt/sleep": Path("/usr/bin/sleep"),
+             "/opt/memexec": memexec}  # fmt: skip
     rootfs = busybox_rootfs_tar(busybox, work / "rootfs.tar", extra)
     podman("import", "--change", 'CMD ["/bin/sh"]', str(rootfs), "localhost/bdagent:latest")
     served = work / "www"
@@ -132,6 +138,7 @@ def observed(scenario: Scenario, test_binaries: Path, tmp_path_factory: pytest.T
     added_libc = Path("/lib/x86_64-linux-gnu/libc.so.6").resolve().read_bytes() + b"\n"
     assert scenario.run("dd", "of=/tmp/lib/libc.so.6", stdin=added_libc) == 0
     assert scenario.run("env", "LD_LIBRARY_PATH=/tmp/lib", "/opt/sleep", "0.5") == 0  # an image program
+    assert scenario.run("/opt/memexec", "/bin/busybox") == 0  # an image program running busybox from a memfd
     expected = EXPECTED_PATHS
     try:
         _wait_for(lambda: expected <= scenario.findings().keys(), 10, "findings")
@@ -226,3 +233,14 @@ def test_binary_run_from_dev_shm(observed: dict[str, Finding]) -> None:
     assert finding.category == "Added Binary Executed"
     assert [e.kind for e in finding.evidence] == ["shm"] and "tmpfs" in finding.evidence[0].summary
     assert finding.process is not None and finding.process.args == ["/dev/shm/sleep", "0.3"]
+
+
+def test_fileless_execution_from_a_memfd(observed: dict[str, Finding], test_binaries: Path) -> None:
+    finding = observed[MEMFD]
+    assert (finding.category, finding.severity) == ("Fileless execution", "high")
+    busybox = (test_binaries / "busybox-static-amd64" / "bin" / "busybox").read_bytes()
+    assert finding.file.sha256 == hashlib.sha256(busybox).hexdigest() and finding.file.size == len(busybox)
+    assert [e.kind for e in finding.evidence] == ["memfd"] and "no file exists" in finding.evidence[0].summary
+    assert finding.process is not None and finding.process.args == ["sleep", "0.5"]
+    assert finding.process.exe == MEMFD
+    assert [t.id for t in finding.techniques] == ["T1620"]

@@ -27,12 +27,19 @@ class ProcEvent:
     comm: str = ""
 
 
+SO_RCVBUFFORCE = 33
+RECEIVE_BUFFER = 4 * 2**20
+
+
 class ProcConnector:
     """A non-blocking listener; lost messages (ENOBUFS) are counted in `lost`."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 2**20)
+        try:  # as root, past net.core.rmem_max (often 208 KiB: a few hundred events)
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        except PermissionError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self.sock.bind((0, CN_IDX_PROC))
         op = struct.pack("I", PROC_CN_MCAST_LISTEN)
         cn = struct.pack("IIIIHH", CN_IDX_PROC, CN_VAL_PROC, 0, 0, len(op), 0) + op

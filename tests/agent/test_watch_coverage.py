@@ -1,0 +1,58 @@
+"""Lost sensor events are never silent: while the agent is stopped, a burst of process events overflows
+its proc-connector socket; when it runs again the loss is counted, exposed in its metrics, and raised as
+a *Coverage degraded* finding."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
+
+BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
+BURST = "i=0; while [ $i -lt 12000 ]; do /bin/true; i=$((i+1)); done"
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="the proc connector needs root")]
+
+
+def test_lost_events_raise_coverage_degraded(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'coverage.db'}"
+    log, metrics = tmp_path / "agent.log", tmp_path / "bindrift.prom"
+    with log.open("w") as err:
+        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--node-name", "node-cov", "--duration", "120",
+                                  "--metrics-file", str(metrics)], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    found = []
+    try:
+        deadline = time.monotonic() + 30
+        while "agent started" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "agent started" in log.read_text(), log.read_text()
+        time.sleep(0.5)
+        os.kill(agent.pid, signal.SIGSTOP)
+        try:
+            subprocess.run(["sh", "-c", BURST], check=True, timeout=120)  # fork, exec, exit: three events each
+        finally:
+            os.kill(agent.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while not found and time.monotonic() < deadline:
+            store = SqlStore(db)
+            found = store.list_findings(FindingFilter(category="Coverage degraded", node="node-cov"))
+            store.close()
+            time.sleep(0.2)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    (finding,) = found
+    assert finding.severity == "medium" and finding.source == "agent" and finding.resource.container_id == ""
+    (loss,) = finding.evidence
+    lost = loss.values["proc_connector_lost"]
+    assert loss.kind == "loss" and isinstance(lost, int) and lost > 0 and loss.values["total_lost"] == lost
+    assert "lost message" in loss.summary
+    exposed = [line for line in metrics.read_text().splitlines()
+               if line.startswith('bindrift_events_dropped_total{reason="enobufs",source="proc_connector"}')]  # fmt: skip
+    assert len(exposed) == 1 and float(exposed[0].split()[-1]) >= lost
