@@ -53,6 +53,6 @@ def test_lost_events_raise_coverage_degraded(tmp_path: Path) -> None:
     lost = loss.values["proc_connector_lost"]
     assert loss.kind == "loss" and isinstance(lost, int) and lost > 0 and loss.values["total_lost"] == lost
     assert "lost message" in loss.summary
-    exposed = [line for line in metrics.read_text().splitlines()
-               if line.startswith('bindrift_events_dropped_total{reason="enobufs",source="proc_connector"}')]  # fmt: skip
+    counter = 'bindrift_events_dropped_total{reason="enobufs",source="proc_connector"}'
+    exposed = [line for line in metrics.read_text().splitlines() if line.startswith(counter)]
     assert len(exposed) == 1 and float(exposed[0].split()[-1]) >= lost
