@@ -95,10 +95,11 @@ class ProcessTable:
         self._known[pid] = ProcessInfo(pid=pid, ppid=ppid, comm="", uid=known.uid if known is not None else -1)
 
     def on_comm(self, pid: int, comm: str) -> None:
-        """A new name, as exec gives it: what was inherited from the parent no longer describes the process."""
+        """A new name (prctl, as busybox applets run in a forked shell do): the arguments inherited from the
+        parent no longer describe the process; its executable, unchanged without an exec, still does."""
         known = self._known.get(pid)
         if known is not None and known.comm != comm:
-            self._known[pid] = ProcessInfo(pid=pid, ppid=known.ppid, comm=comm, uid=known.uid,
+            self._known[pid] = ProcessInfo(pid=pid, ppid=known.ppid, comm=comm, exe=known.exe, uid=known.uid,
                                            downloaded_by=_ingress(comm, []))  # fmt: skip
 
     def note_exe(self, pid: int, exe: str) -> None:
