@@ -22,8 +22,8 @@ from bindrift.schema.finding import Finding
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
 BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runc") is None, reason="needs runc, as root")]  # fmt: skip
+NEEDS_RUNC = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runc") is None, reason="needs runc, as root")
+pytestmark = [pytest.mark.slow, NEEDS_RUNC]
 CRIO_ANNOTATIONS = {"io.kubernetes.cri-o.ImageName": "quay.example/shop/cart:3.1",
                     "io.kubernetes.pod.name": "cart-5d", "io.kubernetes.pod.namespace": "shop",
                     "io.kubernetes.container.name": "cart"}  # fmt: skip
