@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, NoReturn, TypeVar
 
-from fastapi import HTTPException, Query
+from fastapi import Query
+from fastapi.exceptions import RequestValidationError
 
 from bindrift.schema.severity import parse_severity
 from bindrift.sinks.store.sql_store import SORTABLE, FindingFilter
 from bindrift.timespec import parse_when
 
 MAX_PAGE = 500
+T = TypeVar("T")
 
 
 def finding_filter(
@@ -31,17 +34,28 @@ def finding_filter(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> FindingFilter:
-    """The filter named by the query string; 422 for values that mean nothing."""
-    try:
-        min_severity = parse_severity(severity) if severity else None
-        since_at = parse_when(since, future=False) if since else None
-        until_at = parse_when(until, future=False) if until else None
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
+    """The filter named by the query string; 422 (in FastAPI's validation-error shape) for values that mean
+    nothing."""
+    min_severity = _parsed("severity", severity, parse_severity)
+    since_at = _parsed("since", since, lambda text: parse_when(text, future=False))
+    until_at = _parsed("until", until, lambda text: parse_when(text, future=False))
     if sort.lstrip("-") not in SORTABLE:
-        raise HTTPException(422, f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))}")
+        _invalid("sort", sort, f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))}")
     return FindingFilter(
         category=category, min_severity=min_severity, state=state, cluster=cluster, namespace=namespace, pod=pod,
         image=image, node=node, container_id=container_id, incident_id=incident, since=since_at, until=until_at,
         text=q, sort=sort, limit=limit, offset=offset,
     )  # fmt: skip
+
+
+def _parsed(name: str, text: str, parse: Callable[[str], T]) -> T | None:
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        _invalid(name, text, str(exc))
+
+
+def _invalid(name: str, value: str, message: str) -> NoReturn:
+    raise RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": message, "input": value}])
