@@ -49,4 +49,31 @@ podman build --quiet --network host --file Containerfile \
 echo "image $image: $(elapsed "$start") s (podman build)"
 podman image inspect --format '{{.Size}}' "$image" | awk '{printf "image size: %.1f MiB\n", $1 / 1048576}'
 podman run --rm --network none "$image" --version
-podman run --rm --network none --entrypoint id "$image"
+
+# The API as the manifests run it: uid 65532, read-only root, /tmp a tmpfs, tokens from the environment.
+podman run --rm --network none --user 65532:65532 --read-only --tmpfs /tmp \
+  -e BINDRIFT_DB=sqlite:////tmp/api.db -e BINDRIFT_ADMIN_TOKEN=smoke-admin-token-0123456789 --entrypoint sh "$image" -c '
+    bindrift serve --host 127.0.0.1 --port 8080 & server=$!
+    python3 - <<PY
+import json, time, urllib.request
+for _ in range(100):
+    try:
+        body = urllib.request.urlopen("http://127.0.0.1:8080/healthz", timeout=1).read()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit("the API did not answer /healthz")
+print("api as uid 65532, read-only root: /healthz", json.loads(body))
+PY
+    kill $server'
+
+# The agent as the DaemonSet runs it: root, privileged, the host PID and network namespaces, runtime
+# state and storage read-only at their host paths, for three seconds (local store instead of the bus).
+mounts=()
+for dir in /run/runc /run/containerd /run/crio /run/docker /var/lib/containerd /var/lib/containers /var/lib/docker; do
+  [ -d "$dir" ] && mounts+=(--volume "$dir:$dir:ro")
+done
+podman run --rm --privileged --pid host --network host --read-only --tmpfs /tmp "${mounts[@]}" \
+  "$image" watch --node-name smoke --duration 3 --db sqlite:////tmp/agent.db >/dev/null
+echo "agent as the DaemonSet runs it: ran 3 s and exited 0"

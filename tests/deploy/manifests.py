@@ -30,7 +30,7 @@ SPOOL = "/var/lib/bindrift/spool"
 
 # Options of commands built on branches not merged into this one yet; each takes one value. A command
 # that exists in the typer app is checked against the app: these are accepted only on top of its options.
-PENDING_OPTIONS = {"watch": {"--bus", "--spool"}, "worker": {"--bus"}}
+PENDING_OPTIONS = {"watch": {"--bus", "--spool"}, "worker": {"--bus", "--db"}}
 ENV_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
