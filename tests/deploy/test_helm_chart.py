@@ -203,3 +203,11 @@ def test_another_release_name_and_no_agent(helm: Path, tmp_path: Path) -> None:
         ("ConfigMap", "bindrift-config"), ("Deployment", "bindrift-api"), ("Deployment", "bindrift-worker"),
         ("Service", "bindrift-api"), ("ServiceAccount", "bindrift-api"), ("ServiceAccount", "bindrift-worker"),
     ]  # fmt: skip
+
+
+def test_the_chart_refuses_kubernetes_older_than_the_schemas_it_is_checked_against(helm: Path) -> None:
+    assert m.KUBE_VERSIONS[0] == "1.27"
+    old = helm_run(helm, "template", "bindrift", str(CHART), "--kube-version", "1.26.0")
+    assert old.returncode != 0
+    assert "chart requires kubeVersion: >=1.27.0-0" in old.stderr
+    assert helm_run(helm, "template", "bindrift", str(CHART), "--kube-version", "1.27.0").returncode == 0
