@@ -10,7 +10,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     binutils openssl python3-venv \
     podman runc buildah fuse-overlayfs slirp4netns uidmap catatonit conmon iptables \
     containernetworking-plugins netavark aardvark-dns golang-github-containers-common \
-    containerd postgresql >/dev/null
+    containerd postgresql nats-server >/dev/null
 fi
 scripts/setup.sh --dev
 bash tests/assets/fetch-binaries.sh .cache/test-binaries
