@@ -56,9 +56,9 @@ class BusConsumer:
         attempt = 0
         while not stop.is_set():
             try:
-                client = await connect(self.servers, "bindrift-worker", self._on_event)
+                client = await connect(self.servers, "bindrift-worker", self.metrics)
             except Exception as exc:
-                self._on_event("connect_failed")
+                self.metrics.connection.labels("connect_failed").inc()
                 if attempt == 0:
                     log.warning("bus unreachable (%s); retrying", exc)
                 attempt += 1
@@ -149,11 +149,6 @@ class BusConsumer:
                 await message.ack()
         except Exception as exc:  # the ack is lost with the connection: the message is redelivered, stored once
             log.warning("bus ack failed (%s: %s)", type(exc).__name__, exc)
-
-    def _on_event(self, kind: str) -> None:
-        self.metrics.connection.labels(kind).inc()
-        if kind != "error":
-            log.warning("bus %s", kind)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -70,9 +70,9 @@ class BusPublisher:
         attempt = 0
         while not self._stopping:
             try:
-                client = await connect(self.servers, "bindrift-agent", self._on_event)
+                client = await connect(self.servers, "bindrift-agent", self.metrics)
             except Exception as exc:  # no server reachable yet: the spool keeps everything meanwhile
-                self._on_event("connect_failed")
+                self.metrics.connection.labels("connect_failed").inc()
                 if attempt == 0:
                     log.warning("bus unreachable (%s); detections are spooled until it is back", exc)
                 await self._pause(attempt)
@@ -141,11 +141,6 @@ class BusPublisher:
         while not self._stopping:
             self._wake.clear()
             await self._wake.wait()
-
-    def _on_event(self, kind: str) -> None:
-        self.metrics.connection.labels(kind).inc()
-        if kind != "error":
-            log.warning("bus %s", kind)
 
     def _update_metrics(self) -> None:
         self.metrics.spool_pending.set(self.spool.pending)

@@ -185,7 +185,11 @@ class Spool:
         offset = count = 0
         while offset < self._sizes[seq] and (body := self._record_at(seq, offset)) is not None:
             offset, count = offset + HEADER.size + len(body), count + 1
-        self._sizes[seq] = offset  # a torn tail is not counted as spooled
+        if offset < self._sizes[seq]:  # a torn or damaged tail: what follows it cannot be framed
+            self.rejected += 1
+            log.warning("spool: segment %d is damaged after record %d; its remaining %d byte(s) are skipped", seq,
+                        count, self._sizes[seq] - offset)  # fmt: skip
+            self._sizes[seq] = offset
         return count
 
     def _read_cursor(self) -> Position:

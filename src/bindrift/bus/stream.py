@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bindrift.bus.metrics import BusMetrics
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
 
+log = logging.getLogger(__name__)
 STREAM = "BINDRIFT"
 SUBJECT_PREFIX = "bindrift.detections"
 SUBJECTS = f"{SUBJECT_PREFIX}.>"
@@ -39,20 +43,33 @@ def message_id(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:32]
 
 
-async def connect(servers: list[str], name: str, on_event: Callable[[str], None]) -> Client:
-    """A connection that reconnects forever; disconnects, reconnects and errors go to `on_event`."""
+async def connect(servers: list[str], name: str, metrics: BusMetrics) -> Client:
+    """A connection that reconnects forever (the first connect too); disconnects, reconnects and errors are
+    counted, and logged: the first error after each good moment, not every retry."""
     import nats
 
-    def callback(kind: str) -> Callable[..., Awaitable[None]]:
-        async def report(*_args: Any) -> None:
-            on_event(kind)
+    quiet = False
+
+    async def on_error(exc: Exception) -> None:
+        nonlocal quiet
+        metrics.connection.labels("error").inc()
+        if not quiet:
+            log.warning("bus %s: %s: %s (retrying; detections wait in the spool)", name, type(exc).__name__, exc)
+            quiet = True
+
+    def reporter(kind: str) -> Callable[[], Awaitable[None]]:
+        async def report() -> None:
+            nonlocal quiet
+            metrics.connection.labels(kind).inc()
+            log.warning("bus %s %s", name, kind)
+            quiet = kind == "disconnected" and quiet
 
         return report
 
     return await nats.connect(
         servers=servers, name=name, connect_timeout=2, reconnect_time_wait=0.5, max_reconnect_attempts=-1,
-        ping_interval=5, max_outstanding_pings=2, disconnected_cb=callback("disconnected"),
-        reconnected_cb=callback("reconnected"), error_cb=callback("error"),
+        ping_interval=5, max_outstanding_pings=2, disconnected_cb=reporter("disconnected"),
+        reconnected_cb=reporter("reconnected"), error_cb=on_error,
     )  # fmt: skip
 
 

@@ -44,7 +44,8 @@ def worker(
     from bindrift.findings.severity import SeverityPolicy
     from bindrift.schema.finding import Detection
 
-    logging.basicConfig(level=logging.INFO, format="bindrift: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="bindrift: %(message)s", stream=sys.stderr)
+    logging.getLogger("bindrift").setLevel(logging.INFO)
     try:
         servers = parse_servers(bus)
     except ValueError as exc:
