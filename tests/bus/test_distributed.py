@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.bus.conftest import NatsCluster
 from tests.detections import POD, detection
+from tests.nats_cluster import NatsCluster
 
 from bindrift.bus.publisher import BusPublisher
 from bindrift.bus.spool import Spool

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.bus.conftest import NatsCluster
 from tests.bus.test_distributed import BINDRIFT, findings, start_worker, stop_worker
+from tests.nats_cluster import NatsCluster
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mounts need root")
 

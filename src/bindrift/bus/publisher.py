@@ -42,8 +42,8 @@ class BusPublisher:
         self._stopping = False
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),),
-                                        name="bindrift-bus-publisher", daemon=True)  # fmt: skip
+        self._task = self._loop.create_task(self._main())
+        self._thread = threading.Thread(target=self._run, name="bindrift-bus-publisher", daemon=True)
         self._thread.start()
 
     def publish(self, detection: Detection) -> None:
@@ -58,13 +58,20 @@ class BusPublisher:
             time.sleep(0.02)
         self._stopping = True
         self._loop.call_soon_threadsafe(self._wake.set)
-        self._thread.join(timeout=PUBLISH_TIMEOUT_S + 2)
+        self._thread.join(timeout=1.0)
+        if self._thread.is_alive():  # still connecting or waiting for acknowledgements: what is unacknowledged stays
+            self._loop.call_soon_threadsafe(self._task.cancel)
+            self._thread.join(timeout=PUBLISH_TIMEOUT_S)
         self._update_metrics()
         if self.metrics_file:
             self.metrics.write(self.metrics_file)
         self.spool.close()
 
     # The publishing thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            self._loop.run_until_complete(self._task)
 
     async def _main(self) -> None:
         attempt = 0
