@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DURABLE = "bindrift-workers"
+BUSY_FETCH_S = 0.02
 Outcome = Literal["stored", "rejected", "failed"]
 # handle(detection, message id) stores the finding; a message id stored before changes nothing.
 Handler = Callable[[Detection, str], None]
@@ -80,15 +81,22 @@ class BusConsumer:
         js = client.jetstream(timeout=5)
         subscription = await self._subscribe(client, js, stop)
         log.info("bus worker consuming %s as %s", STREAM, self.settings.durable)
+        idle = True
         while not stop.is_set():
             try:
-                messages = await subscription.fetch(self.settings.batch, timeout=1.0)
+                # Idle, wait for one message (a fetch of N waits for all N or its timeout); busy, take what is there.
+                if idle:
+                    messages = await subscription.fetch(1, timeout=1.0)
+                else:
+                    messages = await subscription.fetch(self.settings.batch, timeout=BUSY_FETCH_S)
             except (NatsTimeout, TimeoutError):
+                idle = True
                 continue
             except Exception as exc:  # a server went away, a leader is being elected: fetch again
                 log.warning("bus fetch failed (%s: %s)", type(exc).__name__, exc)
                 await _sleep(stop, 0.5)
                 continue
+            idle = False
             for message in messages:
                 await self._finish(message, await asyncio.to_thread(self._process, message))
 
