@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pytest
+
 from bindrift.bus.spool import HEADER, MAX_RECORD, Spool
 
 
@@ -106,3 +108,11 @@ def test_oversized_record_is_refused_and_counted(tmp_path: Path) -> None:
     assert spool.rejected == 1 and spool.pending == 0
     assert spool.append(b"ok") and drain(spool) == [b"ok"]
     spool.close()
+
+
+def test_one_process_at_a_time(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=4 << 20, segment_bytes=1 << 20)
+    with pytest.raises(ValueError, match="in use by another process"):
+        Spool(tmp_path, max_bytes=4 << 20, segment_bytes=1 << 20)
+    spool.close()
+    Spool(tmp_path, max_bytes=4 << 20, segment_bytes=1 << 20).close()

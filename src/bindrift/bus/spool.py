@@ -9,6 +9,7 @@ and is counted in `rejected`. Losing the cursor only republishes, which the bus 
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import struct
@@ -45,6 +46,12 @@ class Spool:
         self.rejected = 0  # corrupt records skipped, oversized bodies refused
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise ValueError(f"the spool {directory} is in use by another process") from None
         self._sizes: dict[int, int] = {}
         self._records: dict[int, int] = {}
         self._reader: tuple[int, int] | None = None  # (segment, descriptor) last read
@@ -167,6 +174,7 @@ class Spool:
             if self._reader is not None:
                 os.close(self._reader[1])
                 self._reader = None
+            os.close(self._lock_fd)  # releases the lock
 
     # Files -------------------------------------------------------------------------------------
 

@@ -78,10 +78,11 @@ def _watch_distributed(bus: str, spool: Path, spool_max_mb: int, node: str, clus
 
     try:
         servers = parse_servers(bus)
+        spooled = Spool(spool, max_bytes=spool_max_mb << 20)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     node = node or socket.gethostname()
-    publisher = BusPublisher(servers, Spool(spool, max_bytes=spool_max_mb << 20), node, metrics_file=metrics_file)
+    publisher = BusPublisher(servers, spooled, node, metrics_file=metrics_file)
     agent = Agent(None, node=node, cluster=cluster, host_paths=host_paths, publish=publisher.publish)
 
     def stop(_signum: int, _frame: object) -> None:
