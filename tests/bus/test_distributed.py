@@ -229,3 +229,48 @@ def test_spooled_detections_survive_an_agent_restart(nats_folder: Path, tmp_path
         assert decoded == [occurrence(i, 0) for i in range(5)]
     finally:
         server.stop()
+
+
+async def _publish_raw(urls: list[str], subject: str, body: bytes, ids: list[str]) -> None:
+    import nats
+
+    client = await nats.connect(servers=urls, connect_timeout=2)
+    try:
+        js = client.jetstream(timeout=5)
+        for msg_id in ids:
+            await js.publish(subject, body, headers={"Nats-Msg-Id": msg_id})
+    finally:
+        await client.close()
+
+
+@pytest.mark.slow
+def test_repeats_are_deduplicated_by_the_stream_and_by_the_store(nats_folder: Path, pg_url: str,
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    server = NatsCluster(nats_folder, 1)
+    server.start(0)
+    try:
+        server.wait_jetstream()
+        publisher = BusPublisher(server.urls, Spool(tmp_path / "spool"), "node-5")
+        publisher.publish(occurrence(0, 0))
+        wait_published(publisher)
+        publisher.publish(occurrence(0, 0))  # the same detection again: the same message id
+        wait_published(publisher)
+        assert publisher.metrics.published._value.get() == 1 and publisher.metrics.duplicates._value.get() == 1
+        publisher.close()
+        # The same body under other ids (a replay by hand, or a forged header): two more stream messages.
+        body = msgspec.json.encode(occurrence(1, 0))
+        asyncio.run(_publish_raw(server.urls, subject_for("node-5"), body, ["other-1", "other-2"]))
+        asyncio.run(_publish_raw(server.urls, subject_for("node-5"), b'{"not": "a detection"}', ["junk"]))
+        assert asyncio.run(_jetstream(server.urls, "stream")).messages == 4
+        worker = start_worker(server, pg_url, tmp_path / "worker.log")
+        try:
+            stored = wait_counts(pg_url, {"/tmp/drop0": 1, "/tmp/drop1": 1}, timeout=30)
+            time.sleep(1.0)
+        finally:
+            counts = stop_worker(worker, tmp_path / "worker.log")
+    finally:
+        server.stop()
+    assert {path: f.count for path, f in findings(pg_url).items()} == {"/tmp/drop0": 1, "/tmp/drop1": 1}
+    assert stored["/tmp/drop1"].first_seen == occurrence(1, 0).observed_at
+    assert counts == {"stored": 3, "rejected": 1, "failed": 0, "redelivered": 0}, "stored twice, counted once"
+    assert "bus message rejected" in (tmp_path / "worker.log").read_text()
