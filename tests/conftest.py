@@ -1,4 +1,5 @@
-"""Shared fixtures: the real foreign-architecture binaries and UPX fetched by tests/assets/fetch-binaries.sh."""
+"""Shared fixtures: the real foreign-architecture binaries and UPX fetched by tests/assets/fetch-binaries.sh, and
+store backends: SQLite in a temporary folder, and a private PostgreSQL 15 started on loopback (tests/postgres.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bindrift.sinks.store.sql_store import SqlStore
+from tests import postgres
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT.parent / "shared"
@@ -63,3 +65,25 @@ def corpus() -> Path:
     if not (CORPUS / "labels.csv").exists():
         pytest.skip("../shared/corpus is not beside the project")
     return CORPUS
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server of the tests' own, on 127.0.0.1 and a free port (tests/postgres.py)."""
+    if not postgres.available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL 15 binaries are missing")
+        pytest.skip("PostgreSQL 15 is not installed")
+    with postgres.private_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bindrift.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    with postgres.fresh_database(server, postgres.database_name("t", request.node.nodeid)) as url:
+        yield url

@@ -9,6 +9,7 @@ import selectors
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
@@ -54,12 +55,17 @@ class _Watched:
 class Agent:
     """Watches every running container (and host paths), turning what happens into stored findings."""
 
-    def __init__(self, store: SqlStore, *, node: str = "", cluster: str = "", host_paths: tuple[str, ...] = (),
-                 outputs: AgentOutputs | None = None) -> None:  # fmt: skip
+    def __init__(self, store: SqlStore | None, *, node: str = "", cluster: str = "", host_paths: tuple[str, ...] = (),
+                 outputs: AgentOutputs | None = None,
+                 publish: Callable[[Detection], None] | None = None) -> None:  # fmt: skip
         self.outputs = outputs
-        self.pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity),
-                                         outbox=outputs.outbox if outputs else ())  # fmt: skip
-        self.intel = IntelSet([(path, cast(Kind, kind)) for path, kind in store.intel_sources()])
+        # Distributed mode (no store): detections go to `publish` (the bus); the central workers make the findings.
+        self.publish = publish
+        self.pipeline = None
+        if store is not None:
+            self.pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity),
+                                             outbox=outputs.outbox if outputs else ())  # fmt: skip
+        self.intel = IntelSet([(path, cast(Kind, kind)) for path, kind in store.intel_sources()] if store else [])
         self.node, self.cluster = node or socket.gethostname(), cluster
         self.table = ProcessTable()
         self.proc = ProcConnector()
@@ -354,6 +360,10 @@ class Agent:
             self._emit(detection)
 
     def _emit(self, detection: Detection) -> None:
+        if self.pipeline is None:
+            assert self.publish is not None, "an agent needs a store or a bus"
+            self.publish(detection)
+            return
         started = time.monotonic()
         finding = self.pipeline.process(detection)
         if self.outputs is not None:

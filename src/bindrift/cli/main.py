@@ -10,6 +10,7 @@ from bindrift.cli.demo import demo
 from bindrift.cli.scan import scan
 from bindrift.cli.serve import serve
 from bindrift.cli.watch import watch
+from bindrift.cli.worker import worker
 
 app = typer.Typer(
     name="bindrift",
@@ -22,6 +23,7 @@ app.command(no_args_is_help=True)(scan)
 app.command()(watch)
 app.command()(serve)
 app.command()(demo)
+app.command()(worker)
 app.add_typer(findings.app, name="findings")
 app.add_typer(intel.app, name="intel")
 app.add_typer(suppress.app, name="suppress")

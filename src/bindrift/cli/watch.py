@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,12 +28,29 @@ def watch(
         str, typer.Option(help="Also serve the API and Incident Explorer on HOST:PORT (e.g. 127.0.0.1:8080).")
     ] = "",
     tokens_file: TokensOption = None,
+    bus: Annotated[
+        str,
+        typer.Option(
+            envvar="BINDRIFT_BUS",
+            help="Distributed mode: publish detections to these NATS servers (nats://host:4222,…).",
+        ),  # fmt: skip
+    ] = "",
+    spool: Annotated[str, typer.Option(help="With --bus: the disk spool folder.")] = "/var/lib/bindrift/spool",
+    spool_max_mb: Annotated[int, typer.Option(min=2, help="With --bus: the spool's size cap in MiB.")] = 64,
 ) -> None:
     """Watch every running container (podman, containerd, CRI-O, Docker): suspicious binaries written, and
-    binaries not in the image executed. Findings go to the store and, as JSON lines, to stdout."""
+    binaries not in the image executed. Findings go to the store and, as JSON lines, to stdout; with --bus,
+    detections go to NATS JetStream and `bindrift worker` stores them."""
     from bindrift.cli.agent import Agent, print_finding
     from bindrift.cli.agent_outputs import AgentOutputs
 
+    if bus:
+        if db or webhook or syslog or serve:
+            raise typer.BadParameter("with --bus the workers store and export findings: --db, --webhook and "
+                                     "--syslog belong to `bindrift worker`, --serve to `bindrift serve`")  # fmt: skip
+        _watch_distributed(bus, Path(spool), spool_max_mb, node_name, cluster, tuple(host_path or ()), duration,
+                           metrics_file)  # fmt: skip
+        return
     store = open_store(db)
     try:
         outputs = AgentOutputs(store, webhook=webhook, syslog=syslog, metrics_file=metrics_file, echo=print_finding)
@@ -62,3 +80,36 @@ def watch(
         agent.close()
         outputs.write_metrics()
         store.close()
+
+
+def _watch_distributed(bus: str, spool: Path, spool_max_mb: int, node: str, cluster: str, host_paths: tuple[str, ...],
+                       duration: float, metrics_file: str) -> None:  # fmt: skip
+    """The agent publishing to the bus through its disk spool."""
+    import socket
+
+    from bindrift.bus.publisher import BusPublisher
+    from bindrift.bus.spool import Spool
+    from bindrift.bus.stream import parse_servers
+    from bindrift.cli.agent import Agent
+
+    try:
+        servers = parse_servers(bus)
+        spooled = Spool(spool, max_bytes=spool_max_mb << 20)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    node = node or socket.gethostname()
+    publisher = BusPublisher(servers, spooled, node, metrics_file=metrics_file)
+    agent = Agent(None, node=node, cluster=cluster, host_paths=host_paths, publish=publisher.publish)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"bindrift: agent started, publishing to {','.join(servers)}", file=sys.stderr, flush=True)
+    try:
+        agent.run(duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        agent.close()
+        publisher.close()

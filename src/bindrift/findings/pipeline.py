@@ -42,8 +42,9 @@ class FindingsPipeline:
         self.window = window
         self.outbox = tuple(outbox)
 
-    def process(self, detection: Detection) -> Finding:
-        """Build, suppress or not, store and correlate the finding for `detection`; returns it as stored."""
+    def process(self, detection: Detection, message_id: str = "") -> Finding:
+        """Build, suppress or not, store and correlate the finding for `detection`; returns it as stored.
+        `message_id` names the bus message that carried it: a message stored before is not counted again."""
         category: Category = detection.category
         if detection.intel and category in MALICIOUS:
             category = MALICIOUS[category]
@@ -59,7 +60,7 @@ class FindingsPipeline:
         self._suppress(finding, detection)
         correlate(self.store, finding, self.window)
         finding.response = response_steps(finding)
-        return self.store.upsert_finding(finding, self.outbox)
+        return self.store.upsert_finding(finding, self.outbox, message_id)
 
     def _suppress(self, finding: Finding, detection: Detection) -> None:
         rule = first_match(self.store.suppression_rules(), detection, detection.observed_at)

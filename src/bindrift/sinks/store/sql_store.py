@@ -26,6 +26,7 @@ from bindrift.sinks.store.models import (
     IncidentRow,
     IntelSourceRow,
     OutboxRow,
+    ProcessedMessageRow,
     StateChangeRow,
     SuppressionRow,
 )
@@ -108,12 +109,16 @@ class SqlStore:
 
     # Findings -------------------------------------------------------------------------------------
 
-    def upsert_finding(self, finding: Finding, outbox: Sequence[str] = ()) -> Finding:
+    def upsert_finding(self, finding: Finding, outbox: Sequence[str] = (), message_id: str = "") -> Finding:
         """Insert, or merge a repeat: count added, last seen advanced, first seen and state kept. The
         stored finding is queued for each export sink in `outbox` in the same transaction, so a crash
-        can lose neither the finding nor its delivery."""
+        can lose neither the finding nor its delivery. With a bus `message_id`, the id is recorded in the
+        same transaction and a message already recorded changes nothing (returns the finding as stored)."""
         values = _finding_values(finding)
         with self._session() as session:
+            if message_id and not self._first_delivery(session, message_id, finding.id):
+                row = session.get(FindingRow, finding.id)
+                return finding if row is None else self._hydrate(session, row)
             is_new = session.get(FindingRow, finding.id) is None
             insert = _insert(self.engine)
             stmt = insert(FindingRow).values(**values)
@@ -132,6 +137,14 @@ class SqlStore:
             session.add_all(OutboxRow(sink=sink, payload=msgspec.json.encode(stored), attempts=0, created_at=now)
                             for sink in outbox)  # fmt: skip
             return stored
+
+    def _first_delivery(self, session: Session, message_id: str, finding_id: str) -> bool:
+        """Record `message_id`; False when it was recorded before. On PostgreSQL a concurrent transaction
+        recording the same id makes this one wait for its outcome, so only one of them stores the finding."""
+        stmt = _insert(self.engine)(ProcessedMessageRow).values(id=message_id, finding_id=finding_id,
+                                                                 at=datetime.now(UTC))  # fmt: skip
+        stmt = stmt.on_conflict_do_nothing(index_elements=[ProcessedMessageRow.id]).returning(ProcessedMessageRow.id)
+        return session.execute(stmt).scalar() is not None
 
     def get_finding(self, finding_id: str) -> Finding | None:
         with self._session() as session:
@@ -180,8 +193,10 @@ class SqlStore:
             row.body, row.incident_id = msgspec.json.encode(body), incident_id
 
     def purge(self, older_than: datetime) -> int:
-        """Retention: delete findings last seen before `older_than`, with their history."""
+        """Retention: delete findings last seen before `older_than`, with their history, and the record of
+        bus messages processed before it (redeliveries come within minutes)."""
         with self._session() as session:
+            session.execute(delete(ProcessedMessageRow).where(ProcessedMessageRow.at < older_than))
             ids = list(session.scalars(select(FindingRow.id).where(FindingRow.last_seen < older_than)))
             session.execute(delete(StateChangeRow).where(StateChangeRow.finding_id.in_(ids)))
             session.execute(delete(FindingRow).where(FindingRow.id.in_(ids)))
