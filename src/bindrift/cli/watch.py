@@ -33,7 +33,7 @@ def watch(
         typer.Option(
             envvar="BINDRIFT_BUS",
             help="Distributed mode: publish detections to these NATS servers (nats://host:4222,…).",
-        ),  # fmt: skip
+        ),
     ] = "",
     spool: Annotated[str, typer.Option(help="With --bus: the disk spool folder.")] = "/var/lib/bindrift/spool",
     spool_max_mb: Annotated[int, typer.Option(min=2, help="With --bus: the spool's size cap in MiB.")] = 64,
