@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Protocol
 
@@ -14,6 +15,10 @@ DEFAULT_WINDOW = timedelta(hours=24)
 
 class IncidentStore(Protocol):
     """What correlation needs from the store."""
+
+    def scope_lock(self, scope: str) -> AbstractContextManager[None]:
+        """Held while one container's findings are correlated and stored, across processes."""
+        ...
 
     def latest_incident(self, scope: str) -> Incident | None: ...
 

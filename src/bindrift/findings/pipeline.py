@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from bindrift.findings.correlation import DEFAULT_WINDOW, correlate
-from bindrift.findings.identity import finding_id
+from bindrift.findings.identity import finding_id, scope_key
 from bindrift.findings.mitre import techniques
 from bindrift.findings.response import response_steps
 from bindrift.findings.severity import SeverityPolicy
@@ -58,9 +58,12 @@ class FindingsPipeline:
             techniques=techniques(category, detection), evidence=list(detection.evidence),
         )  # fmt: skip
         self._suppress(finding, detection)
-        correlate(self.store, finding, self.window)
-        finding.response = response_steps(finding)
-        return self.store.upsert_finding(finding, self.outbox, message_id)
+        # Workers sharing the bus may correlate findings of one container at once: each would drop the
+        # other's finding from the incident it read.
+        with self.store.scope_lock(scope_key(finding.resource)):
+            correlate(self.store, finding, self.window)
+            finding.response = response_steps(finding)
+            return self.store.upsert_finding(finding, self.outbox, message_id)
 
     def _suppress(self, finding: Finding, detection: Detection) -> None:
         rule = first_match(self.store.suppression_rules(), detection, detection.observed_at)

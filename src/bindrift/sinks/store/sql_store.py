@@ -6,7 +6,10 @@ committed finding survives the process being killed (and a power loss); PostgreS
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Engine, Select, case, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import Engine, Select, case, create_engine, delete, event, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bindrift.findings.suppression import SuppressionRule
@@ -81,6 +84,8 @@ class SqlStore:
         self.url = url or default_url()
         self.engine: Engine = _engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Threads of one process sharing this store take turns; other processes wait on the lock itself.
+        self._local_lock = threading.Lock()
         self.migrate()
 
     def migrate(self) -> None:
@@ -222,6 +227,32 @@ class SqlStore:
                 select(IncidentRow).where(IncidentRow.scope == scope).order_by(IncidentRow.last_seen.desc()).limit(1)
             ).first()
             return None if row is None else _incident_decoder.decode(row.body)
+
+    @contextmanager
+    def scope_lock(self, scope: str) -> Iterator[None]:
+        """Serialise the correlation of one container's findings across processes and threads: a
+        PostgreSQL advisory lock on the scope, or for SQLite an exclusive lock file beside the database."""
+        with self._local_lock:
+            if self.engine.dialect.name == "postgresql":
+                key = int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
+                with self.engine.connect() as connection:
+                    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                    try:
+                        yield
+                    finally:
+                        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                        connection.commit()
+                return
+            database = self.engine.url.database
+            if not database or database == ":memory:":
+                yield
+                return
+            fd = os.open(f"{database}-correlation.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
 
     def upsert_incident(self, incident: Incident) -> Incident:
         from bindrift.findings.identity import scope_key
