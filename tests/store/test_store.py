@@ -132,3 +132,25 @@ def test_sigkill_mid_write_loses_no_committed_finding(store_url: str) -> None:
     finally:
         reopened.close()
     assert set(committed) <= stored
+
+
+def _open_and_close(url: str) -> None:
+    SqlStore(url).close()
+
+
+def test_processes_opening_a_fresh_database_together_all_succeed(store_url: str) -> None:
+    """A deployment's workers and API start at once against a new database: the migration runs once."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_open_and_close, args=(store_url,)) for _ in range(5)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0] * 5
+    store = SqlStore(store_url)
+    try:
+        assert store.count_findings() == 0
+    finally:
+        store.close()

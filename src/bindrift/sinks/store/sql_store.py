@@ -89,13 +89,14 @@ class SqlStore:
         self.migrate()
 
     def migrate(self) -> None:
-        """Bring the schema to the latest Alembic revision."""
+        """Bring the schema to the latest Alembic revision. Processes opening a fresh database together (a
+        deployment's workers and API) take turns, so none sees a half-made schema."""
         from alembic import command
         from alembic.config import Config
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
+        with self.scope_lock("schema-migration"), self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
