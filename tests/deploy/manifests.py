@@ -28,9 +28,6 @@ RUNTIME_STATE = ("/run/runc", "/run/containerd", "/run/crio", "/run/docker")
 CONTAINER_STORAGE = ("/var/lib/containerd", "/var/lib/containers", "/var/lib/docker")
 SPOOL = "/var/lib/bindrift/spool"
 
-# Options of commands built on branches not merged into this one yet; each takes one value. A command
-# that exists in the typer app is checked against the app: these are accepted only on top of its options.
-PENDING_OPTIONS = {"watch": {"--bus", "--spool"}, "worker": {"--bus", "--db"}}
 ENV_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -93,26 +90,12 @@ def command_errors(args: list[str], env: Iterable[str]) -> list[str]:
         return [*errors, "no sub-command"]
     name, rest = args[0], [ENV_REF.sub("value", arg) for arg in args[1:]]
     command = commands().get(name)
-    known = {opt for param in command.params for opt in param.opts} if command else set()
-    pending = PENDING_OPTIONS.get(name, set()) - known
-    if command is None and name not in PENDING_OPTIONS:
+    if command is None:
         return [*errors, f"bindrift has no sub-command {name!r}"]
-    parsed: list[str] = []
-    index = 0
-    while index < len(rest):
-        option = rest[index].split("=", 1)[0]
-        if option in pending:
-            index += 1 if "=" in rest[index] else 2
-            continue
-        if command is None:
-            errors.append(f"{name} {rest[index]}: not an option of the pending command")
-        parsed.append(rest[index])
-        index += 1
-    if command is not None:
-        try:
-            command.make_context(name, parsed)
-        except click.ClickException as exc:
-            errors.append(f"bindrift {name}: {exc.format_message()}")
+    try:
+        command.make_context(name, rest)
+    except click.ClickException as exc:
+        errors.append(f"bindrift {name}: {exc.format_message()}")
     return errors
 
 

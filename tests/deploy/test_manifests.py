@@ -92,8 +92,7 @@ def test_the_command_check_rejects_what_bindrift_would_reject() -> None:
     ]
     assert m.command_errors(["agent"], []) == ["bindrift has no sub-command 'agent'"]
     assert m.command_errors(["worker", "--bus", "nats://n:4222", "--dbs", "x"], []) == [
-        "worker --dbs: not an option of the pending command",
-        "worker x: not an option of the pending command",
+        "bindrift worker: No such option '--dbs'. (Did you mean one of: '--bus', '--db'?)"
     ]
 
 
