@@ -6,6 +6,7 @@ import typer
 
 from bindrift import __version__
 from bindrift.cli import findings, intel, suppress
+from bindrift.cli.ingest import ingest
 from bindrift.cli.scan import scan
 from bindrift.cli.watch import watch
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.command(no_args_is_help=True)(scan)
 app.command()(watch)
+app.command()(ingest)
 app.add_typer(findings.app, name="findings")
 app.add_typer(intel.app, name="intel")
 app.add_typer(suppress.app, name="suppress")

@@ -1,0 +1,235 @@
+"""Falco alerts (`json_output: true`, one object per line) and the same JSON as Falco's `http_output` or
+Falcosidekick forward it. Only the `output_fields` keys bindrift uses are decoded; the rest is skipped.
+
+Exec: `evt.type` execve/execveat, an `evt.arg.flags` / `proc.is_exe_*` field (only exec events carry
+them), or one of Falco's default rules built on `spawned_process`. Write: `evt.type` open/openat/openat2/
+creat with a file `fd.name`, or a default rule built on `open_write`. Everything else is filtered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from bindrift.schema.external_event import Drift, ExternalEvent, ExternalProcess, FactValue, ToolVerdict
+from bindrift.sensors.ingest.common import (
+    IngestStats,
+    MalformedEventError,
+    container_id,
+    number,
+    rfc3339_ns,
+    signed64,
+    text,
+)
+
+EXEC_TYPES = frozenset({"execve", "execveat"})
+WRITE_TYPES = frozenset({"open", "openat", "openat2", "creat"})
+# Falco default rules (falco_rules.yaml, incubating and sandbox rule files) whose condition starts from
+# `spawned_process` / `open_write`: their alerts are executions / writes even without `evt.type`.
+EXEC_RULES = frozenset({
+    "Drop and execute new binary in container", "Terminal shell in container", "Run shell untrusted",
+    "Netcat Remote Code Execution in Container", "Launch Suspicious Network Tool in Container",
+    "Launch Package Management Process in Container", "Launch Ingress Remote File Copy Tools in Container",
+    "Launch Remote File Copy Tools in Container", "Execution from /dev/shm", "Fileless execution via memfd_create",
+    "Search Private Keys or Passwords", "Find AWS Credentials", "Linux Kernel Module Injection Detected",
+    "Debugfs Launched in Privileged Container", "System user interactive", "Launch Disallowed Container",
+})  # fmt: skip
+WRITE_RULES = frozenset({
+    "Write below binary dir", "Write below monitored dir", "Write below etc", "Write below root",
+    "Write below rpm database", "Schedule Cron Jobs", "Detect release_agent File Container Escapes",
+})  # fmt: skip
+UPPER_RULE = "Drop and execute new binary in container"
+MEMFD_RULE = "Fileless execution via memfd_create"
+ANCESTORS = (2, 3, 4)
+
+Num = int | str | None  # older Falco wrote `<NA>` where a number was missing
+Flag = bool | str | None
+
+
+def _f(name: str) -> Any:
+    return msgspec.field(name=name, default=None)
+
+
+class _Fields(msgspec.Struct, frozen=True):
+    evt_type: str | None = _f("evt.type")
+    evt_time: Num = _f("evt.time")
+    evt_arg_flags: str | None = _f("evt.arg.flags")
+    evt_is_open_write: Flag = _f("evt.is_open_write")
+    evt_is_open_exec: Flag = _f("evt.is_open_exec")
+    fd_name: str | None = _f("fd.name")
+    fd_is_upper_layer: Flag = _f("fd.is_upper_layer")
+    exepath: str | None = _f("proc.exepath")
+    exe: str | None = _f("proc.exe")
+    name: str | None = _f("proc.name")
+    cmdline: str | None = _f("proc.cmdline")
+    pid: Num = _f("proc.pid")
+    vpid: Num = _f("proc.vpid")
+    cwd: str | None = _f("proc.cwd")
+    ppid: Num = _f("proc.ppid")
+    pname: str | None = _f("proc.pname")
+    pexepath: str | None = _f("proc.pexepath")
+    aname2: str | None = _f("proc.aname[2]")
+    aname3: str | None = _f("proc.aname[3]")
+    aname4: str | None = _f("proc.aname[4]")
+    apid2: Num = _f("proc.apid[2]")
+    apid3: Num = _f("proc.apid[3]")
+    apid4: Num = _f("proc.apid[4]")
+    upper: Flag = _f("proc.is_exe_upper_layer")
+    lower: Flag = _f("proc.is_exe_lower_layer")
+    writable: Flag = _f("proc.is_exe_writable")
+    memfd: Flag = _f("proc.is_exe_from_memfd")
+    ctime_to_start: Num = _f("proc.exe_ino.ctime_duration_proc_start")
+    ctime_to_pidns: Num = _f("proc.exe_ino.ctime_duration_pidns_start")
+    user_name: str | None = _f("user.name")
+    user_uid: Num = _f("user.uid")
+    loginuid: Num = _f("user.loginuid")
+    container_id: str | None = _f("container.id")
+    container_full_id: str | None = _f("container.full_id")
+    container_name: str | None = _f("container.name")
+    image: str | None = _f("container.image")
+    repository: str | None = _f("container.image.repository")
+    tag: str | None = _f("container.image.tag")
+    digest: str | None = _f("container.image.digest")
+    namespace: str | None = _f("k8s.ns.name")
+    pod: str | None = _f("k8s.pod.name")
+
+
+class _Alert(msgspec.Struct, frozen=True):
+    rule: str = ""
+    priority: str = ""
+    time: str = ""
+    hostname: str = ""
+    source: str | None = None  # absent before Falco 0.26; Falcosidekick defaults it to syscall
+    uuid: str = ""
+    output_fields: _Fields | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Alert)
+
+
+def _flag(value: Flag) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    return None
+
+
+def _kind(alert: _Alert, fields: _Fields) -> str:
+    evt_type = text(fields.evt_type)
+    if evt_type in EXEC_TYPES:
+        return "exec"
+    if evt_type in WRITE_TYPES:
+        return "write" if text(fields.fd_name).startswith("/") and _flag(fields.evt_is_open_write) is not False else ""
+    if evt_type:
+        return ""
+    if text(fields.evt_arg_flags).startswith("EXE_") or fields.upper is not None or fields.memfd is not None:
+        return "exec"
+    if alert.rule in EXEC_RULES:
+        return "exec"
+    if alert.rule in WRITE_RULES and text(fields.fd_name).startswith("/"):
+        return "write"
+    return ""
+
+
+def _verdict(alert: _Alert, fields: _Fields) -> ToolVerdict:
+    flags = text(fields.evt_arg_flags)
+    drift: Drift = ""
+    field = ""
+    if _flag(fields.memfd) or "EXE_FROM_MEMFD" in flags.split("|"):
+        drift, field = "memfd", "proc.is_exe_from_memfd=true" if _flag(fields.memfd) else f"evt.arg.flags={flags}"
+    elif _flag(fields.upper):
+        drift, field = "upper-layer", "proc.is_exe_upper_layer=true"
+    elif "EXE_UPPER_LAYER" in flags.split("|"):
+        drift, field = "upper-layer", f"evt.arg.flags={flags}"
+    elif alert.rule == UPPER_RULE:
+        drift, field = "upper-layer", f"rule={UPPER_RULE}"
+    elif alert.rule == MEMFD_RULE:
+        drift, field = "memfd", f"rule={MEMFD_RULE}"
+    return ToolVerdict(rule=alert.rule, priority=alert.priority, drift=drift, field=field)
+
+
+def _facts(alert: _Alert, fields: _Fields) -> dict[str, FactValue]:
+    raw: dict[str, FactValue] = {
+        "evt.arg.flags": text(fields.evt_arg_flags) or None,
+        "proc.is_exe_upper_layer": _flag(fields.upper), "proc.is_exe_lower_layer": _flag(fields.lower),
+        "proc.is_exe_writable": _flag(fields.writable), "proc.is_exe_from_memfd": _flag(fields.memfd),
+        "fd.is_upper_layer": _flag(fields.fd_is_upper_layer), "evt.is_open_exec": _flag(fields.evt_is_open_exec),
+        "proc.exe_ino.ctime_duration_proc_start":
+            signed64(fields.ctime_to_start) if isinstance(fields.ctime_to_start, int) else None,
+        "proc.exe_ino.ctime_duration_pidns_start":
+            signed64(fields.ctime_to_pidns) if isinstance(fields.ctime_to_pidns, int) else None,
+        "user.loginuid": fields.loginuid if isinstance(fields.loginuid, int) else None,
+        "uuid": alert.uuid or None,
+    }  # fmt: skip
+    return {key: value for key, value in raw.items() if value is not None}
+
+
+def _parents(fields: _Fields) -> list[ExternalProcess]:
+    parents = []
+    if text(fields.pname) or text(fields.pexepath) or number(fields.ppid):
+        parents.append(ExternalProcess(pid=number(fields.ppid), comm=text(fields.pname), exe=text(fields.pexepath)))
+    for depth in ANCESTORS:
+        name = text(getattr(fields, f"aname{depth}"))
+        if not name:
+            break
+        parents.append(ExternalProcess(pid=number(getattr(fields, f"apid{depth}")), comm=name))
+    return parents
+
+
+def _image(fields: _Fields) -> str:
+    if text(fields.image):
+        return text(fields.image)
+    repository, tag = text(fields.repository), text(fields.tag)
+    return f"{repository}:{tag}" if repository and tag else repository
+
+
+class FalcoAdapter:
+    """Falco JSON alerts → exec and write events."""
+
+    def __init__(self) -> None:
+        self.stats = IngestStats()
+
+    def feed(self, line: bytes) -> list[ExternalEvent]:
+        try:
+            alert = _DECODER.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise MalformedEventError(f"not a Falco alert: {exc}") from exc
+        event = self.convert(alert)
+        return [] if event is None else [event]
+
+    def convert(self, alert: _Alert) -> ExternalEvent | None:
+        fields = alert.output_fields
+        if fields is None:
+            raise MalformedEventError("Falco alert without output_fields")
+        if alert.source not in (None, "syscall"):
+            return None
+        kind = _kind(alert, fields)
+        if not kind:
+            return None
+        if isinstance(fields.evt_time, int):
+            time_ns = fields.evt_time
+        elif alert.time:
+            time_ns = rfc3339_ns(alert.time)
+        else:
+            raise MalformedEventError("Falco alert without evt.time or time")
+        exe = text(fields.exepath) or (text(fields.exe) if text(fields.exe).startswith("/") else "")
+        cmdline = text(fields.cmdline)
+        process = ExternalProcess(
+            pid=number(fields.pid), vpid=number(fields.vpid), comm=text(fields.name), exe=exe,
+            args=cmdline.split(" ") if cmdline else [], cwd=text(fields.cwd), user=text(fields.user_name),
+            uid=number(fields.user_uid, -1),
+        )  # fmt: skip
+        return ExternalEvent(
+            tool="falco", kind="exec" if kind == "exec" else "write", time_ns=time_ns,
+            path=exe if kind == "exec" else text(fields.fd_name), process=process, parents=_parents(fields),
+            node=alert.hostname, container_id=container_id(text(fields.container_full_id) or text(fields.container_id)),
+            container_name=text(fields.container_name),
+            image=_image(fields), image_digest=text(fields.digest), pod=text(fields.pod),
+            namespace=text(fields.namespace), verdict=_verdict(alert, fields),
+            source_event=f"rule: {alert.rule}" if alert.rule else text(fields.evt_type), facts=_facts(alert, fields),
+        )  # fmt: skip
+
+    def flush(self) -> list[ExternalEvent]:
+        return []
