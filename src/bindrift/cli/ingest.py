@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from enum import StrEnum
@@ -123,6 +124,10 @@ def _serve(run: _Run, host: str, port: int) -> None:
 
     from bindrift.sensors.ingest.http import make_app
 
+    # uvicorn shuts down gracefully on SIGINT / SIGTERM, then re-raises the signal under the handlers it found:
+    # these let the command go on to print its summary.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: None)
     config = uvicorn.Config(make_app(run.lines), host=host, port=port, log_level="warning", access_log=False)
     print(f"bindrift: listening on http://{host}:{port}/", file=sys.stderr, flush=True)
     uvicorn.Server(config).run()

@@ -101,7 +101,8 @@ class AuditdAdapter:
         if kind == b"SYSCALL":
             pending.syscall = fields
         elif kind == b"EXECVE":
-            pending.argc = number(decode_value(fields.get("argc", b"0")))
+            if "argc" in fields:
+                pending.argc = number(decode_value(fields["argc"]))
             for key, raw in fields.items():
                 found = _ARG.match(key)
                 if found is not None and int(found.group(1)) < MAX_ARGS:
@@ -135,7 +136,7 @@ class AuditdAdapter:
             "key": decode_value(sc.get("key", b""), encoded=True), "argc": pending.argc,
             "tty": decode_value(sc.get("tty", b"")),
         }  # fmt: skip
-        if pending.program and pending.program != program:
+        if pending.program and pending.program != exe:
             facts["path_name"] = pending.program
         process = ExternalProcess(
             pid=number(decode_value(sc.get("pid", b"0"))), comm=decode_value(sc.get("comm", b""), encoded=True),
