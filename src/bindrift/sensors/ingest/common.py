@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Protocol
 
 from bindrift.schema.external_event import ExternalEvent
@@ -66,6 +67,7 @@ def signed64(value: int) -> int:
     return value - U64 if value >= 1 << 63 else value
 
 
+@lru_cache(maxsize=4096)
 def container_id(raw: str | None) -> str:
     """Lower-case hex without a runtime prefix (`containerd://`, `docker://`, `cri-o://`); '' for the host
     or a value that is not a container id."""

@@ -41,7 +41,6 @@ WRITE_RULES = frozenset({
 })  # fmt: skip
 UPPER_RULE = "Drop and execute new binary in container"
 MEMFD_RULE = "Fileless execution via memfd_create"
-ANCESTORS = (2, 3, 4)
 
 Num = int | str | None  # older Falco wrote `<NA>` where a number was missing
 Flag = bool | str | None
@@ -105,7 +104,27 @@ class _Alert(msgspec.Struct, frozen=True):
     output_fields: _Fields | None = None
 
 
+class _KindFields(msgspec.Struct, frozen=True):
+    """The `output_fields` that decide whether an alert is an execution or a write."""
+
+    evt_type: str | None = _f("evt.type")
+    evt_arg_flags: str | None = _f("evt.arg.flags")
+    evt_is_open_write: Flag = _f("evt.is_open_write")
+    fd_name: str | None = _f("fd.name")
+    upper: Flag = _f("proc.is_exe_upper_layer")
+    memfd: Flag = _f("proc.is_exe_from_memfd")
+
+
+class _Head(msgspec.Struct, frozen=True):
+    """What the fast path decodes to filter a line (about 4x cheaper than the full decode)."""
+
+    rule: str = ""
+    source: str | None = None
+    output_fields: _KindFields | None = None
+
+
 _DECODER = msgspec.json.Decoder(_Alert)
+_HEAD = msgspec.json.Decoder(_Head)
 
 
 def _flag(value: Flag) -> bool | None:
@@ -116,7 +135,7 @@ def _flag(value: Flag) -> bool | None:
     return None
 
 
-def _kind(alert: _Alert, fields: _Fields) -> str:
+def _kind(rule: str, fields: _KindFields | _Fields) -> str:
     evt_type = text(fields.evt_type)
     if evt_type in EXEC_TYPES:
         return "exec"
@@ -126,9 +145,9 @@ def _kind(alert: _Alert, fields: _Fields) -> str:
         return ""
     if text(fields.evt_arg_flags).startswith("EXE_") or fields.upper is not None or fields.memfd is not None:
         return "exec"
-    if alert.rule in EXEC_RULES:
+    if rule in EXEC_RULES:
         return "exec"
-    if alert.rule in WRITE_RULES and text(fields.fd_name).startswith("/"):
+    if rule in WRITE_RULES and text(fields.fd_name).startswith("/"):
         return "write"
     return ""
 
@@ -150,31 +169,41 @@ def _verdict(alert: _Alert, fields: _Fields) -> ToolVerdict:
     return ToolVerdict(rule=alert.rule, priority=alert.priority, drift=drift, field=field)
 
 
+FLAG_FACTS = ("proc.is_exe_upper_layer", "proc.is_exe_lower_layer", "proc.is_exe_writable", "proc.is_exe_from_memfd",
+              "fd.is_upper_layer", "evt.is_open_exec")  # fmt: skip
+
+
 def _facts(alert: _Alert, fields: _Fields) -> dict[str, FactValue]:
-    raw: dict[str, FactValue] = {
-        "evt.arg.flags": text(fields.evt_arg_flags) or None,
-        "proc.is_exe_upper_layer": _flag(fields.upper), "proc.is_exe_lower_layer": _flag(fields.lower),
-        "proc.is_exe_writable": _flag(fields.writable), "proc.is_exe_from_memfd": _flag(fields.memfd),
-        "fd.is_upper_layer": _flag(fields.fd_is_upper_layer), "evt.is_open_exec": _flag(fields.evt_is_open_exec),
-        "proc.exe_ino.ctime_duration_proc_start":
-            signed64(fields.ctime_to_start) if isinstance(fields.ctime_to_start, int) else None,
-        "proc.exe_ino.ctime_duration_pidns_start":
-            signed64(fields.ctime_to_pidns) if isinstance(fields.ctime_to_pidns, int) else None,
-        "user.loginuid": fields.loginuid if isinstance(fields.loginuid, int) else None,
-        "uuid": alert.uuid or None,
-    }  # fmt: skip
-    return {key: value for key, value in raw.items() if value is not None}
+    facts: dict[str, FactValue] = {}
+    if fields.evt_arg_flags:
+        facts["evt.arg.flags"] = text(fields.evt_arg_flags) or None
+    flags = (fields.upper, fields.lower, fields.writable, fields.memfd, fields.fd_is_upper_layer,
+             fields.evt_is_open_exec)  # fmt: skip
+    for key, value in zip(FLAG_FACTS, flags, strict=True):
+        if value is not None:
+            facts[key] = _flag(value)
+    if isinstance(fields.ctime_to_start, int):
+        facts["proc.exe_ino.ctime_duration_proc_start"] = signed64(fields.ctime_to_start)
+    if isinstance(fields.ctime_to_pidns, int):
+        facts["proc.exe_ino.ctime_duration_pidns_start"] = signed64(fields.ctime_to_pidns)
+    if isinstance(fields.loginuid, int):
+        facts["user.loginuid"] = fields.loginuid
+    if alert.uuid:
+        facts["uuid"] = alert.uuid
+    return {key: value for key, value in facts.items() if value is not None}
 
 
 def _parents(fields: _Fields) -> list[ExternalProcess]:
     parents = []
-    if text(fields.pname) or text(fields.pexepath) or number(fields.ppid):
-        parents.append(ExternalProcess(pid=number(fields.ppid), comm=text(fields.pname), exe=text(fields.pexepath)))
-    for depth in ANCESTORS:
-        name = text(getattr(fields, f"aname{depth}"))
-        if not name:
+    pname, pexepath = text(fields.pname), text(fields.pexepath)
+    if pname or pexepath or fields.ppid:
+        parents.append(ExternalProcess(pid=number(fields.ppid), comm=pname, exe=pexepath))
+    if fields.aname2 is None:
+        return parents
+    for name, pid in ((fields.aname2, fields.apid2), (fields.aname3, fields.apid3), (fields.aname4, fields.apid4)):
+        if not text(name):
             break
-        parents.append(ExternalProcess(pid=number(getattr(fields, f"apid{depth}")), comm=name))
+        parents.append(ExternalProcess(pid=number(pid), comm=text(name)))
     return parents
 
 
@@ -193,6 +222,11 @@ class FalcoAdapter:
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
         try:
+            head = _HEAD.decode(line)
+            if head.output_fields is not None and (
+                head.source not in (None, "syscall") or not _kind(head.rule, head.output_fields)
+            ):
+                return []
             alert = _DECODER.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MalformedEventError(f"not a Falco alert: {exc}") from exc
@@ -205,7 +239,7 @@ class FalcoAdapter:
             raise MalformedEventError("Falco alert without output_fields")
         if alert.source not in (None, "syscall"):
             return None
-        kind = _kind(alert, fields)
+        kind = _kind(alert.rule, fields)
         if not kind:
             return None
         if isinstance(fields.evt_time, int):
@@ -214,7 +248,8 @@ class FalcoAdapter:
             time_ns = rfc3339_ns(alert.time)
         else:
             raise MalformedEventError("Falco alert without evt.time or time")
-        exe = text(fields.exepath) or (text(fields.exe) if text(fields.exe).startswith("/") else "")
+        argv0 = text(fields.exe)
+        exe = text(fields.exepath) or (argv0 if argv0.startswith("/") else "")
         cmdline = text(fields.cmdline)
         process = ExternalProcess(
             pid=number(fields.pid), vpid=number(fields.vpid), comm=text(fields.name), exe=exe,
