@@ -15,7 +15,7 @@ Drift = Literal["", "upper-layer", "memfd", "dropped-executable"]
 FactValue = str | int | bool | None
 
 
-class ExternalProcess(msgspec.Struct, frozen=True):
+class ExternalProcess(msgspec.Struct, frozen=True, gc=False):
     """A process as the tool reported it. `pid` is the host PID (0 when the tool does not give it)."""
 
     pid: int = 0
@@ -28,7 +28,7 @@ class ExternalProcess(msgspec.Struct, frozen=True):
     uid: int = -1
 
 
-class ToolVerdict(msgspec.Struct, frozen=True):
+class ToolVerdict(msgspec.Struct, frozen=True, gc=False):
     """The tool's own reading of the event: the rule or signature that fired and what it says about the file.
     `field` names the tool field (and value) behind `drift`, e.g. `proc.is_exe_upper_layer=true`."""
 
@@ -38,7 +38,7 @@ class ToolVerdict(msgspec.Struct, frozen=True):
     field: str = ""
 
 
-class ExternalEvent(msgspec.Struct, frozen=True):
+class ExternalEvent(msgspec.Struct, frozen=True, gc=False):
     """One execution or file write reported by another sensor.
 
     `path` is the executed program or the written file, as seen inside the process's root (the container's

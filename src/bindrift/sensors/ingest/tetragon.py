@@ -18,39 +18,39 @@ PERMISSION_HOOK = "security_file_permission"
 Num = int | str | None  # uint64s arrive as decimal strings
 
 
-class _Image(msgspec.Struct, frozen=True):
+class _Image(msgspec.Struct, frozen=True, gc=False):
     id: str = ""
     name: str = ""
 
 
-class _Container(msgspec.Struct, frozen=True):
+class _Container(msgspec.Struct, frozen=True, gc=False):
     id: str = ""
     name: str = ""
     image: _Image | None = None
     pid: Num = None
 
 
-class _Pod(msgspec.Struct, frozen=True):
+class _Pod(msgspec.Struct, frozen=True, gc=False):
     namespace: str = ""
     name: str = ""
     container: _Container | None = None
 
 
-class _Inode(msgspec.Struct, frozen=True):
+class _Inode(msgspec.Struct, frozen=True, gc=False):
     number: Num = None
     links: Num = None
 
 
-class _ExeFile(msgspec.Struct, frozen=True):
+class _ExeFile(msgspec.Struct, frozen=True, gc=False):
     inode: _Inode | None = None
     path: str = ""
 
 
-class _BinaryProperties(msgspec.Struct, frozen=True):
+class _BinaryProperties(msgspec.Struct, frozen=True, gc=False):
     file: _ExeFile | None = None
 
 
-class _Process(msgspec.Struct, frozen=True):
+class _Process(msgspec.Struct, frozen=True, gc=False):
     exec_id: str = ""
     pid: Num = None
     uid: Num = None
@@ -65,23 +65,23 @@ class _Process(msgspec.Struct, frozen=True):
     binary_properties: _BinaryProperties | None = None
 
 
-class _Exec(msgspec.Struct, frozen=True):
+class _Exec(msgspec.Struct, frozen=True, gc=False):
     process: _Process | None = None
     parent: _Process | None = None
     ancestors: list[_Process] = msgspec.field(default_factory=list)
 
 
-class _PathArg(msgspec.Struct, frozen=True):
+class _PathArg(msgspec.Struct, frozen=True, gc=False):
     path: str = ""
 
 
-class _KprobeArg(msgspec.Struct, frozen=True):
+class _KprobeArg(msgspec.Struct, frozen=True, gc=False):
     file_arg: _PathArg | None = None
     path_arg: _PathArg | None = None
     int_arg: Num = None
 
 
-class _Kprobe(msgspec.Struct, frozen=True):
+class _Kprobe(msgspec.Struct, frozen=True, gc=False):
     process: _Process | None = None
     parent: _Process | None = None
     ancestors: list[_Process] = msgspec.field(default_factory=list)
@@ -90,7 +90,7 @@ class _Kprobe(msgspec.Struct, frozen=True):
     args: list[_KprobeArg] = msgspec.field(default_factory=list)
 
 
-class _Response(msgspec.Struct, frozen=True):
+class _Response(msgspec.Struct, frozen=True, gc=False):
     process_exec: _Exec | None = None
     process_kprobe: _Kprobe | None = None
     node_name: str = ""

@@ -25,32 +25,32 @@ SKIPPED_ARGS = frozenset({"argv", "envp", "env", "bytes", "pathname", "cmdpath",
 MAX_FACT = 1024
 
 
-class _Arg(msgspec.Struct, frozen=True):
+class _Arg(msgspec.Struct, frozen=True, gc=False):
     name: str = ""
     value: Any = None
 
 
-class _Meta(msgspec.Struct, frozen=True):
+class _Meta(msgspec.Struct, frozen=True, gc=False):
     Properties: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class _LegacyContainer(msgspec.Struct, frozen=True, rename="camel"):
+class _LegacyContainer(msgspec.Struct, frozen=True, rename="camel", gc=False):
     id: str = ""
     name: str = ""
     image: str = ""
     image_digest: str = ""
 
 
-class _LegacyK8s(msgspec.Struct, frozen=True, rename="camel"):
+class _LegacyK8s(msgspec.Struct, frozen=True, rename="camel", gc=False):
     pod_name: str = ""
     pod_namespace: str = ""
 
 
-class _StrArray(msgspec.Struct, frozen=True):
+class _StrArray(msgspec.Struct, frozen=True, gc=False):
     value: list[str] = msgspec.field(default_factory=list)
 
 
-class _Data(msgspec.Struct, frozen=True):
+class _Data(msgspec.Struct, frozen=True, gc=False):
     name: str = ""
     text: Any = msgspec.field(name="str", default=None)
     flag: Any = msgspec.field(name="bool", default=None)
@@ -70,19 +70,19 @@ class _Data(msgspec.Struct, frozen=True):
         return None
 
 
-class _Path(msgspec.Struct, frozen=True):
+class _Path(msgspec.Struct, frozen=True, gc=False):
     path: str = ""
 
 
-class _Id(msgspec.Struct, frozen=True):
+class _Id(msgspec.Struct, frozen=True, gc=False):
     id: Any = None
 
 
-class _Thread(msgspec.Struct, frozen=True):
+class _Thread(msgspec.Struct, frozen=True, gc=False):
     name: str = ""
 
 
-class _Process(msgspec.Struct, frozen=True):
+class _Process(msgspec.Struct, frozen=True, gc=False):
     executable: _Path | None = None
     host_pid: Any = None
     pid: Any = None
@@ -91,40 +91,40 @@ class _Process(msgspec.Struct, frozen=True):
     ancestors: list[_Process] = msgspec.field(default_factory=list)
 
 
-class _Image(msgspec.Struct, frozen=True):
+class _Image(msgspec.Struct, frozen=True, gc=False):
     id: str = ""
     name: str = ""
     repo_digests: list[str] = msgspec.field(default_factory=list)
 
 
-class _Container(msgspec.Struct, frozen=True):
+class _Container(msgspec.Struct, frozen=True, gc=False):
     id: str = ""
     name: str = ""
     image: _Image | None = None
 
 
-class _Name(msgspec.Struct, frozen=True):
+class _Name(msgspec.Struct, frozen=True, gc=False):
     name: str = ""
 
 
-class _K8s(msgspec.Struct, frozen=True):
+class _K8s(msgspec.Struct, frozen=True, gc=False):
     pod: _Name | None = None
     namespace: _Name | None = None
 
 
-class _Workload(msgspec.Struct, frozen=True):
+class _Workload(msgspec.Struct, frozen=True, gc=False):
     process: _Process | None = None
     container: _Container | None = None
     k8s: _K8s | None = None
 
 
-class _Threat(msgspec.Struct, frozen=True):
+class _Threat(msgspec.Struct, frozen=True, gc=False):
     name: str = ""
     severity: Any = None
     properties: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class _Event(msgspec.Struct, frozen=True, rename="camel"):
+class _Event(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """Both shapes' keys; each line fills one set."""
 
     timestamp: int | str | None = None
