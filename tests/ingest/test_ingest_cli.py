@@ -149,9 +149,10 @@ def _post(url: str, body: bytes) -> tuple[int, dict[str, int]]:
 
 
 def test_http_endpoint_takes_falco_and_falcosidekick_posts(tmp_path: Path) -> None:
+    """A bare port listens on the loopback address."""
     db = f"sqlite:///{tmp_path / 'http.db'}"
     port = _free_port()
-    server = subprocess.Popen([BINDRIFT, "ingest", "--from", "falco", "--db", db, "--listen", f"127.0.0.1:{port}"],
+    server = subprocess.Popen([BINDRIFT, "ingest", "--from", "falco", "--db", db, "--listen", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
         deadline = time.monotonic() + 20

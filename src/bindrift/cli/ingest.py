@@ -70,8 +70,10 @@ class _Run:
 
 
 def _listen_address(text: str) -> tuple[str, int]:
+    """HOST:PORT, or a bare PORT on the loopback address."""
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    host = host or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
         raise typer.BadParameter(f"{text!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
 
@@ -81,7 +83,7 @@ def ingest(
     input_file: Annotated[str, typer.Argument(metavar="[FILE|-]", help="Events file (default: stdin).")] = "-",
     db: DbOption = None,
     listen: Annotated[
-        str, typer.Option(help="Serve HTTP on HOST:PORT instead (Falco http_output, Falcosidekick webhook).")
+        str, typer.Option(help="Serve HTTP on [HOST:]PORT instead (Falco http_output, Falcosidekick webhook).")
     ] = "",
     node_name: Annotated[str, typer.Option(help="Node name for events that do not name theirs.")] = "",
     cluster: Annotated[str, typer.Option(help="Cluster name in findings.")] = "",
@@ -110,8 +112,11 @@ def ingest(
         else:
             stream: BinaryIO
             with sys.stdin.buffer if input_file == "-" else open(input_file, "rb") as stream:
-                for event in read_events(stream, run.adapter):
-                    run.events([event])
+                try:
+                    for event in read_events(stream, run.adapter):
+                        run.events([event])
+                except KeyboardInterrupt:
+                    pass  # stopped by hand: the summary still tells what was read
     except OSError as exc:
         raise typer.BadParameter(str(exc)) from exc
     finally:
