@@ -43,7 +43,7 @@ DRIFT_MEANING = {
 def process_info(process: ExternalProcess, parents: list[ExternalProcess], exe: str = "") -> ProcessInfo:
     """The tool's process in bindrift's shape (its ancestors as the lineage)."""
     return ProcessInfo(
-        pid=process.pid or process.vpid, ppid=parents[0].pid if parents else 0, comm=process.comm,
+        pid=process.pid, ppid=parents[0].pid if parents else 0, comm=process.comm,
         exe=process.exe or exe, args=list(process.args), user=process.user, uid=process.uid, cwd=process.cwd,
         lineage=[ProcessRef(pid=p.pid, comm=p.comm, exe=p.exe, args=list(p.args)) for p in parents],
         downloaded_by=ingress_tool(process.comm, process.args),

@@ -13,6 +13,7 @@ from bindrift.schema.external_event import ExternalEvent
 
 MAX_LINE = 1 << 20  # longer lines are rejected (no tool writes an exec or write event this large)
 U64 = 1 << 64
+MIN_ID = 12
 _FRACTION = re.compile(r"\.(\d+)")
 _HEX = re.compile(r"[0-9a-f]+")
 _RUNTIME_PREFIX = re.compile(r"^[a-z0-9-]+://")
@@ -70,11 +71,11 @@ def signed64(value: int) -> int:
 @lru_cache(maxsize=4096)
 def container_id(raw: str | None) -> str:
     """Lower-case hex without a runtime prefix (`containerd://`, `docker://`, `cri-o://`); '' for the host
-    or a value that is not a container id."""
+    or a value that is not a container id (fewer than 12 hex digits could match the wrong container)."""
     if not raw or raw == "host":
         return ""
     value = _RUNTIME_PREFIX.sub("", raw.strip()).lower()
-    return value if _HEX.fullmatch(value) else ""
+    return value if len(value) >= MIN_ID and _HEX.fullmatch(value) else ""
 
 
 def text(value: object) -> str:
