@@ -227,28 +227,23 @@ class FalcoAdapter:
     def feed(self, line: bytes) -> list[ExternalEvent]:
         try:
             head = _HEAD.decode(line)
-            if head.output_fields is not None and (
-                head.source not in (None, "syscall") or not _kind(head.rule, head.output_fields)
-            ):
+            if head.output_fields is None:
+                raise MalformedEventError("Falco alert without output_fields")
+            kind = _kind(head.rule, head.output_fields) if head.source in (None, "syscall") else ""
+            if not kind:
                 return []
             alert = _DECODER.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MalformedEventError(f"not a Falco alert: {exc}") from exc
         if b"<NA>" in line:  # older Falco wrote it for a missing value: the same as null
             alert = msgspec.structs.replace(alert, output_fields=_without_na(alert.output_fields))
-        event = self._convert(alert)
-        return [] if event is None else [event]
+        return [self._convert(alert, kind)]
 
     @staticmethod
-    def _convert(alert: _Alert) -> ExternalEvent | None:
+    def _convert(alert: _Alert, kind: str) -> ExternalEvent:
         f = alert.output_fields
         if f is None:
             raise MalformedEventError("Falco alert without output_fields")
-        if alert.source not in (None, "syscall"):
-            return None
-        kind = _kind(alert.rule, f)
-        if not kind:
-            return None
         if isinstance(f.evt_time, int):
             time_ns = f.evt_time
         elif alert.time:

@@ -36,7 +36,7 @@ def make_adapter(tool: Tool) -> Adapter:
 
 def feed_line(adapter: Adapter, line: bytes) -> list[ExternalEvent]:
     """The events one line completes; blank lines are skipped, malformed ones counted and logged."""
-    if not line.strip():
+    if not line or line.isspace():
         return []
     stats = adapter.stats
     stats.lines += 1
