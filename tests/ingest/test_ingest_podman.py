@@ -100,6 +100,26 @@ def test_falco_events_get_the_layer_comparison(box: Box, tmp_path: Path) -> None
     assert content.values["sha256"] == hashlib.sha256(box.busybox + b"\n").hexdigest() == modified.file.sha256
 
 
+def test_paths_cannot_leave_the_container(box: Box, tmp_path: Path, test_binaries: Path) -> None:
+    """A foreign binary on the host, named through `..` or a symlink planted in the container, stays out of
+    reach: it is resolved inside the container's root, where it does not exist."""
+    host_file = tmp_path / "host-only" / "bb"
+    host_file.parent.mkdir()
+    host_file.write_bytes((test_binaries / "busybox-static-arm64" / "bin" / "busybox").read_bytes())
+    box.run("ln", "-s", f"/../../../../../..{host_file}", "/tmp/escape")
+    alerts = [_falco_exec(box.cid, p) for p in (f"/../../../../../..{host_file}", "/tmp/escape")]
+    result = subprocess.run([BINDRIFT, "ingest", "--from", "falco", "--db", f"sqlite:///{tmp_path / 'i.db'}", "-"],
+                            input=b"\n".join(json.dumps(a).encode() for a in alerts), capture_output=True,
+                            timeout=120, check=False)  # fmt: skip
+    findings = [msgspec.json.decode(line, type=Finding) for line in result.stdout.splitlines()]
+    assert (
+        "2 events kept, 0 rejected; 0 analysed in full, 2 findings (2 from the event alone)" in result.stderr.decode()
+    )
+    assert [f.category for f in findings] == ["Added Binary Executed"] * 2
+    assert all(f.file.elf is None and f.file.sha256 == "" for f in findings), "the host file was never read"
+    assert all("cannot be opened" in str(f.evidence[0].values["reason"]) for f in findings)
+
+
 def test_auditd_exec_is_mapped_to_its_container_by_cgroup(box: Box, tmp_path: Path) -> None:
     # auditd has no container field: the live process (the container's init) leads to it through its cgroup.
     records = (
