@@ -153,14 +153,16 @@ def _kind(rule: str, fields: _KindFields | _Fields) -> str:
 
 
 def _verdict(alert: _Alert, fields: _Fields) -> ToolVerdict:
-    flags = text(fields.evt_arg_flags)
+    flags = fields.evt_arg_flags or ""
     drift: Drift = ""
     field = ""
-    if _flag(fields.memfd) or "EXE_FROM_MEMFD" in flags.split("|"):
-        drift, field = "memfd", "proc.is_exe_from_memfd=true" if _flag(fields.memfd) else f"evt.arg.flags={flags}"
-    elif _flag(fields.upper):
+    if fields.memfd is True or fields.memfd == "true":
+        drift, field = "memfd", "proc.is_exe_from_memfd=true"
+    elif "EXE_FROM_MEMFD" in flags:
+        drift, field = "memfd", f"evt.arg.flags={flags}"
+    elif fields.upper is True or fields.upper == "true":
         drift, field = "upper-layer", "proc.is_exe_upper_layer=true"
-    elif "EXE_UPPER_LAYER" in flags.split("|"):
+    elif "EXE_UPPER_LAYER" in flags:
         drift, field = "upper-layer", f"evt.arg.flags={flags}"
     elif alert.rule == UPPER_RULE:
         drift, field = "upper-layer", f"rule={UPPER_RULE}"
@@ -169,28 +171,30 @@ def _verdict(alert: _Alert, fields: _Fields) -> ToolVerdict:
     return ToolVerdict(rule=alert.rule, priority=alert.priority, drift=drift, field=field)
 
 
-FLAG_FACTS = ("proc.is_exe_upper_layer", "proc.is_exe_lower_layer", "proc.is_exe_writable", "proc.is_exe_from_memfd",
-              "fd.is_upper_layer", "evt.is_open_exec")  # fmt: skip
-
-
-def _facts(alert: _Alert, fields: _Fields) -> dict[str, FactValue]:
+def _facts(alert: _Alert, f: _Fields) -> dict[str, FactValue]:
+    """The raw fields kept as evidence: those present, wrapped durations turned back into signed ones."""
     facts: dict[str, FactValue] = {}
-    if fields.evt_arg_flags:
-        facts["evt.arg.flags"] = text(fields.evt_arg_flags) or None
-    flags = (fields.upper, fields.lower, fields.writable, fields.memfd, fields.fd_is_upper_layer,
-             fields.evt_is_open_exec)  # fmt: skip
-    for key, value in zip(FLAG_FACTS, flags, strict=True):
-        if value is not None:
-            facts[key] = _flag(value)
-    if isinstance(fields.ctime_to_start, int):
-        facts["proc.exe_ino.ctime_duration_proc_start"] = signed64(fields.ctime_to_start)
-    if isinstance(fields.ctime_to_pidns, int):
-        facts["proc.exe_ino.ctime_duration_pidns_start"] = signed64(fields.ctime_to_pidns)
-    if isinstance(fields.loginuid, int):
-        facts["user.loginuid"] = fields.loginuid
+    if f.evt_arg_flags:
+        facts["evt.arg.flags"] = f.evt_arg_flags
+    for key, value in (
+        ("proc.is_exe_upper_layer", f.upper),
+        ("proc.is_exe_lower_layer", f.lower),
+        ("proc.is_exe_writable", f.writable),
+        ("proc.is_exe_from_memfd", f.memfd),
+        ("fd.is_upper_layer", f.fd_is_upper_layer),
+        ("evt.is_open_exec", f.evt_is_open_exec),
+    ):
+        if value is not None and (flag := _flag(value)) is not None:
+            facts[key] = flag
+    if isinstance(f.ctime_to_start, int):
+        facts["proc.exe_ino.ctime_duration_proc_start"] = signed64(f.ctime_to_start)
+    if isinstance(f.ctime_to_pidns, int):
+        facts["proc.exe_ino.ctime_duration_pidns_start"] = signed64(f.ctime_to_pidns)
+    if isinstance(f.loginuid, int):
+        facts["user.loginuid"] = f.loginuid
     if alert.uuid:
         facts["uuid"] = alert.uuid
-    return {key: value for key, value in facts.items() if value is not None}
+    return facts
 
 
 def _parents(fields: _Fields) -> list[ExternalProcess]:
