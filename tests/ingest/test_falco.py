@@ -97,6 +97,18 @@ def test_drop_and_execute_alert_every_field() -> None:
     )  # fmt: skip
 
 
+def test_na_in_text_number_and_flag_fields() -> None:
+    # Older Falco wrote `<NA>` into output_fields where newer ones write null, in fields of any type.
+    missing = ("proc.ppid", "proc.pname", "proc.pexepath", "proc.aname[2]", "user.uid", "proc.is_exe_upper_layer",
+               "proc.cwd")  # fmt: skip
+    fields = {**DROP["output_fields"], **dict.fromkeys(missing, "<NA>")}  # type: ignore[dict-item]
+    event = _events(json.dumps({**DROP, "output_fields": fields}).encode())[0][0]
+    assert (event.parents, event.process.uid, event.process.cwd) == ([], -1, "")
+    # the flags still say upper layer; the `<NA>` flag is neither true nor kept as a fact
+    assert event.verdict.field == "evt.arg.flags=EXE_WRITABLE|EXE_UPPER_LAYER"
+    assert "proc.is_exe_upper_layer" not in event.facts
+
+
 def test_verdict_from_flags_memfd_and_rule_alone() -> None:
     fields = {"evt.time": 1, "proc.exepath": "/tmp/x", "proc.name": "x"}
     flags_only = {**DROP, "output_fields": {**fields, "evt.arg.flags": "EXE_WRITABLE|EXE_UPPER_LAYER"}}

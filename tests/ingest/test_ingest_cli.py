@@ -172,6 +172,9 @@ def test_http_endpoint_takes_falco_and_falcosidekick_posts(tmp_path: Path) -> No
                      "output_fields": {**DROP["output_fields"], "env": "prod"}}  # type: ignore[dict-item]  # fmt: skip
         assert _post(url, json.dumps(sidekick).encode()) == (200, {"kept": 1, "rejected": 0})
         assert _post(url, b"{not json") == (400, {"kept": 0, "rejected": 1})
+        # JSON lines in one body: each line counted
+        shell = {**DROP, "rule": "Terminal shell in container", "output_fields": {"evt.time": 1, "proc.name": "sh"}}
+        assert _post(url, json.dumps(shell).encode() + b"\n\n[]\n") == (200, {"kept": 1, "rejected": 1})
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         connection.putrequest("POST", "/")
         connection.putheader("Content-Length", str(5 << 20))  # over the bound: refused before the body is read
@@ -182,7 +185,7 @@ def test_http_endpoint_takes_falco_and_falcosidekick_posts(tmp_path: Path) -> No
         server.send_signal(signal.SIGTERM)
         _out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err.decode()
-    assert "3 lines read, 2 events kept, 1 rejected" in err.decode()
+    assert "5 lines read, 3 events kept, 2 rejected" in err.decode()
     (finding,) = _stored(db, container_id=OTHER_NODE_CONTAINER + "0" * 52)
     assert (finding.category, finding.count, finding.source) == ("Added Binary Executed", 2, "ingest:falco")
     assert finding.evidence[0].kind == "event-only"
