@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from tests.conftest import SHARED
 from tests.ingest.test_falco import DROP
 
 from bindrift.schema.finding import Finding
@@ -195,3 +196,31 @@ def test_cli_rejects_bad_listen_address() -> None:
     result = subprocess.run([BINDRIFT, "ingest", "--from", "falco", "--listen", "nowhere"], capture_output=True,
                             timeout=60, check=False)  # fmt: skip
     assert result.returncode == 2 and b"not HOST:PORT" in result.stderr
+
+
+def test_tracee_drop_then_exec_joins_the_writer(tmp_path: Path) -> None:
+    """The real TRC-1022 sample (dpkg dropping a file in a container not on this node), then a constructed
+    sched_process_exec of that file: an event-only finding citing the signature, written by dpkg — muted by
+    the built-in package-manager trust, counted and kept."""
+    drop = (SHARED / "samples" / "tracee" / "docs-head-events.jsonl").read_bytes().splitlines()[0]
+    cid = "ae95a93ce0c2f1b824ac4b205e4d1a3c8f724d663626c1ad23576efec64318de"
+    execution = {"timestamp": 1677676198000000000, "hostProcessId": 4800, "processId": 450, "processName": "strace",
+                 "eventName": "sched_process_exec", "container": {"id": cid, "name": "app"},
+                 "args": [{"name": "pathname", "value": "/usr/bin/strace.dpkg-new"},
+                          {"name": "argv", "value": ["strace.dpkg-new", "-V"]}]}  # fmt: skip
+    findings, summary = _ingest(
+        "tracee", f"sqlite:///{tmp_path / 't.db'}", drop + b"\n" + json.dumps(execution).encode()
+    )
+    assert "2 lines read, 2 events kept, 0 rejected; 0 analysed in full, 1 findings (1 from the event alone)" in summary
+    (finding,) = findings
+    assert (finding.category, finding.source, finding.file.path) == (
+        "Added Binary Executed", "ingest:tracee", "/usr/bin/strace.dpkg-new")  # fmt: skip
+    assert finding.evidence[0].kind == "event-only"
+    assert finding.evidence[0].values["field"] == "signatureID=TRC-1022"
+    assert "was written after the container started" in finding.evidence[0].summary
+    assert finding.writer is not None and (finding.writer.comm, finding.writer.pid) == ("dpkg", 4741)
+    assert finding.process is not None and finding.process.args == ["strace.dpkg-new", "-V"]
+    assert (finding.state, finding.suppressed_by) == ("muted", "builtin:package-manager")
+    # the exec event did not name the pod or image: the drop before it did
+    assert (finding.resource.pod, finding.resource.namespace, finding.resource.image) == (
+        "app-75ff449bcd-hfwnz", "default", "docker.io/library/ubuntu:latest")  # fmt: skip

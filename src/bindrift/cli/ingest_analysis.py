@@ -77,11 +77,11 @@ class IngestAnalyser:
         if event.kind == "write":
             self._remember((scope, event.path), process, event)
             writer: ProcessInfo | None = process
-            dropped: ExternalEvent | None = None
+            written: ExternalEvent | None = None
         else:
-            writer, dropped = self.writes.get((scope, event.path), (None, None))
-            dropped = dropped if dropped is not None and dropped.verdict.drift else None
-        resource = self._resource(event, container)
+            writer, written = self.writes.get((scope, event.path), (None, None))
+        dropped = written if written is not None and written.verdict.drift else None
+        resource = self._resource(event, container, written)
         fd, why = self._open(event, container)
         if fd is None:
             detection = self._event_only(event, resource, process, writer, dropped, why)
@@ -159,14 +159,17 @@ class IngestAnalyser:
         finally:
             os.close(root_fd)
 
-    def _resource(self, event: ExternalEvent, container: ContainerContext | None) -> Resource:
-        c = container
+    def _resource(self, event: ExternalEvent, container: ContainerContext | None,
+                  written: ExternalEvent | None) -> Resource:  # fmt: skip
+        """The container's context where it runs here, else what the event (or the write before it) said."""
+        c, w = container, written or event
         return Resource(
-            node=event.node or self.node, cluster=self.cluster, namespace=(c.namespace if c else "") or event.namespace,
-            pod=(c.pod if c else "") or event.pod, container_id=c.id if c else event.container_id,
-            container_name=(c.container_name if c else "") or event.container_name,
-            image=(c.image if c else "") or event.image,
-            image_digest=(c.image_digest if c else "") or event.image_digest,
+            node=event.node or w.node or self.node, cluster=self.cluster,
+            namespace=(c.namespace if c else "") or event.namespace or w.namespace,
+            pod=(c.pod if c else "") or event.pod or w.pod, container_id=c.id if c else event.container_id,
+            container_name=(c.container_name if c else "") or event.container_name or w.container_name,
+            image=(c.image if c else "") or event.image or w.image,
+            image_digest=(c.image_digest if c else "") or event.image_digest or w.image_digest,
             runtime=c.runtime if c else "",
         )  # fmt: skip
 
