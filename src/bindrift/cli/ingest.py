@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 
 class Source(StrEnum):
+    """The tools `--from` accepts."""
+
     falco = "falco"
     tetragon = "tetragon"
     tracee = "tracee"
