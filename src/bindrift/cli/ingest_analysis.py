@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import time
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from bindrift.sensors.runtime.process_table import ingress_tool
 log = logging.getLogger(__name__)
 RESYNC_S = 1.0
 MAX_CGROUP = 64 * 1024
+CGROUP_ID = re.compile(r"(?<![0-9a-f])([0-9a-f]{64})(?![0-9a-f])")
 MAX_REMEMBERED = 100_000
 MAX_TRIAGED = 4096
 EVENT_ONLY: dict[str, Category] = {"upper-layer": "Added Binary Executed", "memfd": "Fileless execution"}
@@ -115,8 +117,8 @@ class IngestAnalyser:
                 cgroup = fh.read(MAX_CGROUP).decode("ascii", "replace")
         except OSError:
             return None
-        self._sync(force=False)
-        return next((c for cid, c in self.containers.items() if cid in cgroup), None)
+        found = CGROUP_ID.search(cgroup)  # the runtimes name a container's cgroup after its 64-hex id
+        return self._by_id(found.group(1)) if found else None
 
     def _by_id(self, wanted: str) -> ContainerContext | None:
         for attempt in (False, True):
@@ -127,7 +129,8 @@ class IngestAnalyser:
         return None
 
     def _sync(self, *, force: bool) -> None:
-        if not self.containers or (force and time.monotonic() - self.synced_at >= RESYNC_S):
+        """Read the running containers once, and again (at most once a second) when `force`d by a miss."""
+        if self.synced_at == float("-inf") or (force and time.monotonic() - self.synced_at >= RESYNC_S):
             self.containers = running_containers()
             self.synced_at = time.monotonic()
 
