@@ -7,6 +7,7 @@ import typer
 from bindrift import __version__
 from bindrift.cli import findings, intel, suppress
 from bindrift.cli.demo import demo
+from bindrift.cli.ingest import ingest
 from bindrift.cli.scan import scan
 from bindrift.cli.serve import serve
 from bindrift.cli.watch import watch
@@ -24,6 +25,7 @@ app.command()(watch)
 app.command()(serve)
 app.command()(demo)
 app.command()(worker)
+app.command()(ingest)
 app.add_typer(findings.app, name="findings")
 app.add_typer(intel.app, name="intel")
 app.add_typer(suppress.app, name="suppress")

@@ -49,10 +49,11 @@ def snapshot(pid: int) -> ProcessInfo | None:
         if line.startswith(b"Uid:"):
             uid = int(line.split()[1])
             break
-    return ProcessInfo(pid=pid, ppid=ppid, comm=comm, exe=exe, args=args, uid=uid, downloaded_by=_ingress(comm, args))
+    return ProcessInfo(pid=pid, ppid=ppid, comm=comm, exe=exe, args=args, uid=uid,
+                       downloaded_by=ingress_tool(comm, args))  # fmt: skip
 
 
-def _ingress(comm: str, args: list[str]) -> str:
+def ingress_tool(comm: str, args: list[str]) -> str:
     """The download tool this process is (busybox applets count by their name), or ''."""
     name = posixpath.basename(args[0]) if args else comm
     for candidate in (name, comm):
@@ -100,7 +101,7 @@ class ProcessTable:
         known = self._known.get(pid)
         if known is not None and known.comm != comm:
             self._known[pid] = ProcessInfo(pid=pid, ppid=known.ppid, comm=comm, exe=known.exe, uid=known.uid,
-                                           downloaded_by=_ingress(comm, []))  # fmt: skip
+                                           downloaded_by=ingress_tool(comm, []))  # fmt: skip
 
     def note_exe(self, pid: int, exe: str) -> None:
         """The executable a process was seen opening for exec (a container-relative path): known even when
