@@ -7,7 +7,6 @@ import hashlib
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,6 @@ from tests.bus.test_distributed import BINDRIFT, findings, start_worker, stop_wo
 from tests.nats_cluster import NatsCluster
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mounts need root")
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A private tmpfs: the machine's other activity stays out of the test."""
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "bindrift-bus-test", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.slow

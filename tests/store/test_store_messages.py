@@ -4,10 +4,8 @@ also when two workers store it at the same moment."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select
 from tests.detections import POD, SHA_A, T0, detection
 
@@ -15,15 +13,6 @@ from bindrift.findings.identity import finding_id
 from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.sinks.store.models import ProcessedMessageRow
 from bindrift.sinks.store.sql_store import SqlStore
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[SqlStore]:
-    opened = SqlStore(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _messages(store: SqlStore) -> list[tuple[str, str]]:
