@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 import tarfile
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 PROGRAMS = ("sh", "cp", "cat", "chmod", "sleep")
 LIBRARY = re.compile(r"(/\S+)\s+\(0x")
 CONTAINERS_CONF = """[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
 netns = "none"
 log_driver = "k8s-file"
 [engine]
@@ -40,7 +41,10 @@ class Podman:
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         runtime = 'runtime = "runc"\n' if shutil.which("runc") else ""
-        (root / "containers.conf").write_text(CONTAINERS_CONF.format(runtime=runtime))
+        # podman's defaults (1048576) fail where root's hard limits are lower: use this host's own.
+        nofile = _hard_limit(resource.RLIMIT_NOFILE, 20_000)
+        nproc = _hard_limit(resource.RLIMIT_NPROC, 32_768)
+        (root / "containers.conf").write_text(CONTAINERS_CONF.format(runtime=runtime, nofile=nofile, nproc=nproc))
         (root / "storage.conf").write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/storage"\n'
                                            f'runroot = "{root}/runroot"\n')  # fmt: skip
         self.env = {**os.environ, "CONTAINERS_CONF": str(root / "containers.conf"),
@@ -52,6 +56,11 @@ class Podman:
         if result.returncode != 0:
             raise RuntimeError(f"podman {args[0]}: {result.stderr.decode(errors='replace')[-500:]}")
         return result.stdout.decode()
+
+
+def _hard_limit(limit: int, ceiling: int) -> int:
+    hard = resource.getrlimit(limit)[1]
+    return ceiling if hard == resource.RLIM_INFINITY else min(hard, ceiling)
 
 
 def _with_libraries(program: Path) -> set[Path]:
