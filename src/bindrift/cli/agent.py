@@ -29,7 +29,13 @@ from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.findings.severity import SeverityPolicy
 from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource
-from bindrift.sensors.runtime.fanotify import FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FanEvent, FanotifyGroup
+from bindrift.sensors.runtime.fanotify import (
+    FAN_CLOSE_WRITE,
+    FAN_OPEN_EXEC,
+    FanEvent,
+    FanotifyGroup,
+    raise_descriptor_limit,
+)
 from bindrift.sensors.runtime.proc_connector import ProcConnector
 from bindrift.sensors.runtime.process_table import ProcessTable
 from bindrift.sinks.store.sql_store import SqlStore
@@ -43,6 +49,10 @@ EXEC_SETTLE_S = 0.2
 LIBRARY_SCAN_AFTER_S = 0.1
 MAX_MAPS = 4 * 2**20
 MAX_WRITES_REMEMBERED = 100_000
+# File events are read on a timer, not as each arrives: a listener waiting on a fanotify queue is woken for
+# every event, and those wake-ups are most of what watching costs a writer (bench/README.md, measured).
+DRAIN_EVERY_S = 0.02
+MAX_READS_PER_DRAIN = 64
 
 
 @dataclass(slots=True)
@@ -71,6 +81,8 @@ class Agent:
         self.proc = ProcConnector()
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc, selectors.EVENT_READ, None)
+        self.next_drain = 0.0
+        raise_descriptor_limit()
         self.watched: dict[str, _Watched] = {}
         self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
         self.lost_reported = 0
@@ -86,7 +98,6 @@ class Agent:
 
     def _watch(self, key: str, watched: _Watched) -> None:
         self.watched[key] = watched
-        self.selector.register(watched.group, selectors.EVENT_READ, key)
         print(f"bindrift: watching {watched.label}", file=sys.stderr, flush=True)
 
     def sync_containers(self) -> None:
@@ -110,7 +121,6 @@ class Agent:
         for key in [k for k, w in self.watched.items() if w.container is not None and k not in current]:
             watched = self.watched.pop(key)
             self.namespaces.pop(key, None)
-            self.selector.unregister(watched.group)
             watched.group.close()
             print(f"bindrift: container {key} ended", file=sys.stderr, flush=True)
 
@@ -127,8 +137,8 @@ class Agent:
                 time.sleep(0.1)
 
     def _iteration(self, next_sync: float) -> float:
-        """One pass: due exec reports and library scans, periodic work, then ready events. Returns when the
-        periodic work is next due."""
+        """One pass: due exec reports and library scans, periodic work, process events as they come, and the
+        file events every DRAIN_EVERY_S. Returns when the periodic work is next due."""
         self._flush_execs(time.monotonic() - EXEC_SETTLE_S)
         self._scan_libraries(time.monotonic() - LIBRARY_SCAN_AFTER_S)
         if time.monotonic() >= next_sync:
@@ -137,15 +147,25 @@ class Agent:
             if self.outputs is not None:
                 self.outputs.tick(self.proc.lost, sum(w.group.overflows for w in self.watched.values()))
             next_sync = time.monotonic() + SYNC_EVERY_S
-        for key, _mask in self.selector.select(timeout=SYNC_EVERY_S):
-            # Process events first, always: a writer such as `cp` must be in the table before its
-            # close-write is looked at, and it may be gone from /proc a moment later.
+        if self.selector.select(timeout=max(0.0, min(self.next_drain, next_sync) - time.monotonic())):
             self._process_events()
-            if key.data is not None and key.data in self.watched:
-                watched = self.watched[key.data]
-                for event in watched.group.read():
-                    self._handle(watched, event)
+        if time.monotonic() >= self.next_drain:
+            self._drain()
+            self.next_drain = time.monotonic() + DRAIN_EVERY_S
         return next_sync
+
+    def _drain(self) -> None:
+        """Every file event queued since the last drain."""
+        # Process events first, always: a writer such as `cp` must be in the table before its close-write
+        # is looked at, and it may be gone from /proc a moment later.
+        self._process_events()
+        for watched in list(self.watched.values()):
+            for _ in range(MAX_READS_PER_DRAIN):
+                events = watched.group.read()
+                if not events:
+                    break
+                for event in events:
+                    self._handle(watched, event)
 
     def _process_events(self) -> None:
         for event in self.proc.read():
@@ -232,6 +252,9 @@ class Agent:
             self._emit(detection)
             return
         self.pending_execs[event.pid] = (detection, time.monotonic())
+        known = self.table.peek(event.pid)
+        if known is not None and known.exe == path:  # the exec completed before this event was read
+            self._flush_exec(event.pid)
 
     def _flush_exec(self, pid: int) -> None:
         """Emit a pending exec finding with the process as it is after the exec."""

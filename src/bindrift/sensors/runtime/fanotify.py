@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import resource
 import struct
 from dataclasses import dataclass
 
@@ -17,7 +18,8 @@ FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FAN_Q_OVERFLOW = 0x8, 0x1000, 0x4000
 FAN_NOFD = -1
 AT_FDCWD = -100
 EVENT = struct.Struct("IBBHQii")
-READ_SIZE = 64 * 1024
+# Every event read carries a new descriptor: one read creates up to READ_SIZE / 24 of them at once.
+READ_SIZE = 24 * 1024
 
 
 class FanotifyError(OSError):
@@ -39,6 +41,15 @@ class FanEvent:
             return os.readlink(f"/proc/self/fd/{self.fd}")
         except OSError:
             return ""
+
+
+def raise_descriptor_limit() -> int:
+    """Lift the soft RLIMIT_NOFILE to the hard limit, and return it: the kernel drops, without a word, an event
+    whose descriptor cannot be created."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 def _libc() -> ctypes.CDLL:
