@@ -20,6 +20,7 @@ from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_in_root
 from bindrift.analysis.triage import triage
 from bindrift.cli.agent_outputs import AgentOutputs
+from bindrift.cli.agent_response import AgentResponse
 from bindrift.config import load_settings
 from bindrift.context.containers import ContainerContext, running_containers
 from bindrift.detectors.drift import classify_exec
@@ -27,7 +28,9 @@ from bindrift.detectors.exec_paths import unusual_exec
 from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.findings.severity import SeverityPolicy
-from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource
+from bindrift.response.evidence import Blob
+from bindrift.response.prevent import Outcome
+from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource, ResponseAction
 from bindrift.sensors.runtime.fanotify import FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FanEvent, FanotifyGroup
 from bindrift.sensors.runtime.proc_connector import ProcConnector
 from bindrift.sensors.runtime.process_table import ProcessTable
@@ -42,6 +45,7 @@ EXEC_SETTLE_S = 0.2
 LIBRARY_SCAN_AFTER_S = 0.1
 MAX_MAPS = 4 * 2**20
 MAX_WRITES_REMEMBERED = 100_000
+MAX_BLOBS_PENDING = 1_000
 
 
 @dataclass(slots=True)
@@ -57,6 +61,8 @@ class Agent:
     def __init__(self, store: SqlStore, *, node: str = "", cluster: str = "", host_paths: tuple[str, ...] = (),
                  outputs: AgentOutputs | None = None) -> None:  # fmt: skip
         self.outputs = outputs
+        self.response: AgentResponse | None = None
+        self.blobs: dict[str, Blob] = {}  # evidence captured at detection time, until its finding is stored
         self.pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity),
                                          outbox=outputs.outbox if outputs else ())  # fmt: skip
         self.intel = IntelSet([(path, cast(Kind, kind)) for path, kind in store.intel_sources()])
@@ -77,6 +83,12 @@ class Agent:
             group = FanotifyGroup()
             group.mark_filesystem(path)
             self._watch(f"host:{path}", _Watched(group, None, path))
+
+    def attach_response(self, response: AgentResponse) -> None:
+        """Evidence capture, block policies and prevention (before `run`)."""
+        self.response = response
+        if response.prevention is not None:
+            self.selector.register(response.prevention, selectors.EVENT_READ, "prevention")
 
     def _watch(self, key: str, watched: _Watched) -> None:
         self.watched[key] = watched
@@ -101,11 +113,19 @@ class Agent:
             except OSError:
                 self.namespaces[cid] = ""
             self._watch(cid, _Watched(group, container, f"container {cid} ({container.runtime})"))
+            if self.response is not None and self.response.prevention is not None:
+                try:
+                    self.response.prevention.watch(cid, f"/proc/{container.init_pid}/root", container,
+                                                   self._resource(container))  # fmt: skip
+                except OSError as exc:
+                    log.warning("cannot prevent in container %s: %s", cid, exc)
         for key in [k for k, w in self.watched.items() if w.container is not None and k not in current]:
             watched = self.watched.pop(key)
             self.namespaces.pop(key, None)
             self.selector.unregister(watched.group)
             watched.group.close()
+            if self.response is not None and self.response.prevention is not None:
+                self.response.prevention.unwatch(key)
             print(f"bindrift: container {key} ended", file=sys.stderr, flush=True)
 
     def run(self, duration: float = 0.0) -> None:
@@ -135,7 +155,10 @@ class Agent:
             # Process events first, always: a writer such as `cp` must be in the table before its
             # close-write is looked at, and it may be gone from /proc a moment later.
             self._process_events()
-            if key.data is not None and key.data in self.watched:
+            if key.data == "prevention" and self.response is not None and self.response.prevention is not None:
+                for outcome in self.response.prevention.drain():
+                    self._emit_outcome(outcome)
+            elif key.data is not None and key.data in self.watched:
                 watched = self.watched[key.data]
                 for event in watched.group.read():
                     self._handle(watched, event)
@@ -204,12 +227,14 @@ class Agent:
         detection = suspicious_binary(report, self._resource(watched.container), datetime.now(UTC), "agent",
                                       writer=writer, intel=intel)  # fmt: skip
         if detection is not None:
+            self._capture(event.fd, detection.file.sha256)
             self._emit(detection)
 
     def _on_exec(self, container: ContainerContext, event: FanEvent, path: str) -> None:
         verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started)
         if verdict.category is None:
             return
+        self._capture(event.fd, verdict.sha256)
         writer, written_at = self.writes.get((container.id, path), (None, None))
         evidence = list(verdict.evidence)
         if writer is not None and written_at is not None:
@@ -302,6 +327,7 @@ class Agent:
             )
             evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe})]
         writer, _at = self.writes.get((container.id, program), (None, None))
+        self._capture(fd, sha)
         detection = Detection(
             category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
             file=FileInfo(path=program, sha256=sha, size=os.fstat(fd).st_size), source="agent", process=process,
@@ -330,6 +356,7 @@ class Agent:
             if verdict.category is None:
                 return
             writer, _written = self.writes.get((container.id, path), (None, None))
+            self._capture(fd, verdict.sha256)
             detection = Detection(
                 category="Added Library Loaded", observed_at=datetime.now(UTC), resource=self._resource(container),
                 file=FileInfo(path=path, sha256=verdict.sha256, size=os.fstat(fd).st_size), source="agent",
@@ -353,13 +380,43 @@ class Agent:
             self.lost_reported = lost
             self._emit(detection)
 
-    def _emit(self, detection: Detection) -> None:
+    def _capture(self, fd: int, sha256: str) -> None:
+        """Copy the binary into the evidence store now, while the event's descriptor still holds it."""
+        if self.response is None or self.response.evidence is None or sha256 in self.blobs:
+            return
+        blob = self.response.evidence.capture(fd, sha256)
+        if blob is not None:
+            if len(self.blobs) >= MAX_BLOBS_PENDING:
+                self.blobs.pop(next(iter(self.blobs)))
+            self.blobs[blob.sha256] = blob
+
+    def _emit_outcome(self, outcome: Outcome) -> None:
+        """A prevented exec (with its process as it was when it tried) or a Prevention degraded report."""
+        detection = outcome.detection
+        pid = detection.process.pid if detection.process else 0
+        container = next((w.container for w in self.watched.values()
+                          if w.container and w.container.id == detection.resource.container_id), None)  # fmt: skip
+        detection = msgspec.structs.replace(detection, process=self._process(pid, container) or detection.process,
+                                            writer=self.writes.get((detection.resource.container_id,
+                                                                    detection.file.path), (None, None))[0])  # fmt: skip
+        prevented = None
+        if outcome.prevented:
+            prevented = ResponseAction("prevent", f"policy:{outcome.policy_id}", datetime.now(UTC),
+                                       detail=f"execution of {detection.file.path} denied (EPERM)",
+                                       values={"pid": pid, "policy": outcome.policy_id})  # fmt: skip
+        self._emit(detection, outcome.blob, prevented)
+
+    def _emit(self, detection: Detection, blob: Blob | None = None, prevented: ResponseAction | None = None) -> None:
         started = time.monotonic()
         finding = self.pipeline.process(detection)
+        if self.response is not None:
+            self.response.responder.on_finding(finding, blob or self.blobs.pop(detection.file.sha256, None), prevented)
         if self.outputs is not None:
             self.outputs.finding(finding, time.monotonic() - started)
 
     def close(self) -> None:
+        if self.response is not None and self.response.prevention is not None:
+            self.response.prevention.close()
         for watched in self.watched.values():
             watched.group.close()
         self.proc.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from bindrift import __version__
-from bindrift.cli import findings, intel, suppress
+from bindrift.cli import evidence, findings, intel, respond, suppress
 from bindrift.cli.scan import scan
 from bindrift.cli.watch import watch
 
@@ -21,6 +21,8 @@ app.command()(watch)
 app.add_typer(findings.app, name="findings")
 app.add_typer(intel.app, name="intel")
 app.add_typer(suppress.app, name="suppress")
+app.add_typer(evidence.app, name="evidence")
+app.add_typer(respond.app, name="respond")
 
 
 def _version(value: bool) -> None:

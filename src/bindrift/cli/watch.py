@@ -22,11 +22,20 @@ def watch(
     metrics_file: Annotated[
         str, typer.Option(help="Write Prometheus metrics to this file (node-exporter textfile collector).")
     ] = "",
+    policy: Annotated[str, typer.Option(help="Response policies (TOML): alert, prevent or block per scope.")] = "",
+    evidence_dir: Annotated[
+        str, typer.Option(help="Evidence store folder (default ~/.local/share/bindrift/evidence; `off`: none).")
+    ] = "",
+    evidence_max_mb: Annotated[int, typer.Option(help="Binaries larger than this are not captured.")] = 64,
+    prevent_deadline_ms: Annotated[
+        int, typer.Option(help="A prevention decision not reached in this time is allowed (fail open).")
+    ] = 100,
 ) -> None:
     """Watch every running container (podman, containerd, CRI-O, Docker): suspicious binaries written, and
     binaries not in the image executed. Findings go to the store and, as JSON lines, to stdout."""
     from bindrift.cli.agent import Agent, print_finding
     from bindrift.cli.agent_outputs import AgentOutputs
+    from bindrift.cli.agent_response import build_response
 
     store = open_store(db)
     try:
@@ -35,6 +44,17 @@ def watch(
         store.close()
         raise typer.BadParameter(str(exc)) from exc
     agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), outputs=outputs)
+    try:
+        response = build_response(
+            store, agent.intel, agent._resource, policy_file=policy, evidence_dir=evidence_dir,
+            evidence_max_bytes=evidence_max_mb * 2**20, deadline=prevent_deadline_ms / 1000,
+            severity=agent.pipeline.policy,
+        )  # fmt: skip
+    except (ValueError, OSError) as exc:
+        agent.close()
+        store.close()
+        raise typer.BadParameter(str(exc)) from exc
+    agent.attach_response(response)
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
