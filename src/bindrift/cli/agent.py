@@ -113,10 +113,11 @@ class Agent:
             except OSError:
                 self.namespaces[cid] = ""
             self._watch(cid, _Watched(group, container, f"container {cid} ({container.runtime})"))
-            if self.response is not None and self.response.prevention is not None:
+            prevention = self.response.prevention if self.response is not None else None
+            if prevention is not None and prevention.covers(self._resource(container)):
                 try:
-                    self.response.prevention.watch(cid, f"/proc/{container.init_pid}/root", container,
-                                                   self._resource(container))  # fmt: skip
+                    prevention.watch(cid, f"/proc/{container.init_pid}/root", container, self._resource(container))
+                    print(f"bindrift: preventing in container {cid}", file=sys.stderr, flush=True)
                 except OSError as exc:
                     log.warning("cannot prevent in container %s: %s", cid, exc)
         for key in [k for k, w in self.watched.items() if w.container is not None and k not in current]:

@@ -43,15 +43,23 @@ def load_policies(path: str | Path) -> list[ResponsePolicy]:
     return policies
 
 
-def matches(policy: ResponsePolicy, resource: Resource, category: str, severity: Severity) -> bool:
-    """Every scope the policy sets matches (a policy without scopes matches everything)."""
+def in_scope(policy: ResponsePolicy, resource: Resource) -> bool:
+    """The policy's namespace, image and container scopes match: it may apply to the container's findings."""
+    return matches(policy, resource, "", "info", where_only=True)
+
+
+def matches(
+    policy: ResponsePolicy, resource: Resource, category: str, severity: Severity, *, where_only: bool = False
+) -> bool:
+    """Every scope the policy sets matches (a policy without scopes matches everything). With `where_only`,
+    only the namespace, image and container scopes are looked at."""
     checks = (
         (policy.namespace, lambda v: v == resource.namespace),
         (policy.image, lambda v: image_matches(v, resource.image, resource.image_digest)),
         (policy.container, lambda v: fnmatchcase(resource.container_name, v) or resource.container_id.startswith(v)),
-        (policy.category, lambda v: v == category),
+        (policy.category, lambda v: where_only or v == category),
     )
-    if policy.severity is not None and not at_least(severity, policy.severity):
+    if policy.severity is not None and not where_only and not at_least(severity, policy.severity):
         return False
     return all(test(value) for value, test in checks if value)
 

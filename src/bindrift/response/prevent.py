@@ -33,7 +33,7 @@ import msgspec
 
 from bindrift.findings.severity import SeverityPolicy
 from bindrift.response.evidence import Blob
-from bindrift.response.policy import strictest
+from bindrift.response.policy import in_scope, strictest
 from bindrift.schema.finding import MALICIOUS, Category, Detection, Evidence, FileInfo, ProcessInfo, Resource
 from bindrift.schema.response import ResponsePolicy
 from bindrift.schema.severity import at_least
@@ -125,6 +125,10 @@ class Prevention(Generic[C]):
     def fileno(self) -> int:
         """Readable while outcomes are waiting (for the agent's selector)."""
         return self._ready
+
+    def covers(self, resource: Resource) -> bool:
+        """Whether a `prevent` or `block` policy may apply in this container (only those are held)."""
+        return any(in_scope(p, resource) for p in self.policies)
 
     def watch(self, key: str, root: str, container: C, resource: Resource) -> None:
         """Hold every exec on the file system of `root` (a container's `/proc/<init>/root`) for a decision.
