@@ -27,7 +27,7 @@ class EvidenceRecord(msgspec.Struct, frozen=True):
     verified: bool = True
 
 
-class ResponsePolicy(msgspec.Struct, frozen=True, omit_defaults=True):
+class ResponsePolicy(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """What to do with findings in a scope. Every scope that is set must match; none set matches all.
 
     `alert` only records; `prevent` denies the execution (fanotify permission events) of an incompatible,
