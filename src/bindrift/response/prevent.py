@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import selectors
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DEADLINE_S = 0.1
 CACHE_SIZE = 65_536
 WORKERS = 2
+SWITCH_INTERVAL_S = 0.0002
 C = TypeVar("C")
 # classify(fd, path, pid, container): the drift detection for an executed file, with triage and
 # intelligence filled in, or None for an image binary (or an unchanged copy-up).
@@ -119,6 +121,9 @@ class Prevention(Generic[C]):
         self._selector.register(self._wake, selectors.EVENT_READ, None)
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="bindrift-decide")
         self._stopping = False
+        # A thread waiting for the GIL waits up to the switch interval (5 ms by default) while the agent's
+        # loop runs: the answering thread must get it back sooner than any deadline.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._thread = threading.Thread(target=self._run, name="bindrift-prevent", daemon=True)
         self._thread.start()
 
@@ -205,7 +210,14 @@ class Prevention(Generic[C]):
 
     def _answer(self, key: str, watched: _Group[C], events: list[FanEvent]) -> None:
         started = time.monotonic()
-        pending = [(event, self._pool.submit(self._decide, key, watched, event)) for event in events]
+        pending = []
+        for event in events:
+            if self._cached_allow(key, event):  # the common case, an image binary seen before: no hand-off
+                watched.group.respond(event.fd, True)
+                self.allowed += 1
+                os.close(event.fd)
+            else:
+                pending.append((event, self._pool.submit(self._decide, key, watched, event)))
         for event, future in pending:
             try:
                 decision = future.result(timeout=max(0.0, self.deadline - (time.monotonic() - started)))
@@ -230,9 +242,20 @@ class Prevention(Generic[C]):
             self.denied += 1
             self._pool.submit(self._report_denied, event, decision)
 
-    def _decide(self, key: str, watched: _Group[C], event: FanEvent) -> _Decision:
+    def _cache_key(self, key: str, event: FanEvent) -> tuple[str, int, int, int, int, int]:
         st = os.fstat(event.fd)
-        cache_key = (key, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        return (key, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+    def _cached_allow(self, key: str, event: FanEvent) -> bool:
+        try:
+            cache_key = self._cache_key(key, event)
+        except OSError:
+            return False
+        with self._cache_lock:
+            return self._cache.get(cache_key) is ALLOW
+
+    def _decide(self, key: str, watched: _Group[C], event: FanEvent) -> _Decision:
+        cache_key = self._cache_key(key, event)
         with self._cache_lock:
             cached = self._cache.get(cache_key)
         if cached is not None:
