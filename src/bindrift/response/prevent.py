@@ -45,6 +45,7 @@ DEFAULT_DEADLINE_S = 0.1
 CACHE_SIZE = 65_536
 WORKERS = 2
 SWITCH_INTERVAL_S = 0.0002
+ANSWER_NICE = -10
 C = TypeVar("C")
 # classify(fd, path, pid, container): the drift detection for an executed file, with triage and
 # intelligence filled in, or None for an image binary (or an unchanged copy-up).
@@ -180,6 +181,9 @@ class Prevention(Generic[C]):
         os.eventfd_write(self._wake, 1)
 
     def _run(self) -> None:
+        # Answering an exec is latency-critical, and mostly waiting: run ahead of the agent's own loop.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ANSWER_NICE)
         while not self._stopping:
             try:
                 for key, _mask in self._selector.select(timeout=1.0):
