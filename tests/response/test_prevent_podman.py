@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from tests.containers import Podman, busybox_rootfs_tar, make_podman, podman_available
+from tests.upx_mutations import rename_magic
 
 from bindrift.schema.finding import Finding
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
@@ -34,11 +35,21 @@ container = "bdprev{TOKEN}-*"
 drift = true
 
 [[policy]]
+id = "harm-test"
+mode = "prevent"
+container = "bdharm{TOKEN}-*"
+
+[[policy]]
 id = "block-test"
 mode = "block"
 container = "bdblock{TOKEN}-*"
 category = "Added Binary Executed"
 """
+
+
+def _malware(lab: Lab) -> bytes:
+    """A busybox variant the test's intelligence lists as known-malicious."""
+    return (lab.binaries / "busybox-static-amd64" / "bin" / "busybox").read_bytes() + b"malware\n"
 
 
 def _wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
@@ -100,6 +111,7 @@ class Lab:
     work: Path
     busybox_sha: str
     cids: list[str]
+    binaries: Path
 
     def run_container(self, name: str, agent: Agent, prevented: bool) -> str:
         cid = self.podman("run", "-d", "--name", name, "localhost/bdresp:latest", "sleep", "600").strip()
@@ -109,9 +121,13 @@ class Lab:
             _wait_for(lambda: f"preventing in container {cid}" in agent.text(), 10, "prevention")
         return cid
 
-    def sh(self, cid: str, script: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["podman", "exec", cid, "sh", "-c", script], env=self.podman.env, capture_output=True,
-                              text=True, timeout=timeout, check=False)  # fmt: skip
+    def sh(
+        self, cid: str, script: str, timeout: float = 30, stdin: bytes | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        run = subprocess.run(["podman", "exec", "-i", cid, "sh", "-c", script], env=self.podman.env, input=stdin,
+                             capture_output=True, timeout=timeout, check=False)  # fmt: skip
+        return subprocess.CompletedProcess(run.args, run.returncode, run.stdout.decode(errors="replace"),
+                                           run.stderr.decode(errors="replace"))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +137,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> Iterat
     busybox = test_binaries / "busybox-static-amd64" / "bin" / "busybox"
     podman("import", "--change", 'CMD ["/bin/sh"]', str(busybox_rootfs_tar(busybox, work / "rootfs.tar")),
            "localhost/bdresp:latest")  # fmt: skip
-    lab = Lab(podman, work, hashlib.sha256(busybox.read_bytes()).hexdigest(), [])
+    lab = Lab(podman, work, hashlib.sha256(busybox.read_bytes()).hexdigest(), [], test_binaries)
     try:
         yield lab
     finally:
@@ -133,6 +149,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> Iterat
 
 @pytest.fixture(scope="module")
 def agent(lab: Lab) -> Iterator[Agent]:
+    (lab.work / "agent").mkdir()
+    intel = lab.work / "agent" / "bad.sha256"
+    intel.write_text(hashlib.sha256(_malware(lab)).hexdigest() + "\n")
+    subprocess.run([BINDRIFT, "intel", "add", str(intel), "--db", f"sqlite:///{lab.work / 'agent' / 'agent.db'}"],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
     started = _start_agent(lab.work / "agent", lab.podman)
     try:
         yield started
@@ -205,6 +226,44 @@ def test_prevent_denies_before_an_attacker_can_delete_the_file(lab: Lab, agent: 
     finally:
         store.close()
     assert hashlib.sha256(Path(record.stored).read_bytes()).hexdigest() == expected
+
+
+def test_prevent_without_drift_denies_only_harmful_binaries(lab: Lab, agent: Agent) -> None:
+    cid = lab.run_container(f"bdharm{TOKEN}-a", agent, prevented=True)
+    upx = lab.binaries / "upx-ucl-amd64" / "usr" / "bin" / "upx-ucl"
+    packed = lab.work / "bb.upx"
+    subprocess.run([str(upx), "-q", "-1", "-o", str(packed), str(lab.binaries / "busybox-static-amd64" / "bin" /
+                    "busybox")], check=True, capture_output=True, timeout=120)  # fmt: skip
+    dropbear = lab.binaries / "dropbear-bin-arm64" / "usr" / "sbin" / "dropbear"
+    files = {"packed": rename_magic(packed.read_bytes()), "dropbear": dropbear.read_bytes(),
+             "malware": _malware(lab)}  # fmt: skip
+    for name, content in files.items():
+        script = f"mkdir -p /tmp/{name} && cat > /tmp/{name}/busybox && chmod 755 /tmp/{name}/busybox"
+        assert lab.sh(cid, script, stdin=content).returncode == 0
+        denied = lab.sh(cid, f"/tmp/{name}/busybox echo ran; echo rc=$?")
+        assert (denied.stdout, denied.stderr) == ("rc=126\n", f"sh: /tmp/{name}/busybox: Operation not permitted\n")
+    allowed = lab.sh(cid, "mkdir /tmp/plain && cp /bin/busybox /tmp/plain/busybox && /tmp/plain/busybox echo ran")
+    assert allowed.stdout == "ran\n", "an added binary that is not harmful runs: this policy has no `drift`"
+
+    keys = {"packed": "Added Binary Executed:/tmp/packed/busybox",
+            "dropbear": "Added Binary Executed:/tmp/dropbear/busybox",
+            "malware": "Added Malicious Binary Executed:/tmp/malware/busybox"}  # fmt: skip
+    _wait_for(lambda: set(keys.values()) <= agent.findings(cid).keys(), 10, "the prevented findings")
+    found = agent.findings(cid)
+    for key in keys.values():
+        kinds = {e.kind: e for e in found[key].evidence}
+        assert kinds["prevention"].values == {"decision": "deny", "policy": "harm-test", "mode": "prevent"}, key
+        assert [a.action for a in found[key].actions if a.action == "prevent"] == ["prevent"], key
+    assert "upx_magic_changed" in {c.check for c in found[keys["packed"]].file.triage}
+    assert found[keys["packed"]].severity == "low"
+    elf = found[keys["dropbear"]].file.elf
+    assert elf is not None and elf.arch == "aarch64" and "foreign_arch" in {c.check for c in found[keys["dropbear"]]
+                                                                            .file.triage}  # fmt: skip
+    malware = found[keys["malware"]]
+    assert (malware.severity, malware.indicator is not None) == ("critical", True)
+    assert malware.indicator is not None and [m.kind for m in malware.indicator.matches] == ["sha256"]
+    plain = found["Added Binary Executed:/tmp/plain/busybox"]
+    assert "prevention" not in {e.kind for e in plain.evidence} and "prevent" not in {a.action for a in plain.actions}
 
 
 def test_block_stops_the_container(lab: Lab, agent: Agent) -> None:
