@@ -248,7 +248,14 @@ def test_prevent_without_drift_denies_only_harmful_binaries(lab: Lab, agent: Age
     keys = {"packed": "Added Binary Executed:/tmp/packed/busybox",
             "dropbear": "Added Binary Executed:/tmp/dropbear/busybox",
             "malware": "Added Malicious Binary Executed:/tmp/malware/busybox"}  # fmt: skip
-    _wait_for(lambda: set(keys.values()) <= agent.findings(cid).keys(), 10, "the prevented findings")
+    plain_key = "Added Binary Executed:/tmp/plain/busybox"
+
+    def complete() -> bool:
+        now = agent.findings(cid)
+        return plain_key in now and all(k in now and any(a.action == "prevent" for a in now[k].actions)
+                                        for k in keys.values())  # fmt: skip
+
+    _wait_for(complete, 10, "the prevented findings with their actions, and the plain one")
     found = agent.findings(cid)
     for key in keys.values():
         kinds = {e.kind: e for e in found[key].evidence}
@@ -262,7 +269,7 @@ def test_prevent_without_drift_denies_only_harmful_binaries(lab: Lab, agent: Age
     malware = found[keys["malware"]]
     assert (malware.severity, malware.indicator is not None) == ("critical", True)
     assert malware.indicator is not None and [m.kind for m in malware.indicator.matches] == ["sha256"]
-    plain = found["Added Binary Executed:/tmp/plain/busybox"]
+    plain = found[plain_key]
     assert "prevention" not in {e.kind for e in plain.evidence} and "prevent" not in {a.action for a in plain.actions}
 
 

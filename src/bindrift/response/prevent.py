@@ -15,6 +15,7 @@ still being hashed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -25,7 +26,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -85,11 +85,11 @@ def harmful(detection: Detection) -> bool:
     )
 
 
-def _closer(fd: int) -> Callable[[Future[_Decision]], None]:
-    def close(_future: Future[_Decision]) -> None:
-        os.close(fd)
-
-    return close
+def _respond(group: FanotifyGroup, fd: int, allow: bool) -> None:
+    try:
+        group.respond(fd, allow)
+    except OSError as exc:  # the group was closed (container ended): the kernel has released the exec
+        log.warning("fanotify response not written: %s", exc)
 
 
 @dataclass(slots=True)
@@ -97,6 +97,16 @@ class _Group(Generic[C]):
     group: FanotifyGroup
     container: C
     resource: Resource
+
+
+@dataclass(slots=True, eq=False)
+class _Pending(Generic[C]):
+    """An exec waiting for its decision; `answered` once either the decision or the deadline answered it."""
+
+    event: FanEvent
+    watched: _Group[C]
+    deadline: float
+    answered: bool = False
 
 
 class Prevention(Generic[C]):
@@ -116,6 +126,8 @@ class Prevention(Generic[C]):
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._requests: queue.SimpleQueue[tuple[str, str, _Group[C] | None]] = queue.SimpleQueue()
         self._groups: dict[str, _Group[C]] = {}
+        self._pending: list[_Pending[C]] = []
+        self._pending_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, int, int, int, int, int], _Decision] = OrderedDict()
         self._selector = selectors.DefaultSelector()
@@ -186,12 +198,13 @@ class Prevention(Generic[C]):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ANSWER_NICE)
         while not self._stopping:
             try:
-                for key, _mask in self._selector.select(timeout=1.0):
+                for key, _mask in self._selector.select(timeout=self._until_next_deadline()):
                     if key.data is None:
                         self._take_requests()
                     elif key.data in self._groups:
                         watched = self._groups[key.data]
                         self._answer(key.data, watched, watched.group.read())
+                self._expire()
             except Exception:  # never stop answering: an unanswered exec waits until the agent exits
                 log.exception("prevention loop iteration failed")
                 time.sleep(0.01)
@@ -213,38 +226,64 @@ class Prevention(Generic[C]):
                 self._selector.register(watched.group, selectors.EVENT_READ, key)
 
     def _answer(self, key: str, watched: _Group[C], events: list[FanEvent]) -> None:
-        started = time.monotonic()
-        pending = []
+        """Answer cached allows at once; hand the rest to the workers, each with its deadline. The loop never
+        waits for a decision, so one slow file does not hold up the execs of other files or containers."""
         for event in events:
             if self._cached_allow(key, event):  # the common case, an image binary seen before: no hand-off
-                watched.group.respond(event.fd, True)
+                _respond(watched.group, event.fd, True)
                 self.allowed += 1
                 os.close(event.fd)
-            else:
-                pending.append((event, self._pool.submit(self._decide, key, watched, event)))
-        for event, future in pending:
-            try:
-                decision = future.result(timeout=max(0.0, self.deadline - (time.monotonic() - started)))
-            except FutureTimeout:
-                watched.group.respond(event.fd, True)
+                continue
+            pending = _Pending(event, watched, time.monotonic() + self.deadline)
+            with self._pending_lock:
+                self._pending.append(pending)
+            future = self._pool.submit(self._decide, key, watched, event)
+            future.add_done_callback(functools.partial(self._decided, pending))
+
+    def _until_next_deadline(self) -> float:
+        with self._pending_lock:
+            first = min((p.deadline for p in self._pending), default=None)
+        return 1.0 if first is None else min(1.0, max(0.0, first - time.monotonic()))
+
+    def _expire(self) -> None:
+        """Allow every exec whose decision is late, and report it (the worker closes the descriptor)."""
+        now = time.monotonic()
+        with self._pending_lock:  # held while the descriptor is used: the worker closes it only after
+            late = [p for p in self._pending if p.deadline <= now]
+            for p in late:
+                p.answered = True
+                self._pending.remove(p)
+                _respond(p.watched.group, p.event.fd, True)
                 self.allowed += 1
                 self.degraded += 1
-                self._report(Outcome(self._degraded(watched, event), prevented=False))
-                future.add_done_callback(_closer(event.fd))  # the worker still reads it
-                continue
+                self._report(Outcome(self._degraded(p.watched, p.event), prevented=False))
+
+    def _decided(self, pending: _Pending[C], future: Future[_Decision]) -> None:
+        """On a worker, once a decision is made: answer it, unless the deadline already did."""
+        event = pending.event
+        with self._pending_lock:
+            late = pending.answered
+            pending.answered = True
+            if not late:
+                self._pending.remove(pending)
+        try:
+            if late:
+                return
+            try:
+                decision = future.result()
             except Exception:
                 log.exception("prevention decision failed: allowed")
                 decision = ALLOW
-            try:
-                watched.group.respond(event.fd, decision.allow)
-            except OSError as exc:
-                log.warning("fanotify response not written: %s", exc)
+            _respond(pending.watched.group, event.fd, decision.allow)
             if decision.allow:
                 self.allowed += 1
-                os.close(event.fd)
-                continue
+                return
             self.denied += 1
-            self._pool.submit(self._report_denied, event, decision)
+            assert decision.detection is not None
+            blob = self.capture(event.fd, decision.detection.file.sha256) if self.capture else None
+            self._report(Outcome(decision.detection, prevented=True, policy_id=decision.policy_id, blob=blob))
+        finally:
+            os.close(event.fd)
 
     def _cache_key(self, key: str, event: FanEvent) -> tuple[str, int, int, int, int, int]:
         st = os.fstat(event.fd)
@@ -287,14 +326,6 @@ class Prevention(Generic[C]):
         denial = Evidence("prevention", f"execution denied (EPERM) by policy {policy.id} ({policy.mode})",
                           {"decision": "deny", "policy": policy.id, "mode": policy.mode})  # fmt: skip
         return _Decision(False, msgspec.structs.replace(detection, evidence=[*detection.evidence, denial]), policy.id)
-
-    def _report_denied(self, event: FanEvent, decision: _Decision) -> None:
-        try:
-            assert decision.detection is not None
-            blob = self.capture(event.fd, decision.detection.file.sha256) if self.capture else None
-            self._report(Outcome(decision.detection, prevented=True, policy_id=decision.policy_id, blob=blob))
-        finally:
-            os.close(event.fd)
 
     def _degraded(self, watched: _Group[C], event: FanEvent) -> Detection:
         ms = round(self.deadline * 1000)
