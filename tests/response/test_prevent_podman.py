@@ -171,8 +171,9 @@ def test_prevent_denies_an_added_binary_and_keeps_its_evidence(lab: Lab, agent: 
     assert (image.returncode, image.stdout) == (0, "/bin/busybox\nimage-ok\n"), "image binaries run normally"
 
     _wait_for(lambda: "Added Binary Executed:/tmp/added" in agent.findings(cid), 10, "the prevented finding")
-    _wait_for(lambda: any(a.action == "capture" for a in agent.findings(cid)["Added Binary Executed:/tmp/added"]
-                          .actions), 5, "the evidence record")  # fmt: skip
+    key = "Added Binary Executed:/tmp/added"
+    _wait_for(lambda: {"capture", "prevent"} <= {a.action for a in agent.findings(cid)[key].actions}, 5,
+              "the evidence and prevention records")  # fmt: skip
     finding = agent.findings(cid)["Added Binary Executed:/tmp/added"]
     assert (finding.severity, finding.state, finding.source) == ("low", "active", "agent")
     assert finding.file.sha256 == lab.busybox_sha and finding.file.size > 0
@@ -283,8 +284,11 @@ def test_block_stops_the_container(lab: Lab, agent: Agent) -> None:
     def state() -> str:
         return lab.podman("inspect", "--format", "{{.State.Status}}", cid).strip()
 
-    _wait_for(lambda: state() == "exited", 20, "the container to be stopped")
-    finding = agent.findings(cid)["Added Binary Executed:/tmp/blocked/busybox"]
+    key = "Added Binary Executed:/tmp/blocked/busybox"
+    _wait_for(lambda: key in agent.findings(cid) and "stop" in {a.action for a in agent.findings(cid)[key].actions},
+              20, "the stop action")  # fmt: skip
+    _wait_for(lambda: state() == "exited", 10, "the container to be stopped")
+    finding = agent.findings(cid)[key]
     stop = next(a for a in finding.actions if a.action == "stop")
     assert (stop.ok, stop.by, stop.values["command"]) == (True, "policy:block-test", f"podman stop -t 0 {cid}")
     assert stop.detail == f"container {cid[:12]} stopped (podman)"

@@ -85,7 +85,12 @@ def test_kill_the_finding_process_through_a_pidfd(setup: Setup) -> None:
     assert setup.sh("mkdir /tmp/k && cp /bin/busybox /tmp/k/busybox").returncode == 0
     subprocess.run(["podman", "exec", "-d", setup.cid, "/tmp/k/busybox", "sleep", "300"], env=setup.podman.env,
                    check=True, capture_output=True, timeout=30)  # fmt: skip
-    _wait_for(lambda: setup.finding("/tmp/k/busybox") is not None, 10, "the finding")
+
+    def captured() -> bool:
+        found = setup.finding("/tmp/k/busybox")
+        return found is not None and [a.action for a in found.actions] == ["capture"]
+
+    _wait_for(captured, 10, "the finding with its evidence")
     finding = setup.finding("/tmp/k/busybox")
     assert finding is not None and finding.process is not None
     pid = finding.process.pid
