@@ -166,13 +166,12 @@ def delete_pod(resource: Resource, by: str) -> ResponseAction:
         return _action("delete-pod", by, False, "not running in a Kubernetes cluster (no service account)")
     try:
         from kubernetes import client, config
-        from kubernetes.client.exceptions import ApiException
     except ImportError:
         return _action("delete-pod", by, False, "the kubernetes client is not installed (pip install bindrift[k8s])")
     try:
         config.load_incluster_config()
         client.CoreV1Api().delete_namespaced_pod(resource.pod, resource.namespace, grace_period_seconds=0)
-    except (ApiException, config.ConfigException, OSError) as exc:
+    except Exception as exc:  # the client's ApiException, ConfigException, and urllib3's errors (not OSErrors)
         return _action("delete-pod", by, False, f"delete pod {resource.namespace}/{resource.pod}: {exc}")
     return _action("delete-pod", by, True, f"pod {resource.namespace}/{resource.pod} deleted",
                    namespace=resource.namespace, pod=resource.pod)  # fmt: skip
