@@ -23,8 +23,11 @@ from bindrift.schema.finding import Detection, FileInfo, ProcessInfo, Resource
 from bindrift.sinks.store.sql_store import SqlStore
 
 
-def default_evidence_dir() -> Path:
-    """`$XDG_DATA_HOME/bindrift/evidence` (default ~/.local/share)."""
+def default_evidence_dir(store: SqlStore) -> Path:
+    """`evidence/` beside an SQLite database file, else `$XDG_DATA_HOME/bindrift/evidence` (~/.local/share)."""
+    database = store.engine.url.database if store.engine.dialect.name == "sqlite" else None
+    if database and database != ":memory:":
+        return Path(database).resolve().parent / "evidence"
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bindrift" / "evidence"
 
 
@@ -73,7 +76,7 @@ def build_response(store: SqlStore, intel: IntelSet, resource: Callable[[Contain
     policies = load_policies(policy_file) if policy_file else []
     evidence = None
     if evidence_dir != "off":
-        evidence = EvidenceStore(evidence_dir or default_evidence_dir(), store, max_bytes=evidence_max_bytes,
+        evidence = EvidenceStore(evidence_dir or default_evidence_dir(store), store, max_bytes=evidence_max_bytes,
                                  retention=timedelta(days=evidence_retention_days))  # fmt: skip
     prevention = None
     if any(p.mode in ("prevent", "block") for p in policies):

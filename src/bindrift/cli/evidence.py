@@ -9,7 +9,7 @@ import typer
 from bindrift.cli.common import DbOption, open_store
 
 app = typer.Typer(help="Binaries captured as evidence when findings were raised.", no_args_is_help=True)
-DirOption = Annotated[str, typer.Option(help="Evidence store folder (default ~/.local/share/bindrift/evidence).")]
+DirOption = Annotated[str, typer.Option(help="Evidence store folder (default: evidence/ beside the SQLite database).")]
 
 
 @app.command("list")
@@ -45,7 +45,7 @@ def get(
 
     store = open_store(db)
     try:
-        record = EvidenceStore(evidence_dir or default_evidence_dir(), store).export(evidence_id, output)
+        record = EvidenceStore(evidence_dir or default_evidence_dir(store), store).export(evidence_id, output)
     except EvidenceError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -71,7 +71,9 @@ def purge(
 
     store = open_store(db)
     try:
-        removed = EvidenceStore(evidence_dir or default_evidence_dir(), store, retention=timedelta(days=days)).purge()
+        removed = EvidenceStore(
+            evidence_dir or default_evidence_dir(store), store, retention=timedelta(days=days)
+        ).purge()
     finally:
         store.close()
     typer.echo(f"purged {removed} evidence record(s)")

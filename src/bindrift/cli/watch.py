@@ -24,7 +24,7 @@ def watch(
     ] = "",
     policy: Annotated[str, typer.Option(help="Response policies (TOML): alert, prevent or block per scope.")] = "",
     evidence_dir: Annotated[
-        str, typer.Option(help="Evidence store folder (default ~/.local/share/bindrift/evidence; `off`: none).")
+        str, typer.Option(help="Evidence store folder (default: evidence/ beside the SQLite database; `off`: none).")
     ] = "",
     evidence_max_mb: Annotated[int, typer.Option(help="Binaries larger than this are not captured.")] = 64,
     prevent_deadline_ms: Annotated[
