@@ -330,17 +330,20 @@ def test_deadline_missed_allows_and_reports_degraded(lab: Lab) -> None:
 def test_agent_killed_with_a_pending_exec_does_not_hang_the_container(lab: Lab) -> None:
     held = _start_agent(lab.work / "killed", lab.podman)
     cid = lab.run_container(f"bdprev{TOKEN}-killed", held, prevented=True)
-    os.kill(held.process.pid, signal.SIGSTOP)  # the agent can no longer answer: the next exec waits
+    [worker] = [int(line.rsplit(" ", 1)[1]) for line in held.text().splitlines() if "prevention process" in line]
+    assert Path(f"/proc/{worker}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"bindrift.cli.prevent_worker"]
+    os.kill(worker, signal.SIGSTOP)  # the process that answers can no longer do so: the next exec waits
     waiting = subprocess.Popen(["podman", "exec", cid, "/bin/echo", "released"], env=lab.podman.env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         time.sleep(2)
         assert waiting.poll() is None, "the exec is held while its permission event is pending"
-        os.kill(held.process.pid, signal.SIGKILL)
+        os.kill(held.process.pid, signal.SIGKILL)  # the agent dies; its prevention process dies with it
         held.process.wait(timeout=10)
         out, err = waiting.communicate(timeout=15)
         assert (waiting.returncode, out) == (0, "released\n"), err
         assert lab.sh(cid, "echo alive", timeout=15).stdout == "alive\n"
+        _wait_for(lambda: not os.path.exists(f"/proc/{worker}"), 10, "the prevention process to end")
     finally:
         if waiting.poll() is None:
             waiting.kill()
@@ -348,3 +351,5 @@ def test_agent_killed_with_a_pending_exec_does_not_hang_the_container(lab: Lab) 
         if held.process.poll() is None:
             held.process.kill()
             held.process.wait(timeout=10)
+        if os.path.exists(f"/proc/{worker}"):
+            os.kill(worker, signal.SIGKILL)

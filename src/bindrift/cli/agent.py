@@ -89,6 +89,7 @@ class Agent:
         self.response = response
         if response.prevention is not None:
             self.selector.register(response.prevention, selectors.EVENT_READ, "prevention")
+            print(f"bindrift: prevention process {response.prevention.pid}", file=sys.stderr, flush=True)
 
     def _watch(self, key: str, watched: _Watched) -> None:
         self.watched[key] = watched
@@ -159,6 +160,8 @@ class Agent:
             if key.data == "prevention" and self.response is not None and self.response.prevention is not None:
                 for outcome in self.response.prevention.drain():
                     self._emit_outcome(outcome)
+                if not self.response.prevention.alive:
+                    self.selector.unregister(self.response.prevention)
             elif key.data is not None and key.data in self.watched:
                 watched = self.watched[key.data]
                 for event in watched.group.read():
@@ -405,7 +408,14 @@ class Agent:
             prevented = ResponseAction("prevent", f"policy:{outcome.policy_id}", datetime.now(UTC),
                                        detail=f"execution of {detection.file.path} denied (EPERM)",
                                        values={"pid": pid, "policy": outcome.policy_id})  # fmt: skip
-        self._emit(detection, outcome.blob, prevented)
+        blob = None
+        if outcome.fd >= 0:  # the denied file, for the evidence
+            try:
+                if self.response is not None and self.response.evidence is not None:
+                    blob = self.response.evidence.capture(outcome.fd, detection.file.sha256)
+            finally:
+                os.close(outcome.fd)
+        self._emit(detection, blob, prevented)
 
     def _emit(self, detection: Detection, blob: Blob | None = None, prevented: ResponseAction | None = None) -> None:
         started = time.monotonic()

@@ -36,6 +36,7 @@ def watch(
     from bindrift.cli.agent import Agent, print_finding
     from bindrift.cli.agent_outputs import AgentOutputs
     from bindrift.cli.agent_response import build_response
+    from bindrift.config import load_settings
 
     store = open_store(db)
     try:
@@ -46,9 +47,9 @@ def watch(
     agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), outputs=outputs)
     try:
         response = build_response(
-            store, agent.intel, agent._resource, policy_file=policy, evidence_dir=evidence_dir,
+            store, agent._resource(None), policy_file=policy, evidence_dir=evidence_dir,
             evidence_max_bytes=evidence_max_mb * 2**20, deadline=prevent_deadline_ms / 1000,
-            severity=agent.pipeline.policy,
+            severity=load_settings().severity,
         )  # fmt: skip
     except (ValueError, OSError) as exc:
         agent.close()

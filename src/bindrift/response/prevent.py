@@ -33,7 +33,6 @@ from typing import Generic, TypeVar
 import msgspec
 
 from bindrift.findings.severity import SeverityPolicy
-from bindrift.response.evidence import Blob
 from bindrift.response.policy import in_scope, strictest
 from bindrift.schema.finding import MALICIOUS, Category, Detection, Evidence, FileInfo, ProcessInfo, Resource
 from bindrift.schema.response import ResponsePolicy
@@ -50,18 +49,18 @@ C = TypeVar("C")
 # classify(fd, path, pid, container): the drift detection for an executed file, with triage and
 # intelligence filled in, or None for an image binary (or an unchanged copy-up).
 Classifier = Callable[[int, str, int, C], Detection | None]
-Capture = Callable[[int, str], Blob | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What prevention reports to the agent: an exec denied (with the policy and the captured evidence), or
-    one allowed because no decision was reached in time (`prevented` False, category Prevention degraded)."""
+    """What prevention reports to the agent: an exec denied (with the policy, and `fd`, a descriptor of the
+    file for the evidence, which the receiver closes), or one allowed because no decision was reached in
+    time (`prevented` False, category Prevention degraded, no descriptor)."""
 
     detection: Detection
     prevented: bool
     policy_id: str = ""
-    blob: Blob | None = None
+    fd: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +71,18 @@ class _Decision:
 
 
 ALLOW = _Decision(True)
+
+
+def permission_group(root: str) -> FanotifyGroup:
+    """A content-class group holding every exec on the file system of `root` (a container's
+    `/proc/<init>/root`). Raises OSError when the mark cannot be placed."""
+    group = FanotifyGroup(FAN_OPEN_EXEC_PERM, permission=True)
+    try:
+        group.mark_filesystem(root)
+    except OSError:
+        group.close()
+        raise
+    return group
 
 
 def harmful(detection: Detection) -> bool:
@@ -113,13 +124,11 @@ class Prevention(Generic[C]):
     """Permission groups for the watched containers, answered on a background thread."""
 
     def __init__(self, policies: list[ResponsePolicy], classify: Classifier[C], *,
-                 severity: SeverityPolicy | None = None, deadline: float = DEFAULT_DEADLINE_S,
-                 capture: Capture | None = None) -> None:  # fmt: skip
+                 severity: SeverityPolicy | None = None, deadline: float = DEFAULT_DEADLINE_S) -> None:  # fmt: skip
         self.policies = [p for p in policies if p.mode in ("prevent", "block")]
         self.classify = classify
         self.severity = severity or SeverityPolicy()
         self.deadline = deadline
-        self.capture = capture
         self.allowed = self.denied = self.degraded = 0
         self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._ready = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # readable while outcomes wait
@@ -151,12 +160,10 @@ class Prevention(Generic[C]):
     def watch(self, key: str, root: str, container: C, resource: Resource) -> None:
         """Hold every exec on the file system of `root` (a container's `/proc/<init>/root`) for a decision.
         Raises OSError when the mark cannot be placed."""
-        group = FanotifyGroup(FAN_OPEN_EXEC_PERM, permission=True)
-        try:
-            group.mark_filesystem(root)
-        except OSError:
-            group.close()
-            raise
+        self.adopt(key, permission_group(root), container, resource)
+
+    def adopt(self, key: str, group: FanotifyGroup, container: C, resource: Resource) -> None:
+        """Answer the execs held by `group`, a permission group already marked (see `permission_group`)."""
         self._request("watch", key, _Group(group, container, resource))
 
     def unwatch(self, key: str) -> None:
@@ -280,8 +287,8 @@ class Prevention(Generic[C]):
                 return
             self.denied += 1
             assert decision.detection is not None
-            blob = self.capture(event.fd, decision.detection.file.sha256) if self.capture else None
-            self._report(Outcome(decision.detection, prevented=True, policy_id=decision.policy_id, blob=blob))
+            self._report(Outcome(decision.detection, prevented=True, policy_id=decision.policy_id,
+                                 fd=os.dup(event.fd)))  # fmt: skip
         finally:
             os.close(event.fd)
 

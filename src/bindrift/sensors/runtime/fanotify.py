@@ -67,6 +67,13 @@ class FanotifyGroup:
         self.fd: int = fd
         self.overflows = 0
 
+    @classmethod
+    def adopt(cls, fd: int, mask: int) -> FanotifyGroup:
+        """A group around an existing fanotify descriptor (e.g. received from another process)."""
+        group = cls.__new__(cls)
+        group._libc, group.mask, group.fd, group.overflows = _libc(), mask, fd, 0
+        return group
+
     def fileno(self) -> int:
         return self.fd
 
