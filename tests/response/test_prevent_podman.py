@@ -323,6 +323,22 @@ def test_deadline_missed_allows_and_reports_degraded(lab: Lab) -> None:
         [deadline] = finding.evidence
         assert deadline.kind == "deadline" and deadline.values["deadline_ms"] == 1
         assert finding.process is not None and finding.process.pid == deadline.values["pid"]
+
+        [worker] = [int(line.rsplit(" ", 1)[1]) for line in fast.text().splitlines() if "prevention process" in line]
+        os.kill(worker, signal.SIGKILL)  # the prevention process dies alone: reported, and execs still run
+
+        def died() -> list[Finding]:
+            store = SqlStore(fast.db)
+            try:
+                return store.list_findings(FindingFilter(category="Prevention degraded", text="prevention-process"))
+            finally:
+                store.close()
+
+        _wait_for(died, 10, "the prevention process's death to be reported")
+        [dead] = died()
+        assert dead.file.path == "prevention-process" and dead.resource.container_id == ""
+        assert dead.evidence[0].values["pid"] == worker and dead.evidence[0].values["exit"] == -9
+        assert lab.sh(cid, "/tmp/late/busybox echo still", timeout=15).stdout == "still\n"
     finally:
         fast.stop()
 

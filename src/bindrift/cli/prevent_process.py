@@ -81,7 +81,10 @@ class PreventionProcess:
         return found
 
     def _died(self) -> Detection:
-        code = self.process.poll()
+        try:
+            code: int | None = self.process.wait(timeout=1)  # its socket closes a moment before it is reaped
+        except subprocess.TimeoutExpired:
+            code = None
         log.error("the prevention process exited (%s): executions are no longer checked", code)
         return Detection(
             category="Prevention degraded", observed_at=datetime.now(UTC), resource=self.node,

@@ -7,9 +7,9 @@ reported as *Prevention degraded*. If the agent dies, the kernel closes the grou
 waiting exec. Image binaries are cheap: a cache keyed by (container, device, inode, mtime, ctime, size),
 and the classifier checks upper-layer presence before hashing anything.
 
-Events are read and answered on a thread of their own, so a slow store write in the agent's loop never
-delays an exec; decisions run on a small worker pool, so a deadline can be kept while a large file is
-still being hashed.
+Events are read and answered on a thread of their own, and decisions run on a small worker pool, so a
+deadline is kept while a large file is still being hashed. The agent runs this in a process of its own
+(`bindrift.cli.prevent_worker`), so its own work never holds the interpreter lock an answer needs.
 """
 
 from __future__ import annotations
