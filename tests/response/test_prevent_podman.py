@@ -47,6 +47,16 @@ category = "Added Binary Executed"
 """
 
 
+# For the agents a test starts of its own: the module's agent must not hold their containers too.
+OWN_POLICY = f"""
+[[policy]]
+id = "own-test"
+mode = "prevent"
+container = "bdown{TOKEN}-*"
+drift = true
+"""
+
+
 def _malware(lab: Lab) -> bytes:
     """A busybox variant the test's intelligence lists as known-malicious."""
     return (lab.binaries / "busybox-static-amd64" / "bin" / "busybox").read_bytes() + b"malware\n"
@@ -89,9 +99,9 @@ class Agent:
                 self.process.wait(timeout=10)
 
 
-def _start_agent(work: Path, podman: Podman, *extra: str) -> Agent:
+def _start_agent(work: Path, podman: Podman, *extra: str, policies: str = POLICIES) -> Agent:
     work.mkdir(parents=True, exist_ok=True)
-    (work / "policy.toml").write_text(POLICIES)
+    (work / "policy.toml").write_text(policies)
     db, log = f"sqlite:///{work / 'agent.db'}", work / "agent.log"
     with log.open("w") as err:
         process = subprocess.Popen(
@@ -308,9 +318,9 @@ def test_containers_outside_the_policies_are_not_held(lab: Lab, agent: Agent) ->
 
 
 def test_deadline_missed_allows_and_reports_degraded(lab: Lab) -> None:
-    fast = _start_agent(lab.work / "deadline", lab.podman, "--prevent-deadline-ms", "1")
+    fast = _start_agent(lab.work / "deadline", lab.podman, "--prevent-deadline-ms", "1", policies=OWN_POLICY)
     try:
-        cid = lab.run_container(f"bdprev{TOKEN}-deadline", fast, prevented=True)
+        cid = lab.run_container(f"bdown{TOKEN}-deadline", fast, prevented=True)
         # 64 MiB to hash and triage: no decision within 1 ms, so the exec is allowed (fail open).
         script = ("mkdir /tmp/late && (cat /bin/busybox; head -c 67108864 /dev/zero) > /tmp/late/busybox && "
                   "chmod 755 /tmp/late/busybox && /tmp/late/busybox echo ran")  # fmt: skip
@@ -338,14 +348,15 @@ def test_deadline_missed_allows_and_reports_degraded(lab: Lab) -> None:
         [dead] = died()
         assert dead.file.path == "prevention-process" and dead.resource.container_id == ""
         assert dead.evidence[0].values["pid"] == worker and dead.evidence[0].values["exit"] == -9
-        assert lab.sh(cid, "/tmp/late/busybox echo still", timeout=15).stdout == "still\n"
+        still = lab.sh(cid, "/tmp/late/busybox echo still", timeout=15)
+        assert still.stdout == "still\n", still
     finally:
         fast.stop()
 
 
 def test_agent_killed_with_a_pending_exec_does_not_hang_the_container(lab: Lab) -> None:
-    held = _start_agent(lab.work / "killed", lab.podman)
-    cid = lab.run_container(f"bdprev{TOKEN}-killed", held, prevented=True)
+    held = _start_agent(lab.work / "killed", lab.podman, policies=OWN_POLICY)
+    cid = lab.run_container(f"bdown{TOKEN}-killed", held, prevented=True)
     [worker] = [int(line.rsplit(" ", 1)[1]) for line in held.text().splitlines() if "prevention process" in line]
     assert Path(f"/proc/{worker}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"bindrift.cli.prevent_worker"]
     os.kill(worker, signal.SIGSTOP)  # the process that answers can no longer do so: the next exec waits
