@@ -54,6 +54,7 @@ def build_response(store: SqlStore, node: Resource, *, policy_file: str = "", ev
     if evidence_dir != "off":
         evidence = EvidenceStore(evidence_dir or default_evidence_dir(store), store, max_bytes=evidence_max_bytes,
                                  retention=timedelta(days=evidence_retention_days))  # fmt: skip
+        evidence.purge()  # retention, applied at every start of the agent
     prevention = None
     if any(p.mode in ("prevent", "block") for p in policies):
         prevention = PreventionProcess(policies, intel=store.intel_sources(), severity=severity or {},

@@ -27,6 +27,7 @@ def watch(
         str, typer.Option(help="Evidence store folder (default: evidence/ beside the SQLite database; `off`: none).")
     ] = "",
     evidence_max_mb: Annotated[int, typer.Option(help="Binaries larger than this are not captured.")] = 64,
+    evidence_retention_days: Annotated[int, typer.Option(help="Evidence older than this is purged at start.")] = 30,
     prevent_deadline_ms: Annotated[
         int, typer.Option(help="A prevention decision not reached in this time is allowed (fail open).")
     ] = 100,
@@ -48,7 +49,8 @@ def watch(
     try:
         response = build_response(
             store, agent._resource(None), policy_file=policy, evidence_dir=evidence_dir,
-            evidence_max_bytes=evidence_max_mb * 2**20, deadline=prevent_deadline_ms / 1000,
+            evidence_max_bytes=evidence_max_mb * 2**20, evidence_retention_days=evidence_retention_days,
+            deadline=prevent_deadline_ms / 1000,
             severity=load_settings().severity,
         )  # fmt: skip
     except (ValueError, OSError) as exc:
