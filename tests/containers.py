@@ -52,7 +52,9 @@ def podman_available() -> bool:
 def make_podman(root: Path) -> Podman:
     """A podman whose configuration and storage live under `root`."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "containers.conf").write_text(CONTAINERS_CONF)
+    # Its own tmp_dir too: with the shared /run/libpod, another podman's `system reset` makes this one
+    # "refresh" (forget) its running containers.
+    (root / "containers.conf").write_text(CONTAINERS_CONF + f'tmp_dir = "{root}/tmp"\n')
     (root / "storage.conf").write_text(
         f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/storage"\nrunroot = "{root}/runroot"\n'
     )

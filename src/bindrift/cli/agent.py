@@ -21,6 +21,7 @@ from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_in_root
 from bindrift.analysis.triage import triage
 from bindrift.cli.agent_outputs import AgentOutputs
+from bindrift.cli.agent_response import AgentResponse
 from bindrift.config import load_settings
 from bindrift.context.containers import ContainerContext, running_containers
 from bindrift.detectors.drift import classify_exec
@@ -28,7 +29,9 @@ from bindrift.detectors.exec_paths import unusual_exec
 from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.findings.severity import SeverityPolicy
-from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource
+from bindrift.response.evidence import Blob
+from bindrift.response.prevent import Outcome
+from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource, ResponseAction
 from bindrift.sensors.runtime.fanotify import (
     FAN_CLOSE_WRITE,
     FAN_OPEN_EXEC,
@@ -53,6 +56,7 @@ MAX_WRITES_REMEMBERED = 100_000
 # every event, and those wake-ups are most of what watching costs a writer (bench/README.md, measured).
 DRAIN_EVERY_S = 0.02
 MAX_READS_PER_DRAIN = 64
+MAX_BLOBS_PENDING = 1_000
 
 
 @dataclass(slots=True)
@@ -76,6 +80,8 @@ class Agent:
             self.pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity),
                                              outbox=outputs.outbox if outputs else ())  # fmt: skip
         self.intel = IntelSet([(path, cast(Kind, kind)) for path, kind in store.intel_sources()] if store else [])
+        self.response: AgentResponse | None = None
+        self.blobs: dict[str, Blob] = {}  # evidence captured at detection time, until its finding is stored
         self.node, self.cluster = node or socket.gethostname(), cluster
         self.table = ProcessTable()
         self.proc = ProcConnector()
@@ -95,6 +101,13 @@ class Agent:
             group = FanotifyGroup()
             group.mark_filesystem(path)
             self._watch(f"host:{path}", _Watched(group, None, path))
+
+    def attach_response(self, response: AgentResponse) -> None:
+        """Evidence capture, block policies and prevention (before `run`)."""
+        self.response = response
+        if response.prevention is not None:
+            self.selector.register(response.prevention, selectors.EVENT_READ, "prevention")
+            print(f"bindrift: prevention process {response.prevention.pid}", file=sys.stderr, flush=True)
 
     def _watch(self, key: str, watched: _Watched) -> None:
         self.watched[key] = watched
@@ -118,10 +131,19 @@ class Agent:
             except OSError:
                 self.namespaces[cid] = ""
             self._watch(cid, _Watched(group, container, f"container {cid} ({container.runtime})"))
+            prevention = self.response.prevention if self.response is not None else None
+            if prevention is not None and prevention.covers(self._resource(container)):
+                try:
+                    prevention.watch(cid, f"/proc/{container.init_pid}/root", container, self._resource(container))
+                    print(f"bindrift: preventing in container {cid}", file=sys.stderr, flush=True)
+                except OSError as exc:
+                    log.warning("cannot prevent in container %s: %s", cid, exc)
         for key in [k for k, w in self.watched.items() if w.container is not None and k not in current]:
             watched = self.watched.pop(key)
             self.namespaces.pop(key, None)
             watched.group.close()
+            if self.response is not None and self.response.prevention is not None:
+                self.response.prevention.unwatch(key)
             print(f"bindrift: container {key} ended", file=sys.stderr, flush=True)
 
     def run(self, duration: float = 0.0) -> None:
@@ -147,8 +169,15 @@ class Agent:
             if self.outputs is not None:
                 self.outputs.tick(self.proc.lost, sum(w.group.overflows for w in self.watched.values()))
             next_sync = time.monotonic() + SYNC_EVERY_S
-        if self.selector.select(timeout=max(0.0, min(self.next_drain, next_sync) - time.monotonic())):
+        ready = self.selector.select(timeout=max(0.0, min(self.next_drain, next_sync) - time.monotonic()))
+        if ready:
             self._process_events()
+        prevention = self.response.prevention if self.response is not None else None
+        if prevention is not None and any(key.data == "prevention" for key, _mask in ready):
+            for outcome in prevention.drain():
+                self._emit_outcome(outcome)
+            if not prevention.alive:
+                self.selector.unregister(prevention)
         if time.monotonic() >= self.next_drain:
             self._drain()
             self.next_drain = time.monotonic() + DRAIN_EVERY_S
@@ -230,12 +259,14 @@ class Agent:
         detection = suspicious_binary(report, self._resource(watched.container), datetime.now(UTC), "agent",
                                       writer=writer, intel=intel)  # fmt: skip
         if detection is not None:
+            self._capture(event.fd, detection.file.sha256)
             self._emit(detection)
 
     def _on_exec(self, container: ContainerContext, event: FanEvent, path: str) -> None:
         verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started)
         if verdict.category is None:
             return
+        self._capture(event.fd, verdict.sha256)
         writer, written_at = self.writes.get((container.id, path), (None, None))
         evidence = list(verdict.evidence)
         if writer is not None and written_at is not None:
@@ -331,6 +362,7 @@ class Agent:
             )
             evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe})]
         writer, _at = self.writes.get((container.id, program), (None, None))
+        self._capture(fd, sha)
         detection = Detection(
             category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
             file=FileInfo(path=program, sha256=sha, size=os.fstat(fd).st_size), source="agent", process=process,
@@ -359,6 +391,7 @@ class Agent:
             if verdict.category is None:
                 return
             writer, _written = self.writes.get((container.id, path), (None, None))
+            self._capture(fd, verdict.sha256)
             detection = Detection(
                 category="Added Library Loaded", observed_at=datetime.now(UTC), resource=self._resource(container),
                 file=FileInfo(path=path, sha256=verdict.sha256, size=os.fstat(fd).st_size), source="agent",
@@ -382,17 +415,54 @@ class Agent:
             self.lost_reported = lost
             self._emit(detection)
 
-    def _emit(self, detection: Detection) -> None:
+    def _capture(self, fd: int, sha256: str) -> None:
+        """Copy the binary into the evidence store now, while the event's descriptor still holds it."""
+        if self.response is None or self.response.evidence is None or sha256 in self.blobs:
+            return
+        blob = self.response.evidence.capture(fd, sha256)
+        if blob is not None:
+            if len(self.blobs) >= MAX_BLOBS_PENDING:
+                self.blobs.pop(next(iter(self.blobs)))
+            self.blobs[blob.sha256] = blob
+
+    def _emit_outcome(self, outcome: Outcome) -> None:
+        """A prevented exec (with its process as it was when it tried) or a Prevention degraded report."""
+        detection = outcome.detection
+        pid = detection.process.pid if detection.process else 0
+        container = next((w.container for w in self.watched.values()
+                          if w.container and w.container.id == detection.resource.container_id), None)  # fmt: skip
+        detection = msgspec.structs.replace(detection, process=self._process(pid, container) or detection.process,
+                                            writer=self.writes.get((detection.resource.container_id,
+                                                                    detection.file.path), (None, None))[0])  # fmt: skip
+        prevented = None
+        if outcome.prevented:
+            prevented = ResponseAction("prevent", f"policy:{outcome.policy_id}", datetime.now(UTC),
+                                       detail=f"execution of {detection.file.path} denied (EPERM)",
+                                       values={"pid": pid, "policy": outcome.policy_id})  # fmt: skip
+        blob = None
+        if outcome.fd >= 0:  # the denied file, for the evidence
+            try:
+                if self.response is not None and self.response.evidence is not None:
+                    blob = self.response.evidence.capture(outcome.fd, detection.file.sha256)
+            finally:
+                os.close(outcome.fd)
+        self._emit(detection, blob, prevented)
+
+    def _emit(self, detection: Detection, blob: Blob | None = None, prevented: ResponseAction | None = None) -> None:
         if self.pipeline is None:
             assert self.publish is not None, "an agent needs a store or a bus"
             self.publish(detection)
             return
         started = time.monotonic()
         finding = self.pipeline.process(detection)
+        if self.response is not None:
+            self.response.responder.on_finding(finding, blob or self.blobs.pop(detection.file.sha256, None), prevented)
         if self.outputs is not None:
             self.outputs.finding(finding, time.monotonic() - started)
 
     def close(self) -> None:
+        if self.response is not None and self.response.prevention is not None:
+            self.response.prevention.close()
         for watched in self.watched.values():
             watched.group.close()
         self.proc.close()

@@ -56,6 +56,10 @@ def render_finding(finding: Finding) -> None:
         console.print(Text(f"ATT&CK {technique.id} {technique.name} ({technique.tactic}) {technique.url}"))
     for change in finding.state_history:
         console.print(Text(inert(f"{change.at.isoformat()} {change.state} by {change.by}: {change.reason}")))
+    for action in finding.actions:
+        outcome = "done" if action.ok else "FAILED"
+        console.print(Text(f"action {action.action} {outcome}: ", style="bold" if action.ok else "bold red")
+                      + Text(inert(f"{action.detail} (by {action.by}, {action.at.isoformat()})")))  # fmt: skip
     for number, step in enumerate(finding.response, 1):
         console.print(Text(f"{number}. {step.title}", style="bold"))
         if step.command:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from bindrift import __version__
-from bindrift.cli import findings, intel, suppress
+from bindrift.cli import evidence, findings, intel, respond, suppress
 from bindrift.cli.demo import demo
 from bindrift.cli.ingest import ingest
 from bindrift.cli.scan import scan
@@ -29,6 +29,8 @@ app.command()(ingest)
 app.add_typer(findings.app, name="findings")
 app.add_typer(intel.app, name="intel")
 app.add_typer(suppress.app, name="suppress")
+app.add_typer(evidence.app, name="evidence")
+app.add_typer(respond.app, name="respond")
 
 
 def _version(value: bool) -> None:

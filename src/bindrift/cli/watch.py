@@ -37,17 +37,30 @@ def watch(
     ] = "",
     spool: Annotated[str, typer.Option(help="With --bus: the disk spool folder.")] = "/var/lib/bindrift/spool",
     spool_max_mb: Annotated[int, typer.Option(min=2, help="With --bus: the spool's size cap in MiB.")] = 64,
+    policy: Annotated[str, typer.Option(help="Response policies (TOML): alert, prevent or block per scope.")] = "",
+    evidence_dir: Annotated[
+        str, typer.Option(help="Evidence store folder (default: evidence/ beside the SQLite database; `off`: none).")
+    ] = "",
+    evidence_max_mb: Annotated[int, typer.Option(help="Binaries larger than this are not captured.")] = 64,
+    evidence_retention_days: Annotated[int, typer.Option(help="Evidence older than this is purged at start.")] = 30,
+    prevent_deadline_ms: Annotated[
+        int, typer.Option(help="A prevention decision not reached in this time is allowed (fail open).")
+    ] = 100,
 ) -> None:
     """Watch every running container (podman, containerd, CRI-O, Docker): suspicious binaries written, and
     binaries not in the image executed. Findings go to the store and, as JSON lines, to stdout; with --bus,
     detections go to NATS JetStream and `bindrift worker` stores them."""
     from bindrift.cli.agent import Agent, print_finding
     from bindrift.cli.agent_outputs import AgentOutputs
+    from bindrift.cli.agent_response import build_response
+    from bindrift.config import load_settings
 
     if bus:
         if db or webhook or syslog or serve:
             raise typer.BadParameter("with --bus the workers store and export findings: --db, --webhook and "
                                      "--syslog belong to `bindrift worker`, --serve to `bindrift serve`")  # fmt: skip
+        if policy or evidence_dir:
+            raise typer.BadParameter("--policy and --evidence-dir act on stored findings: not with --bus (yet)")
         _watch_distributed(bus, Path(spool), spool_max_mb, node_name, cluster, tuple(host_path or ()), duration,
                            metrics_file)  # fmt: skip
         return
@@ -63,6 +76,18 @@ def watch(
 
         server = serve_in_background(store, serve, tokens_file)
     agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), outputs=outputs)
+    try:
+        response = build_response(
+            store, agent._resource(None), policy_file=policy, evidence_dir=evidence_dir,
+            evidence_max_bytes=evidence_max_mb * 2**20, evidence_retention_days=evidence_retention_days,
+            deadline=prevent_deadline_ms / 1000,
+            severity=load_settings().severity,
+        )  # fmt: skip
+    except (ValueError, OSError) as exc:
+        agent.close()
+        store.close()
+        raise typer.BadParameter(str(exc)) from exc
+    agent.attach_response(response)
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

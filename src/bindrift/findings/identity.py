@@ -16,6 +16,7 @@ FAMILY: dict[Category, str] = {
     "Added Library Loaded": "library",
     "Fileless execution": "fileless",
     "Coverage degraded": "coverage",
+    "Prevention degraded": "prevention",
 }
 
 

@@ -30,6 +30,7 @@ _BY_CATEGORY: dict[Category, list[Technique]] = {
     "Added Library Loaded": [INGRESS, SHARED_MODULES],
     "Fileless execution": [REFLECTIVE],
     "Coverage degraded": [],
+    "Prevention degraded": [],
 }
 
 

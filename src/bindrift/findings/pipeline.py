@@ -24,6 +24,7 @@ TITLES: dict[Category, str] = {
     "Added Library Loaded": "A library that is not in the image was loaded",
     "Fileless execution": "A program ran from memory, not from a file",
     "Coverage degraded": "Events were lost: detection coverage is degraded",
+    "Prevention degraded": "An execution was allowed unchecked: no prevention decision within the deadline",
 }
 
 

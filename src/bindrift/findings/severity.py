@@ -15,6 +15,7 @@ DEFAULTS: dict[Category, Severity] = {
     "Added Library Loaded": "low",
     "Fileless execution": "high",
     "Coverage degraded": "medium",
+    "Prevention degraded": "medium",
 }
 # A suspicious binary is high when its architecture is incompatible or its headers or packer were
 # tampered with, medium when it is "only" packed; an intelligence match makes it critical.

@@ -48,7 +48,7 @@ class SuppressionRule(msgspec.Struct, frozen=True, omit_defaults=True):
             (self.cluster, lambda v: v == r.cluster),
             (self.namespace, lambda v: v == r.namespace),
             (self.pod, lambda v: fnmatchcase(r.pod, v)),
-            (self.image, lambda v: _image_matches(v, r.image, r.image_digest)),
+            (self.image, lambda v: image_matches(v, r.image, r.image_digest)),
             (self.container, lambda v: fnmatchcase(r.container_name, v) or r.container_id.startswith(v)),
             (self.path, lambda v: fnmatchcase(detection.file.path, v)),
             (self.writer, lambda v: _writer_matches(v, detection.writer)),
@@ -58,7 +58,7 @@ class SuppressionRule(msgspec.Struct, frozen=True, omit_defaults=True):
         return any(value for value, _ in checks) and all(test(value) for value, test in checks if value)
 
 
-def _image_matches(rule: str, image: str, digest: str) -> bool:
+def image_matches(rule: str, image: str, digest: str) -> bool:
     if rule.startswith("sha256:"):
         return rule == digest or image.endswith("@" + rule)
     if rule == image:

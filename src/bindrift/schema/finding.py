@@ -21,6 +21,7 @@ Category = Literal[
     "Added Library Loaded",
     "Fileless execution",
     "Coverage degraded",
+    "Prevention degraded",
 ]
 # The escalated category for a known-bad hash or rule match, per base category.
 MALICIOUS: dict[str, Category] = {
@@ -144,6 +145,18 @@ class StateChange(msgspec.Struct, frozen=True):
     at: datetime
 
 
+class ResponseAction(msgspec.Struct, frozen=True):
+    """One response action taken on a finding (also kept in the audit log): evidence capture, kill, pause,
+    stop, quarantine, restore, pod deletion, or an exec prevented. `ok` False with `detail` when it failed."""
+
+    action: str
+    by: str
+    at: datetime
+    ok: bool = True
+    detail: str = ""
+    values: dict[str, str | int | bool | None] = msgspec.field(default_factory=dict)
+
+
 class Detection(msgspec.Struct, frozen=True):
     """What a detector (the runtime agent, an input adapter, the scanner) hands to the findings stage."""
 
@@ -183,6 +196,7 @@ class Finding(msgspec.Struct):
     incident_id: str = ""
     response: list[ResponseStep] = msgspec.field(default_factory=list)
     suppressed_by: str = ""
+    actions: list[ResponseAction] = msgspec.field(default_factory=list)
 
 
 class Incident(msgspec.Struct):

@@ -12,12 +12,14 @@ import resource
 import struct
 from dataclasses import dataclass
 
-FAN_CLOEXEC, FAN_NONBLOCK, FAN_CLASS_NOTIF, FAN_UNLIMITED_QUEUE = 0x1, 0x2, 0x0, 0x10
+FAN_CLOEXEC, FAN_NONBLOCK, FAN_CLASS_NOTIF, FAN_CLASS_CONTENT, FAN_UNLIMITED_QUEUE = 0x1, 0x2, 0x0, 0x4, 0x10
 FAN_MARK_ADD, FAN_MARK_FILESYSTEM = 0x1, 0x100
-FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FAN_Q_OVERFLOW = 0x8, 0x1000, 0x4000
+FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FAN_Q_OVERFLOW, FAN_OPEN_EXEC_PERM = 0x8, 0x1000, 0x4000, 0x40000
+FAN_ALLOW, FAN_DENY = 0x1, 0x2
 FAN_NOFD = -1
 AT_FDCWD = -100
 EVENT = struct.Struct("IBBHQii")
+RESPONSE = struct.Struct("iI")  # struct fanotify_response: the event's fd, FAN_ALLOW or FAN_DENY
 # Every event read carries a new descriptor: one read creates up to READ_SIZE / 24 of them at once.
 READ_SIZE = 24 * 1024
 
@@ -60,18 +62,28 @@ def _libc() -> ctypes.CDLL:
 
 
 class FanotifyGroup:
-    """A non-blocking notification group; `fileno()` plugs into a selector."""
+    """A non-blocking notification group; `fileno()` plugs into a selector. With `permission`, a content
+    class group whose permission events (`FAN_OPEN_EXEC_PERM`) wait for `respond`; the kernel allows every
+    waiting one when the group is closed (or its process dies)."""
 
-    def __init__(self, mask: int = FAN_CLOSE_WRITE | FAN_OPEN_EXEC) -> None:
+    def __init__(self, mask: int = FAN_CLOSE_WRITE | FAN_OPEN_EXEC, *, permission: bool = False) -> None:
         self._libc = _libc()
         self.mask = mask
-        fd: int = self._libc.fanotify_init(FAN_CLOEXEC | FAN_NONBLOCK | FAN_CLASS_NOTIF | FAN_UNLIMITED_QUEUE,
+        klass = FAN_CLASS_CONTENT if permission else FAN_CLASS_NOTIF
+        fd: int = self._libc.fanotify_init(FAN_CLOEXEC | FAN_NONBLOCK | klass | FAN_UNLIMITED_QUEUE,
                                       os.O_RDONLY | os.O_LARGEFILE | os.O_CLOEXEC)  # fmt: skip
         if fd < 0:
             err = ctypes.get_errno()
             raise FanotifyError(err, f"fanotify_init: {os.strerror(err)}")
         self.fd: int = fd
         self.overflows = 0
+
+    @classmethod
+    def adopt(cls, fd: int, mask: int) -> FanotifyGroup:
+        """A group around an existing fanotify descriptor (e.g. received from another process)."""
+        group = cls.__new__(cls)
+        group._libc, group.mask, group.fd, group.overflows = _libc(), mask, fd, 0
+        return group
 
     def fileno(self) -> int:
         return self.fd
@@ -107,6 +119,10 @@ class FanotifyGroup:
             if fd != FAN_NOFD:
                 events.append(FanEvent(mask, fd, pid))
         return events
+
+    def respond(self, event_fd: int, allow: bool) -> None:
+        """Answer a permission event (the event's descriptor stays open: the caller closes it)."""
+        os.write(self.fd, RESPONSE.pack(event_fd, FAN_ALLOW if allow else FAN_DENY))
 
     def close(self) -> None:
         os.close(self.fd)

@@ -19,6 +19,7 @@ ANALYTICS = {
     "Modified Binary Executed": "BD-DRIFT-002", "Added Malicious Binary Executed": "BD-DRIFT-003",
     "Modified Malicious Binary Executed": "BD-DRIFT-004", "Added Library Loaded": "BD-DRIFT-005",
     "Fileless execution": "BD-FILELESS-001", "Coverage degraded": "BD-COVERAGE-001",
+    "Prevention degraded": "BD-PREVENTION-001",
 }  # fmt: skip
 
 

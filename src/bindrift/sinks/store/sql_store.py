@@ -22,9 +22,12 @@ from sqlalchemy import Engine, Select, case, create_engine, delete, event, func,
 from sqlalchemy.orm import Session, sessionmaker
 
 from bindrift.findings.suppression import SuppressionRule
-from bindrift.schema.finding import Finding, Incident, State, StateChange
+from bindrift.schema.finding import Finding, Incident, ResponseAction, State, StateChange
+from bindrift.schema.response import EvidenceRecord
 from bindrift.schema.severity import Severity, rank
 from bindrift.sinks.store.models import (
+    ActionRow,
+    EvidenceRow,
     FindingRow,
     IncidentRow,
     IntelSourceRow,
@@ -40,6 +43,8 @@ MAX_TIMELINE_ROWS = 1_000_000
 _finding_decoder = msgspec.json.Decoder(Finding)
 _incident_decoder = msgspec.json.Decoder(Incident)
 _rule_decoder = msgspec.json.Decoder(SuppressionRule)
+_evidence_decoder = msgspec.json.Decoder(EvidenceRecord)
+_action_decoder = msgspec.json.Decoder(ResponseAction)
 
 
 def default_url() -> str:
@@ -218,6 +223,8 @@ class SqlStore:
                 select(StateChangeRow).where(StateChangeRow.finding_id == row.id).order_by(StateChangeRow.id)
             )
             finding.state_history = [StateChange(c.state, c.by, c.reason, _utc(c.at)) for c in changes]  # type: ignore[arg-type]
+            actions = session.scalars(select(ActionRow).where(ActionRow.finding_id == row.id).order_by(ActionRow.id))
+            finding.actions = [_action_decoder.decode(a.body) for a in actions]
         return finding
 
     # Incidents ------------------------------------------------------------------------------------
@@ -310,6 +317,50 @@ class SqlStore:
             return [
                 (row.path, row.kind) for row in session.scalars(select(IntelSourceRow).order_by(IntelSourceRow.path))
             ]
+
+    # Response: evidence and the audit log of actions ----------------------------------------------
+
+    def add_evidence(self, record: EvidenceRecord) -> None:
+        with self._session() as session:
+            session.merge(EvidenceRow(id=record.id, finding_id=record.finding_id, sha256=record.sha256,
+                                      size=record.size, captured_at=_utc(record.captured_at),
+                                      body=msgspec.json.encode(record)))  # fmt: skip
+
+    def get_evidence(self, evidence_id: str) -> EvidenceRecord | None:
+        with self._session() as session:
+            row = session.get(EvidenceRow, evidence_id)
+            return None if row is None else _evidence_decoder.decode(row.body)
+
+    def list_evidence(self, finding_id: str = "", limit: int = 100) -> list[EvidenceRecord]:
+        """Evidence records, newest first, of one finding or of all."""
+        query = select(EvidenceRow).order_by(EvidenceRow.captured_at.desc(), EvidenceRow.id)
+        if finding_id:
+            query = query.where(EvidenceRow.finding_id == finding_id)
+        with self._session() as session:
+            return [_evidence_decoder.decode(r.body) for r in session.scalars(query.limit(max(1, min(limit, 10_000))))]
+
+    def purge_evidence(self, older_than: datetime) -> tuple[list[EvidenceRecord], set[str]]:
+        """Delete records captured before `older_than`; returns them and the SHA-256s still referenced."""
+        with self._session() as session:
+            rows = list(session.scalars(select(EvidenceRow).where(EvidenceRow.captured_at < _utc(older_than))))
+            session.execute(delete(EvidenceRow).where(EvidenceRow.id.in_([r.id for r in rows])))
+            shas = {r.sha256 for r in rows}
+            kept = set(session.scalars(select(EvidenceRow.sha256).where(EvidenceRow.sha256.in_(shas))))
+            return [_evidence_decoder.decode(r.body) for r in rows], kept
+
+    def record_action(self, finding_id: str, action: ResponseAction) -> None:
+        """Append to the audit log; the finding shows it in `actions`."""
+        with self._session() as session:
+            session.add(ActionRow(finding_id=finding_id, action=action.action, by=action.by, at=_utc(action.at),
+                                  ok=action.ok, body=msgspec.json.encode(action)))  # fmt: skip
+
+    def audit_log(self, finding_id: str = "", limit: int = 1000) -> list[tuple[str, ResponseAction]]:
+        """(finding id, action) pairs in the order they were taken."""
+        query = select(ActionRow).order_by(ActionRow.id)
+        if finding_id:
+            query = query.where(ActionRow.finding_id == finding_id)
+        with self._session() as session:
+            return [(r.finding_id, _action_decoder.decode(r.body)) for r in session.scalars(query.limit(limit))]
 
     # Outbox (exports that must survive a restart) --------------------------------------------------
 

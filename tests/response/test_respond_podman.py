@@ -1,0 +1,147 @@
+"""`bindrift respond` on findings a real agent raised in a real podman container: kill (pidfd), pause,
+quarantine and restore, and delete-pod outside a cluster; each recorded on the finding and in the audit log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from tests.containers import Podman, busybox_rootfs_tar, make_podman, podman_available
+
+from bindrift.schema.finding import Finding
+from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
+
+pytestmark = [pytest.mark.skipif(not podman_available(), reason="needs podman, as root"), pytest.mark.slow]
+BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
+
+
+def _wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Setup:
+    podman: Podman
+    cid: str
+    db: str
+
+    def sh(self, script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["podman", "exec", self.cid, "sh", "-c", script], env=self.podman.env,
+                              capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+
+    def finding(self, path: str) -> Finding | None:
+        store = SqlStore(self.db)
+        try:
+            found = [f for f in store.list_findings(FindingFilter(container_id=self.cid)) if f.file.path == path]
+            return store.get_finding(found[0].id) if found else None
+        finally:
+            store.close()
+
+    def respond(self, verb: str, finding_id: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([BINDRIFT, "respond", verb, finding_id, "--by", "tester", "--db", self.db],
+                              env=self.podman.env, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> Iterator[Setup]:
+    work = tmp_path_factory.mktemp("respond")
+    podman = make_podman(work / "podman")
+    busybox = test_binaries / "busybox-static-amd64" / "bin" / "busybox"
+    podman("import", "--change", 'CMD ["/bin/sh"]', str(busybox_rootfs_tar(busybox, work / "rootfs.tar")),
+           "localhost/bdrespond:latest")  # fmt: skip
+    db, log = f"sqlite:///{work / 'agent.db'}", work / "agent.log"
+    with log.open("w") as err:
+        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--evidence-dir", str(work / "evidence"),
+                                  "--duration", "300"], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    cid = ""
+    try:
+        _wait_for(lambda: "agent started" in log.read_text() or agent.poll() is not None, 20, "the agent")
+        name = f"bdrespond-{uuid.uuid4().hex[:8]}"
+        cid = podman("run", "-d", "--name", name, "localhost/bdrespond:latest", "sleep", "600").strip()
+        _wait_for(lambda: f"watching container {cid}" in log.read_text(), 10, "discovery")
+        yield Setup(podman, cid, db)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+        if cid:
+            subprocess.run(["podman", "rm", "-f", "-t", "0", cid], env=podman.env, capture_output=True, check=False,
+                           timeout=60)  # fmt: skip
+        podman.reset()
+
+
+def test_kill_the_finding_process_through_a_pidfd(setup: Setup) -> None:
+    assert setup.sh("mkdir /tmp/k && cp /bin/busybox /tmp/k/busybox").returncode == 0
+    subprocess.run(["podman", "exec", "-d", setup.cid, "/tmp/k/busybox", "sleep", "300"], env=setup.podman.env,
+                   check=True, capture_output=True, timeout=30)  # fmt: skip
+
+    def captured() -> bool:
+        found = setup.finding("/tmp/k/busybox")
+        return found is not None and [a.action for a in found.actions] == ["capture"]
+
+    _wait_for(captured, 10, "the finding with its evidence")
+    finding = setup.finding("/tmp/k/busybox")
+    assert finding is not None and finding.process is not None
+    pid = finding.process.pid
+    assert finding.process.args == ["/tmp/k/busybox", "sleep", "300"] and os.path.exists(f"/proc/{pid}")
+    done = setup.respond("kill", finding.id)
+    assert (done.returncode, done.stdout) == (0, f"done: process {pid} killed (SIGKILL)\n"), done.stderr
+    _wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 5, "the process to die")
+    again = setup.respond("kill", finding.id)
+    assert again.returncode == 1 and again.stderr.startswith(f"failed: process {pid} is gone")
+    finding = setup.finding("/tmp/k/busybox")
+    assert finding is not None
+    kills = [a for a in finding.actions if a.action == "kill"]
+    assert [(a.ok, a.by, a.values) for a in kills] == [(True, "tester", {"pid": pid}), (False, "tester", {"pid": pid})]
+    assert [a.action for a in finding.actions] == ["capture", "kill", "kill"], "evidence captured at detection"
+    store = SqlStore(setup.db)
+    try:
+        log = store.audit_log(finding.id)
+    finally:
+        store.close()
+    assert log == [(finding.id, action) for action in finding.actions]
+
+
+def test_quarantine_then_restore(setup: Setup) -> None:
+    assert setup.sh("mkdir /tmp/q && cp /bin/busybox /tmp/q/busybox && /tmp/q/busybox true").returncode == 0
+    _wait_for(lambda: setup.finding("/tmp/q/busybox") is not None, 10, "the finding")
+    finding = setup.finding("/tmp/q/busybox")
+    assert finding is not None
+    done = setup.respond("quarantine", finding.id)
+    assert (done.returncode, done.stdout) == (0, "done: /tmp/q/busybox made unexecutable (mode 755 → 000)\n")
+    blocked = setup.sh("/tmp/q/busybox echo ran; echo rc=$?; stat -c %a /tmp/q/busybox")
+    assert blocked.stdout == "rc=126\n0\n" and "Permission denied" in blocked.stderr, blocked
+    restored = setup.respond("restore", finding.id)
+    assert (restored.returncode, restored.stdout) == (0, "done: /tmp/q/busybox restored to mode 755\n")
+    assert setup.sh("/tmp/q/busybox echo ran").stdout == "ran\n"
+    finding = setup.finding("/tmp/q/busybox")
+    assert finding is not None
+    quarantine, restore = [a for a in finding.actions if a.action in ("quarantine", "restore")]
+    assert quarantine.values["mode"] == 0o755 and quarantine.values["sha256"] == finding.file.sha256
+    assert isinstance(quarantine.values["inode"], int) and restore.values == {"path": "/tmp/q/busybox", "mode": 0o755}
+
+
+def test_pause_through_podman_and_no_pod_to_delete(setup: Setup) -> None:
+    finding = setup.finding("/tmp/q/busybox") or setup.finding("/tmp/k/busybox")
+    assert finding is not None
+    done = setup.respond("pause", finding.id)
+    try:
+        assert (done.returncode, done.stdout) == (0, f"done: container {setup.cid[:12]} paused (podman)\n")
+        assert setup.podman("inspect", "--format", "{{.State.Status}}", setup.cid).strip() == "paused"
+    finally:
+        setup.podman("unpause", setup.cid)
+    pod = setup.respond("delete-pod", finding.id)
+    assert (pod.returncode, pod.stderr) == (1, "failed: the finding names no pod\n")
+    missing = setup.respond("kill", "0" * 32)
+    assert (missing.returncode, missing.stderr) == (2, f"no finding {'0' * 32}\n")
