@@ -3,6 +3,8 @@ manipulated binaries, and agent-shaped detections in a Kubernetes pod)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +19,7 @@ from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.schema.finding import Resource
 from bindrift.sinks.api.app import create_app
 from bindrift.sinks.api.auth import Principal, TokenSet
-from bindrift.sinks.store.sql_store import SqlStore
+from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 from tests.detections import POD, SHA_B, T0, detection
 
 ADMIN = "admin-secret-0123456789"
@@ -196,3 +198,35 @@ def test_tokens_file_and_short_tokens(tmp_path: Path) -> None:
         parse_tokens_file(path)
     with pytest.raises(ValueError, match="at least 16"):
         TokenSet({"short": Principal("x", "read")})
+
+
+def test_captured_binary_handed_out_verified_to_admins_only(filled: SqlStore, tmp_path: Path,
+                                                            test_binaries: Path) -> None:  # fmt: skip
+    from bindrift.response.evidence import EvidenceStore
+
+    (finding,) = filled.list_findings(FindingFilter(text="busybox-static-arm64"))
+    original = test_binaries / "busybox-static-arm64" / "bin" / "busybox"
+    captures = EvidenceStore(tmp_path / "evidence", filled)
+    fd = os.open(original, os.O_RDONLY)
+    try:
+        blob = captures.capture(fd, finding.file.sha256)
+    finally:
+        os.close(fd)
+    assert blob is not None
+    record = captures.record(blob, finding)
+    tokens = TokenSet({ADMIN: Principal("alice", "admin"), READ: Principal("bob", "read")})
+    with TestClient(create_app(filled, tokens, captures)) as client:
+        listed = client.get(f"/api/v1/findings/{finding.id}/captured", headers=AS_READER).json()
+        assert [(r["id"], r["sha256"], r["size"]) for r in listed] == [(record.id, blob.sha256, blob.size)]
+        bundle = client.get(f"/api/v1/findings/{finding.id}/evidence", headers=AS_READER).json()
+        assert bundle["captured"][0]["id"] == record.id and bundle["actions"][0]["action"] == "capture"
+        assert client.get(f"/api/v1/evidence/{record.id}", headers=AS_READER).status_code == 403
+        got = client.get(f"/api/v1/evidence/{record.id}", headers=AS_ADMIN)
+        assert got.status_code == 200 and got.content == original.read_bytes()
+        assert hashlib.sha256(got.content).hexdigest() == finding.file.sha256 == got.headers["x-bindrift-sha256"]
+        assert got.headers["content-type"] == "application/octet-stream"
+        assert got.headers["content-disposition"] == f'attachment; filename="{blob.sha256}.bin"'
+        assert client.get("/api/v1/evidence/ev-none", headers=AS_ADMIN).status_code == 404
+        blob.stored.chmod(0o600)
+        blob.stored.write_bytes(b"tampered")
+        assert client.get(f"/api/v1/evidence/{record.id}", headers=AS_ADMIN).status_code == 409

@@ -30,37 +30,47 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
     tokens_file: TokensOption = None,
+    evidence_dir: Annotated[
+        str, typer.Option(help="The agent's evidence store (default: evidence/ beside the SQLite database).")
+    ] = "",
 ) -> None:
     """Serve the findings API (OpenAPI at /api/v1/openapi.json), /healthz, /metrics and the Incident Explorer."""
     store = open_store(db)
     try:
-        server = make_server(store, host, port, tokens_file)
+        server = make_server(store, host, port, tokens_file, evidence_dir)
         server.run()
     finally:
         store.close()
 
 
-def make_server(store: SqlStore, host: str, port: int, tokens_file: Path | None) -> uvicorn.Server:
-    """A uvicorn server of the API over `store`; says where to sign in."""
+def make_server(
+    store: SqlStore, host: str, port: int, tokens_file: Path | None, evidence_dir: str = ""
+) -> uvicorn.Server:
+    """A uvicorn server of the API over `store` (captured binaries from `evidence_dir`); says where to sign in."""
     import uvicorn
 
+    from bindrift.cli.agent_response import default_evidence_dir
+    from bindrift.response.evidence import EvidenceStore
     from bindrift.sinks.api.app import create_app
 
     tokens = _tokens(tokens_file)
-    config = uvicorn.Config(create_app(store, tokens), host=host, port=port, log_level="warning",
+    evidence = EvidenceStore(evidence_dir or default_evidence_dir(store), store)
+    config = uvicorn.Config(create_app(store, tokens, evidence), host=host, port=port, log_level="warning",
                             access_log=False, server_header=False)  # fmt: skip
     print(f"bindrift: Incident Explorer on http://{_display_host(host)}:{port}/ (store {store.display_url})",
           file=sys.stderr, flush=True)  # fmt: skip
     return uvicorn.Server(config)
 
 
-def serve_in_background(store: SqlStore, listen: str, tokens_file: Path | None) -> uvicorn.Server:
+def serve_in_background(
+    store: SqlStore, listen: str, tokens_file: Path | None, evidence_dir: str = ""
+) -> uvicorn.Server:
     """Start the API in a thread of this process (for `bindrift watch --serve`); returns the running server.
     uvicorn leaves the signals to the main thread (the agent) when it runs in another one."""
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise typer.BadParameter(f"--serve takes HOST:PORT, not {listen!r}")
-    server = make_server(store, host.strip("[]"), int(port), tokens_file)
+    server = make_server(store, host.strip("[]"), int(port), tokens_file, evidence_dir)
     threading.Thread(target=server.run, name="bindrift-api", daemon=True).start()
     return server
 

@@ -74,7 +74,7 @@ def watch(
     if serve:
         from bindrift.cli.serve import serve_in_background
 
-        server = serve_in_background(store, serve, tokens_file)
+        server = serve_in_background(store, serve, tokens_file, evidence_dir if evidence_dir != "off" else "")
     agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), outputs=outputs)
     try:
         response = build_response(

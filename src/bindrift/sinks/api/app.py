@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from bindrift import __version__
+from bindrift.response.evidence import EvidenceError, EvidenceStore
 from bindrift.schema.finding import Finding, Incident
 from bindrift.sinks.api.auth import Principal, TokenSet
 from bindrift.sinks.api.filters import finding_filter
@@ -100,8 +101,8 @@ Admin = Annotated[Principal, Depends(_admin)]
 Filter = Annotated[FindingFilter, Depends(finding_filter)]
 
 
-def create_app(store: SqlStore, tokens: TokenSet) -> FastAPI:
-    """The API and UI over `store`, accepting `tokens`."""
+def create_app(store: SqlStore, tokens: TokenSet, captures: EvidenceStore | None = None) -> FastAPI:
+    """The API and UI over `store`, accepting `tokens`; captured binaries are handed out from `captures`."""
     app = FastAPI(title="bindrift", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/api/v1/openapi.json", description=DESCRIPTION)  # fmt: skip
     metrics = ApiMetrics(store)
@@ -158,10 +159,32 @@ def create_app(store: SqlStore, tokens: TokenSet) -> FastAPI:
             "resource": finding.resource, "file": finding.file, "indicator": finding.indicator,
             "process": finding.process, "writer": finding.writer, "evidence": finding.evidence,
             "techniques": finding.techniques, "first_seen": finding.first_seen, "last_seen": finding.last_seen,
+            "actions": finding.actions, "captured": store.list_evidence(finding_id=finding.id),
         }  # fmt: skip
         response = _json(bundle)
         response.headers["Content-Disposition"] = f'attachment; filename="bindrift-evidence-{finding.id}.json"'
         return response
+
+    @app.get("/api/v1/findings/{finding_id}/captured", tags=["evidence"], response_class=Response)
+    def captured(_who: Reader, finding_id: str) -> Response:
+        """The copies of the finding's binary captured at detection time (content-addressed, verified)."""
+        _finding(store, finding_id)
+        return _json(store.list_evidence(finding_id=finding_id))
+
+    @app.get("/api/v1/evidence/{evidence_id}", tags=["evidence"], response_class=Response,
+             responses={200: {"content": {"application/octet-stream": {}}}, 404: {"description": "no such copy"},
+                        409: {"description": "the stored copy no longer matches its SHA-256"}})  # fmt: skip
+    def evidence_file(_who: Admin, evidence_id: str) -> Response:
+        """Admin: a captured binary, checked against its recorded SHA-256 first; named by its hash, never by the
+        attacker's file name, and sent as an opaque download."""
+        if captures is None or store.get_evidence(evidence_id) is None:
+            raise HTTPException(404, "no such evidence")
+        try:
+            record, path = captures.verified_path(evidence_id)
+        except EvidenceError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return FileResponse(str(path), media_type="application/octet-stream", filename=f"{record.sha256}.bin",
+                            headers={"X-Bindrift-SHA256": record.sha256})  # fmt: skip
 
     @app.get("/api/v1/incidents", tags=["incidents"], response_class=Response,
              responses={200: {"content": {"application/json": {"schema": _page_schema("Incident")}}}})  # fmt: skip

@@ -334,15 +334,32 @@ function evidencePanel(f) {
     f.evidence.length ? el("ul", {}, f.evidence.map((e) => el("li", {}, el("b", {}, e.kind), ": ", el("span", { class: "wrap" }, e.summary),
       Object.keys(e.values || {}).length ? el("div", { class: "mono wrap muted" }, Object.entries(e.values).map(([k, v]) => el("div", {}, `${k} = ${v}`))) : null)))
       : el("p", { class: "muted" }, "No further facts recorded."),
-    el("button", { type: "button", id: "download-evidence", onclick: () => download(f) }, "Download evidence (JSON)"));
+    el("button", { type: "button", id: "download-evidence",
+      onclick: () => download(`/api/v1/findings/${encodeURIComponent(f.id)}/evidence`, `bindrift-evidence-${f.id}.json`) },
+    "Download evidence (JSON)"),
+    capturedList(f));
 }
 
-async function download(f) {
-  const blob = await (await api(`/api/v1/findings/${encodeURIComponent(f.id)}/evidence`)).blob();
+function capturedList(f) {
+  const box = el("div", { id: "captured" }, el("h3", {}, "Captured copies of the binary"));
+  getJSON(`/api/v1/findings/${encodeURIComponent(f.id)}/captured`).then((records) => {
+    if (!records.length) { box.append(el("p", { class: "muted" }, "None captured.")); return; }
+    box.append(el("ul", {}, records.map((r) => el("li", {},
+      el("span", { class: "mono" }, short(r.sha256, 16)), ` ${r.size} bytes, ${when(r.captured_at)} `,
+      me && me.role === "admin" && /^[0-9a-f]{64}$/.test(r.sha256)
+        ? el("button", { type: "button", class: "copy", "data-evidence": r.id,
+          onclick: () => download(`/api/v1/evidence/${encodeURIComponent(r.id)}`, `${r.sha256}.bin`) }, "Download binary")
+        : null))));
+  }).catch((error) => box.append(el("p", { class: "error" }, error.message)));
+  return box;
+}
+
+async function download(path, name) {
+  const blob = await (await api(path)).blob();
   const url = URL.createObjectURL(blob);
   const a = el("a", {});
   a.setAttribute("href", url);
-  a.setAttribute("download", `bindrift-evidence-${f.id}.json`);
+  a.setAttribute("download", name);
   document.body.append(a);
   a.click();
   a.remove();
@@ -363,7 +380,10 @@ function indicatorPanel(f) {
 }
 
 function responsePanel(f) {
+  const actions = f.actions || [];
   return el("section", { class: "panel", id: "response" }, el("h2", {}, "Response"),
+    actions.length ? el("ul", { id: "actions" }, actions.map((a) => el("li", { class: a.ok ? "" : "error" },
+      `${when(a.at)} ${a.action} by ${a.by}${a.ok ? "" : " (failed)"}: `, el("span", { class: "wrap" }, a.detail)))) : null,
     el("ol", { class: "steps" }, f.response.map((s) => el("li", {}, el("b", {}, s.title),
       s.command ? [el("pre", {}, el("code", {}, s.command)), el("button", { type: "button", class: "copy",
         onclick: (event) => { navigator.clipboard && navigator.clipboard.writeText(s.command); event.target.textContent = "Copied"; } }, "Copy")] : null,
