@@ -54,7 +54,7 @@ MAX_MAPS = 4 * 2**20
 MAX_WRITES_REMEMBERED = 100_000
 # File events are read on a timer, not as each arrives: a listener waiting on a fanotify queue is woken for
 # every event, and those wake-ups are most of what watching costs a writer (bench/README.md, measured).
-DRAIN_EVERY_S = 0.02
+DRAIN_EVERY_S = 0.01
 MAX_READS_PER_DRAIN = 64
 MAX_BLOBS_PENDING = 1_000
 
