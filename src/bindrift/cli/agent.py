@@ -23,7 +23,7 @@ from bindrift.analysis.triage import triage
 from bindrift.cli.agent_outputs import AgentOutputs
 from bindrift.cli.agent_response import AgentResponse
 from bindrift.config import load_settings
-from bindrift.context.containers import ContainerContext, running_containers
+from bindrift.context.containers import ContainerContext, ContainerDiscovery
 from bindrift.detectors.drift import classify_exec
 from bindrift.detectors.exec_paths import unusual_exec
 from bindrift.detectors.suspicious_binary import suspicious_binary
@@ -88,6 +88,7 @@ class Agent:
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc, selectors.EVENT_READ, None)
         self.next_drain = 0.0
+        self.discovery = ContainerDiscovery()
         raise_descriptor_limit()
         self.watched: dict[str, _Watched] = {}
         self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
@@ -115,7 +116,7 @@ class Agent:
 
     def sync_containers(self) -> None:
         """Start watching new containers, let go of ended ones."""
-        current = running_containers()
+        current = self.discovery.running()
         for cid, container in current.items():
             if cid in self.watched:
                 continue

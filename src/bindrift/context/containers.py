@@ -104,10 +104,41 @@ def load_container(state_dir: Path, runtime: str, runtime_namespace: str) -> Con
 
 def running_containers(roots: tuple[tuple[str, str], ...] = STATE_ROOTS) -> dict[str, ContainerContext]:
     """Every running container on overlay, by id."""
-    found = {}
-    for root, runtime in roots:
-        for state_dir, namespace in _state_dirs(root):
-            container = load_container(state_dir, runtime, namespace)
-            if container is not None:
-                found[container.id] = container
-    return found
+    return ContainerDiscovery(roots).running()
+
+
+class ContainerDiscovery:
+    """`running_containers` for a caller that asks again and again (the agent, four times a second): a state
+    file that has not changed since it was read is not parsed again; its init process is still checked."""
+
+    def __init__(self, roots: tuple[tuple[str, str], ...] = STATE_ROOTS) -> None:
+        self.roots = roots
+        self._known: dict[Path, tuple[tuple[int, int, int], ContainerContext | None]] = {}
+
+    def running(self) -> dict[str, ContainerContext]:
+        found: dict[str, ContainerContext] = {}
+        seen: set[Path] = set()
+        for root, runtime in self.roots:
+            for state_dir, namespace in _state_dirs(root):
+                seen.add(state_dir)
+                container = self._load(state_dir, runtime, namespace)
+                if container is not None:
+                    found[container.id] = container
+        for gone in self._known.keys() - seen:
+            del self._known[gone]
+        return found
+
+    def _load(self, state_dir: Path, runtime: str, namespace: str) -> ContainerContext | None:
+        try:
+            info = (state_dir / "state.json").stat()
+        except OSError:
+            return None
+        version = (info.st_ino, info.st_size, info.st_mtime_ns)
+        cached = self._known.get(state_dir)
+        if cached is not None and cached[0] == version:
+            container = cached[1]
+            if container is None or os.path.exists(f"/proc/{container.init_pid}"):
+                return container
+        container = load_container(state_dir, runtime, namespace)
+        self._known[state_dir] = (version, container)
+        return container

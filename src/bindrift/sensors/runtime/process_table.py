@@ -12,6 +12,7 @@ from bindrift.schema.finding import ProcessInfo, ProcessRef
 MAX_CMDLINE = 64 * 1024
 MAX_LINEAGE = 16
 KEEP_EXITED_S = 120.0
+EXPIRE_EVERY_S = 1.0
 INGRESS_TOOLS = frozenset({"curl", "wget", "tftp", "scp", "sftp", "nc", "ncat", "netcat", "socat", "rsync", "ftp",
                            "aria2c", "fetch"})  # fmt: skip
 URL_SCHEMES = ("http://", "https://", "ftp://", "tftp://")
@@ -81,6 +82,7 @@ class ProcessTable:
         self._exited: dict[int, float] = {}
         self._pidns: dict[int, str] = {}
         self._exec_paths: dict[int, str] = {}
+        self._expired_at = 0.0
 
     def on_exec(self, pid: int) -> None:
         """Read the process now; if it is already gone, forget what it inherited from its parent rather than
@@ -121,6 +123,9 @@ class ProcessTable:
 
     def _expire(self) -> None:
         now = time.monotonic()
+        if now - self._expired_at < EXPIRE_EVERY_S:  # a scan of every exited process, not one per exit
+            return
+        self._expired_at = now
         for pid in [p for p, at in self._exited.items() if now - at > KEEP_EXITED_S]:
             self._known.pop(pid, None)
             self._pidns.pop(pid, None)
