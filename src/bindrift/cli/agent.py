@@ -303,9 +303,8 @@ class Agent:
 
     def _container_of(self, pid: int) -> ContainerContext | None:
         """The watched container whose PID namespace the process is in."""
-        try:
-            namespace = os.readlink(f"/proc/{pid}/ns/pid")
-        except OSError:
+        namespace = self.table.namespace(pid)
+        if not namespace:
             return None
         for watched in self.watched.values():
             container = watched.container
@@ -319,15 +318,17 @@ class Agent:
         process = self.table.peek(pid)  # every exec on the node passes here: no lineage walk unless needed
         if process is None or not process.exe:
             return
-        try:
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            cwd = "/"
-        found = unusual_exec(process.exe, process.args, cwd)
+        found = unusual_exec(process.exe, process.args, "/")
         container = self._container_of(pid) if found else None
         if found is None or container is None:
             return
         kind, program = found
+        if kind == "loader":  # rare: only now is the working directory read, for a relative program
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                cwd = "/"
+            kind, program = unusual_exec(process.exe, process.args, cwd) or found
         try:
             if kind == "loader":
                 root = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

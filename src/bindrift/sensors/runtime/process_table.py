@@ -132,6 +132,10 @@ class ProcessTable:
             self._exec_paths.pop(pid, None)
             del self._exited[pid]
 
+    def namespace(self, pid: int) -> str:
+        """The process's PID namespace as read at its exec, else read now ('' when it is gone)."""
+        return self._pidns.get(pid) or _pid_namespace(pid)
+
     def peek(self, pid: int) -> ProcessInfo | None:
         """The latest snapshot of `pid`, without lineage (cheap)."""
         return self._known.get(pid)
