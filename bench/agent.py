@@ -2,6 +2,7 @@
 
     python bench/agent.py            # full: 10,000-file untar, 5,000 execs, 20 latency samples, 50 containers
     python bench/agent.py --quick    # a tenth of the work
+    python bench/agent.py --batch-process-events   # the agent reading process events every 10 ms
 
 Each workload runs in a container without the agent and with `bindrift watch`, in the same run; prints
 overheads, write/exec → stored-finding latency (p50/p99), and the agent's RSS with N running containers.
@@ -40,9 +41,9 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def start_agent(db: str, log: Path) -> subprocess.Popen[bytes]:
+def start_agent(db: str, log: Path, extra: list[str]) -> subprocess.Popen[bytes]:
     with log.open("w") as err:
-        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db], stdout=subprocess.DEVNULL, stderr=err)
+        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, *extra], stdout=subprocess.DEVNULL, stderr=err)
     while "agent started" not in log.read_text():
         time.sleep(0.05)
     return agent
@@ -56,6 +57,7 @@ def wait_watched(log: Path, cid: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--batch-process-events", action="store_true", help="run the agent with this option")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     files, execs, samples, containers = 10_000 // scale, 5_000 // scale, max(5, 20 // scale), max(5, 50 // scale)
@@ -87,7 +89,7 @@ def main() -> None:
                 agent.wait(timeout=30)
             for kind, script in (("write", untar), ("exec", loop)):
                 timings[f"{kind} without agent"].append(exec_in(podman, cid, script))
-            agent = start_agent(db, log)
+            agent = start_agent(db, log, ["--batch-process-events"] if args.batch_process_events else [])
             wait_watched(log, cid)
             for kind, script in (("write", untar), ("exec", loop)):
                 timings[f"{kind} with agent"].append(exec_in(podman, cid, script))
