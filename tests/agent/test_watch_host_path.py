@@ -59,3 +59,34 @@ def test_foreign_binary_written_on_a_host_path(tmpfs: Path, tmp_path: Path, test
     assert finding.writer is not None
     assert finding.writer.comm == "dd" or finding.writer.exe.endswith("/dd")
     assert finding.resource.container_id == ""
+
+
+def test_batched_process_events_still_name_a_writer_that_lives(tmpfs: Path, tmp_path: Path,
+                                                               test_binaries: Path) -> None:  # fmt: skip
+    """`--batch-process-events`: a writer alive for longer than the 10 ms batch is named in full."""
+    db = f"sqlite:///{tmp_path / 'batched.db'}"
+    log = tmp_path / "agent.log"
+    with log.open("w") as err:
+        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--host-path", str(tmpfs), "--duration", "60",
+                                  "--batch-process-events"], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    found: list[Finding] = []
+    try:
+        deadline = time.monotonic() + 20
+        while f"watching {tmpfs}" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"watching {tmpfs}" in log.read_text(), log.read_text()
+        source = test_binaries / "busybox-static-arm64" / "bin" / "busybox"
+        write = "import sys, time; open(sys.argv[1], 'wb').write(open(sys.argv[2], 'rb').read()); time.sleep(0.5)"
+        subprocess.run([sys.executable, "-c", write, str(tmpfs / "dropped"), str(source)], check=True, timeout=30)
+        while not found and time.monotonic() < deadline:
+            store = SqlStore(db)
+            found = [f for f in store.list_findings(FindingFilter()) if f.file.path.endswith("/dropped")]
+            store.close()
+            time.sleep(0.1)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    (finding,) = found
+    assert finding.category == "Suspicious binary" and finding.file.elf is not None
+    assert finding.writer is not None and finding.writer.args[:2] == [sys.executable, "-c"]
+    assert finding.writer.exe == os.path.realpath(sys.executable) and finding.writer.uid == 0
