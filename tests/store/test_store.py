@@ -154,3 +154,16 @@ def test_processes_opening_a_fresh_database_together_all_succeed(store_url: str)
         assert store.count_findings() == 0
     finally:
         store.close()
+
+
+def test_sightings_out_of_order_widen_the_span(store: SqlStore) -> None:
+    """A bus redelivery can bring an earlier sighting after a later one: first and last seen cover both."""
+    from tests.detections import detection
+
+    from bindrift.findings.pipeline import FindingsPipeline
+
+    pipeline = FindingsPipeline(store)
+    pipeline.process(detection(minutes=60))
+    pipeline.process(detection(minutes=0))
+    merged = pipeline.process(detection(minutes=30))
+    assert (merged.count, merged.first_seen, merged.last_seen) == (3, T0, T0 + timedelta(minutes=60))

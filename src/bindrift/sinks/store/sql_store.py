@@ -121,7 +121,7 @@ class SqlStore:
     # Findings -------------------------------------------------------------------------------------
 
     def upsert_finding(self, finding: Finding, outbox: Sequence[str] = (), message_id: str = "") -> Finding:
-        """Insert, or merge a repeat: count added, last seen advanced, first seen and state kept. The
+        """Insert, or merge a repeat: count added, first and last seen widened to cover it, state kept. The
         stored finding is queued for each export sink in `outbox` in the same transaction, so a crash
         can lose neither the finding nor its delivery. With a bus `message_id`, the id is recorded in the
         same transaction and a message already recorded changes nothing (returns the finding as stored)."""
@@ -134,10 +134,13 @@ class SqlStore:
             insert = _insert(self.engine)
             stmt = insert(FindingRow).values(**values)
             excluded = stmt.excluded
-            merged = {key: getattr(excluded, key) for key in values if key not in ("id", "first_seen", "state")}
+            merged = {key: getattr(excluded, key) for key in values if key not in ("id", "state")}
             merged["count"] = FindingRow.count + excluded.count
+            # Sightings may arrive out of order (bus redeliveries, several workers): the span covers them all.
             merged["last_seen"] = case((excluded.last_seen > FindingRow.last_seen, excluded.last_seen),
                                        else_=FindingRow.last_seen)  # fmt: skip
+            merged["first_seen"] = case((excluded.first_seen < FindingRow.first_seen, excluded.first_seen),
+                                        else_=FindingRow.first_seen)  # fmt: skip
             session.execute(stmt.on_conflict_do_update(index_elements=[FindingRow.id], set_=merged))
             if is_new:  # a repeat keeps the state and history it has
                 session.add_all(_state_row(finding.id, change) for change in finding.state_history)
