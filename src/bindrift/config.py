@@ -25,6 +25,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     severity: dict[str, Severity] = msgspec.field(default_factory=dict)
 
 
+def data_dir() -> Path:
+    """bindrift's data folder: `$XDG_DATA_HOME/bindrift` (default ~/.local/share/bindrift)."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bindrift"
+
+
 def config_path() -> Path:
     default = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "bindrift" / "config.toml"
     return Path(os.environ.get("BINDRIFT_CONFIG") or default)

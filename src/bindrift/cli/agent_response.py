@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bindrift.cli.prevent_process import PreventionProcess
+from bindrift.config import data_dir
 from bindrift.context.containers import running_containers
 from bindrift.response.evidence import DEFAULT_MAX_BYTES, EvidenceStore
 from bindrift.response.policy import load_policies
@@ -25,7 +26,7 @@ def default_evidence_dir(store: SqlStore) -> Path:
     database = store.engine.url.database if store.engine.dialect.name == "sqlite" else None
     if database and database != ":memory:":
         return Path(database).resolve().parent / "evidence"
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bindrift" / "evidence"
+    return data_dir() / "evidence"
 
 
 def container_root(container_id: str) -> str | None:

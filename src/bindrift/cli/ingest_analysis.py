@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from bindrift.analysis.intel.intel_set import IntelSet
 from bindrift.analysis.safe_open import open_in_root
 from bindrift.analysis.triage import triage
-from bindrift.context.containers import ContainerContext, running_containers
+from bindrift.context.containers import ContainerContext, ContainerDiscovery
 from bindrift.detectors.drift import classify_exec
 from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.pipeline import FindingsPipeline
@@ -65,6 +65,7 @@ class IngestAnalyser:
     def __init__(self, pipeline: FindingsPipeline, intel: IntelSet, *, node: str, cluster: str = "") -> None:
         self.pipeline, self.intel, self.node, self.cluster = pipeline, intel, node, cluster
         self.containers: dict[str, ContainerContext] = {}
+        self.discovery = ContainerDiscovery()
         self.synced_at = float("-inf")
         # (container id or "host", path) → the writer, and whether the tool saw an executable dropped there
         self.writes: OrderedDict[tuple[str, str], tuple[ProcessInfo, ExternalEvent]] = OrderedDict()
@@ -131,7 +132,7 @@ class IngestAnalyser:
     def _sync(self, *, force: bool) -> None:
         """Read the running containers once, and again (at most once a second) when `force`d by a miss."""
         if self.synced_at == float("-inf") or (force and time.monotonic() - self.synced_at >= RESYNC_S):
-            self.containers = running_containers()
+            self.containers = self.discovery.running()
             self.synced_at = time.monotonic()
 
     def _open(self, event: ExternalEvent, container: ContainerContext | None) -> tuple[int | None, str]:

@@ -88,7 +88,9 @@ def _tokens(tokens_file: Path | None) -> TokenSet:
         raise typer.BadParameter(str(exc)) from exc
     if len(tokens):
         return tokens
-    path = _token_path()
+    from bindrift.config import data_dir
+
+    path = data_dir() / "api-token"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -97,8 +99,3 @@ def _tokens(tokens_file: Path | None) -> TokenSet:
     secret = path.read_text().strip()
     print(f"bindrift: no API tokens configured; sign in with the admin token in {path}", file=sys.stderr, flush=True)
     return TokenSet({secret: Principal("admin", "admin")})
-
-
-def _token_path() -> Path:
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bindrift"
-    return base / "api-token"

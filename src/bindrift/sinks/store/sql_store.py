@@ -51,7 +51,9 @@ def default_url() -> str:
     """`BINDRIFT_DB`, or an SQLite file under `$XDG_DATA_HOME/bindrift` (default ~/.local/share)."""
     if os.environ.get("BINDRIFT_DB"):
         return os.environ["BINDRIFT_DB"]
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bindrift"
+    from bindrift.config import data_dir
+
+    base = data_dir()
     base.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{base / 'bindrift.db'}"
 
