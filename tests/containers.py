@@ -141,3 +141,20 @@ def start_containerd(root: Path) -> Containerd:
             time.sleep(0.1)
     daemon.stop()
     raise RuntimeError("containerd did not start: " + (root / "containerd.log").read_text()[-2000:])
+
+
+def containerd_with_busybox_image(work: Path, busybox: Path, image: str, namespace: str) -> Containerd:
+    """A containerd of `work`'s own whose `namespace` holds `image` (localhost/NAME:latest), a busybox root
+    file system built with podman and imported as an OCI archive."""
+    podman = make_podman(work / "podman")
+    podman("import", "--change", 'CMD ["/bin/sh"]', str(busybox_rootfs_tar(busybox, work / "rootfs.tar")), image)
+    podman("save", "--format", "oci-archive", "-o", str(work / "image.tar"), image)
+    podman.reset()
+    daemon = start_containerd(work / "containerd")
+    try:
+        daemon.ctr("images", "import", "--base-name", image.rsplit(":", 1)[0], str(work / "image.tar"),
+                   namespace=namespace)  # fmt: skip
+    except RuntimeError:
+        daemon.stop()
+        raise
+    return daemon

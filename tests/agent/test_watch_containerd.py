@@ -4,25 +4,17 @@ container and image that the CRI annotations name."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.containers import (
-    Containerd,
-    busybox_rootfs_tar,
-    containerd_available,
-    make_podman,
-    podman_available,
-    start_containerd,
-)
+from tests.agents import BINDRIFT, wait_logged, wait_stored
+from tests.containers import Containerd, containerd_available, containerd_with_busybox_image, podman_available
 
-from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
+from bindrift.sinks.store.sql_store import FindingFilter
 
 pytestmark = pytest.mark.skipif(not (containerd_available() and podman_available()), reason="needs containerd, podman")
-BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 CID = "b1d7" * 16
 ANNOTATIONS = {
     "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-name": "payments-7f9c",
@@ -34,15 +26,9 @@ ANNOTATIONS = {
 @pytest.fixture(scope="module")
 def containerd(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> Iterator[Containerd]:
     work = tmp_path_factory.mktemp("ctrd")
-    podman = make_podman(work / "podman")
     busybox = test_binaries / "busybox-static-amd64" / "bin" / "busybox"
-    podman("import", "--change", 'CMD ["/bin/sh"]', str(busybox_rootfs_tar(busybox, work / "rootfs.tar")),
-           "localhost/bdk8s:latest")  # fmt: skip
-    podman("save", "--format", "oci-archive", "-o", str(work / "image.tar"), "localhost/bdk8s:latest")
-    podman.reset()
-    daemon = start_containerd(work / "containerd")
+    daemon = containerd_with_busybox_image(work, busybox, "localhost/bdk8s:latest", "k8s.io")
     try:
-        daemon.ctr("images", "import", "--base-name", "localhost/bdk8s", str(work / "image.tar"), namespace="k8s.io")
         yield daemon
     finally:
         try:
@@ -61,25 +47,14 @@ def test_kubernetes_context_on_findings(containerd: Containerd, tmp_path: Path) 
         agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--cluster", "prod-eu", "--duration", "120"],
                                  stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while "agent started" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_logged(log, "agent started")
         notes = [arg for key, value in ANNOTATIONS.items() for arg in ("--annotation", f"{key}={value}")]
         containerd.ctr("run", "-d", "--cgroup", f"/kubepods/besteffort/podabc/{CID}", *notes,
                        "localhost/bdk8s:latest", CID, "/bin/sleep", "600", namespace="k8s.io")  # fmt: skip
-        deadline = time.monotonic() + 5
-        while f"watching container {CID}" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert f"watching container {CID} (containerd)" in log.read_text(), log.read_text()
+        wait_logged(log, f"watching container {CID} (containerd)", 5)
         containerd.ctr("task", "exec", "--exec-id", "e1", CID, "cp", "/bin/busybox", "/tmp/ls", namespace="k8s.io")
         containerd.ctr("task", "exec", "--exec-id", "e2", CID, "/tmp/ls", "/", namespace="k8s.io")
-        found = []
-        deadline = time.monotonic() + 10
-        while not found and time.monotonic() < deadline:
-            store = SqlStore(db)
-            found = store.list_findings(FindingFilter(container_id=CID))
-            store.close()
-            time.sleep(0.1)
+        found = wait_stored(db, FindingFilter(container_id=CID))
     finally:
         agent.terminate()
         agent.wait(timeout=30)

@@ -7,15 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from tests.agents import BINDRIFT, wait_logged, wait_stored
 
-from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
+from bindrift.sinks.store.sql_store import FindingFilter
 
-BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 BURST = "i=0; while [ $i -lt 12000 ]; do /bin/true; i=$((i+1)); done"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="the proc connector needs root")]
 
@@ -26,24 +25,15 @@ def test_lost_events_raise_coverage_degraded(tmp_path: Path) -> None:
     with log.open("w") as err:
         agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--node-name", "node-cov", "--duration", "120",
                                   "--metrics-file", str(metrics)], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
-    found = []
     try:
-        deadline = time.monotonic() + 30
-        while "agent started" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "agent started" in log.read_text(), log.read_text()
+        wait_logged(log, "agent started", 30)
         time.sleep(0.5)
         os.kill(agent.pid, signal.SIGSTOP)
         try:
             subprocess.run(["sh", "-c", BURST], check=True, timeout=120)  # fork, exec, exit: three events each
         finally:
             os.kill(agent.pid, signal.SIGCONT)
-        deadline = time.monotonic() + 30
-        while not found and time.monotonic() < deadline:
-            store = SqlStore(db)
-            found = store.list_findings(FindingFilter(category="Coverage degraded", node="node-cov"))
-            store.close()
-            time.sleep(0.2)
+        found = wait_stored(db, FindingFilter(category="Coverage degraded", node="node-cov"), 30)
     finally:
         agent.terminate()
         agent.wait(timeout=30)

@@ -7,15 +7,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from tests.agents import BINDRIFT, wait_logged, wait_stored
 
-from bindrift.schema.finding import Finding
-from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
-
-BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mounts need root")
 
 
@@ -32,20 +28,11 @@ def test_foreign_binary_written_on_a_host_path(tmpfs: Path, tmp_path: Path, test
                                   "--syslog", syslog, "--metrics-file", str(metrics)],
                                  stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while f"watching {tmpfs}" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert f"watching {tmpfs}" in log.read_text(), log.read_text()
+        wait_logged(log, f"watching {tmpfs}")
         arm64 = (test_binaries / "busybox-static-arm64" / "bin" / "busybox").read_bytes()
         writer = subprocess.run(["dd", f"of={tmpfs / 'drop'}", "status=none"], input=arm64, check=True)
         assert writer.returncode == 0
-        found: list[Finding] = []
-        deadline = time.monotonic() + 10
-        while not found and time.monotonic() < deadline:
-            store = SqlStore(db)
-            found = [f for f in store.list_findings(FindingFilter()) if f.file.path.endswith("/drop")]
-            store.close()
-            time.sleep(0.1)
+        found = wait_stored(db, keep=lambda f: f.file.path.endswith("/drop"))
         message = collector.recv(65536)
     finally:
         agent.terminate()
@@ -69,20 +56,12 @@ def test_batched_process_events_still_name_a_writer_that_lives(tmpfs: Path, tmp_
     with log.open("w") as err:
         agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--host-path", str(tmpfs), "--duration", "60",
                                   "--batch-process-events"], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
-    found: list[Finding] = []
     try:
-        deadline = time.monotonic() + 20
-        while f"watching {tmpfs}" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert f"watching {tmpfs}" in log.read_text(), log.read_text()
+        wait_logged(log, f"watching {tmpfs}")
         source = test_binaries / "busybox-static-arm64" / "bin" / "busybox"
         write = "import sys, time; open(sys.argv[1], 'wb').write(open(sys.argv[2], 'rb').read()); time.sleep(0.5)"
         subprocess.run([sys.executable, "-c", write, str(tmpfs / "dropped"), str(source)], check=True, timeout=30)
-        while not found and time.monotonic() < deadline:
-            store = SqlStore(db)
-            found = [f for f in store.list_findings(FindingFilter()) if f.file.path.endswith("/dropped")]
-            store.close()
-            time.sleep(0.1)
+        found = wait_stored(db, keep=lambda f: f.file.path.endswith("/dropped"))
     finally:
         agent.terminate()
         agent.wait(timeout=30)

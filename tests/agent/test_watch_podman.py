@@ -8,13 +8,13 @@ import functools
 import hashlib
 import http.server
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.agents import BINDRIFT, wait_for
 from tests.containers import Podman, busybox_rootfs_tar, make_podman, podman_available
 from tests.upx_mutations import rename_magic
 
@@ -22,21 +22,11 @@ from bindrift.schema.finding import Finding
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
 pytestmark = pytest.mark.skipif(not podman_available(), reason="needs podman, as root")
-BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 # Every file the scenarios make a finding about; nothing else may raise one.
 MEMFD = "/memfd:payload (deleted)"
 EXPECTED_PATHS = {"/tmp/dropbear", "/tmp/packed", "/tmp/ls", "/opt/tool", "/tmp/sleeper", "/dev/shm/sleep",
                   "/tmp/lib/libc.so.6", MEMFD}  # fmt: skip
 MEMEXEC = Path(__file__).resolve().parent.parent / "assets" / "memexec.c"
-
-
-def _wait_for(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Scenario:
@@ -86,7 +76,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> I
                                   "--duration", "300"], stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
     cid = ""
     try:
-        _wait_for(lambda: "agent started" in log_path.read_text() or agent.poll() is not None, 20, "the agent")
+        wait_for(lambda: "agent started" in log_path.read_text() or agent.poll() is not None, 20, "the agent")
         assert agent.poll() is None, log_path.read_text()
         cid = podman(
             "run",
@@ -99,7 +89,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> I
             "sleep",
             "600",
         ).strip()  # an exec-able /dev/shm, as on many hosts
-        discovered = _wait_for(lambda: f"watching container {cid}" in log_path.read_text(), 5, "discovery")
+        discovered = wait_for(lambda: f"watching container {cid}" in log_path.read_text(), 5, "discovery")
         yield Scenario(podman, cid, db, server.server_port, discovered)
     finally:
         agent.terminate()
@@ -141,7 +131,7 @@ def observed(scenario: Scenario, test_binaries: Path, tmp_path_factory: pytest.T
     assert scenario.run("/opt/memexec", "/bin/busybox") == 0  # an image program running busybox from a memfd
     expected = EXPECTED_PATHS
     try:
-        _wait_for(lambda: expected <= scenario.findings().keys(), 10, "findings")
+        wait_for(lambda: expected <= scenario.findings().keys(), 10, "findings")
     except AssertionError as exc:
         raise AssertionError(f"missing findings: {sorted(expected - scenario.findings().keys())}") from exc
     time.sleep(0.5)  # anything wrongly raised for (v) and (vi) would have arrived by now

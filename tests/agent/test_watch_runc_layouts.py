@@ -9,19 +9,18 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.agents import BINDRIFT, wait_logged, wait_stored
 from tests.containers import busybox_rootfs_tar
 
 from bindrift.schema.finding import Finding
-from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
+from bindrift.sinks.store.sql_store import FindingFilter
 
-BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 NEEDS_RUNC = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runc") is None, reason="needs runc, as root")
 pytestmark = [pytest.mark.slow, NEEDS_RUNC]
 CRIO_ANNOTATIONS = {"io.kubernetes.cri-o.ImageName": "quay.example/shop/cart:3.1",
@@ -85,17 +84,9 @@ def watched(request: pytest.FixtureRequest, tmp_path: Path, test_binaries: Path)
             agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--duration", "120"], stdout=subprocess.DEVNULL,
                                      stderr=err)  # fmt: skip
         try:
-            deadline = time.monotonic() + 20
-            while f"watching container {container.id} ({runtime})" not in log.read_text():
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
+            wait_logged(log, f"watching container {container.id} ({runtime})")
             assert container.run("/bin/sh", "-c", "cp /bin/busybox /tmp/ls && /tmp/ls /") == 0
-            found: list[Finding] = []
-            while not found and time.monotonic() < deadline:
-                store = SqlStore(db)
-                found = store.list_findings(FindingFilter(container_id=container.id))
-                store.close()
-                time.sleep(0.1)
+            found = wait_stored(db, FindingFilter(container_id=container.id))
         finally:
             agent.terminate()
             agent.wait(timeout=30)

@@ -10,14 +10,14 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.agents import BINDRIFT, wait_for
 from tests.containers import Podman, busybox_rootfs_tar, make_podman, podman_available
 from tests.upx_mutations import rename_magic
 
@@ -25,7 +25,6 @@ from bindrift.schema.finding import Finding
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
 pytestmark = [pytest.mark.skipif(not podman_available(), reason="needs podman, as root"), pytest.mark.slow]
-BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 TOKEN = uuid.uuid4().hex[:8]
 POLICIES = f"""
 [[policy]]
@@ -60,15 +59,6 @@ drift = true
 def _malware(lab: Lab) -> bytes:
     """A busybox variant the test's intelligence lists as known-malicious."""
     return (lab.binaries / "busybox-static-amd64" / "bin" / "busybox").read_bytes() + b"malware\n"
-
-
-def _wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass
@@ -110,7 +100,7 @@ def _start_agent(work: Path, podman: Podman, *extra: str, policies: str = POLICI
             stdout=subprocess.DEVNULL, stderr=err, env=podman.env,  # the agent's podman is the test's podman
         )  # fmt: skip
     agent = Agent(process, log, db, work / "evidence")
-    _wait_for(lambda: "agent started" in agent.text() or process.poll() is not None, 20, "the agent")
+    wait_for(lambda: "agent started" in agent.text() or process.poll() is not None, 20, "the agent")
     assert process.poll() is None, agent.text()
     return agent
 
@@ -126,9 +116,9 @@ class Lab:
     def run_container(self, name: str, agent: Agent, prevented: bool) -> str:
         cid = self.podman("run", "-d", "--name", name, "localhost/bdresp:latest", "sleep", "600").strip()
         self.cids.append(cid)
-        _wait_for(lambda: f"watching container {cid}" in agent.text(), 10, "discovery")
+        wait_for(lambda: f"watching container {cid}" in agent.text(), 10, "discovery")
         if prevented:
-            _wait_for(lambda: f"preventing in container {cid}" in agent.text(), 10, "prevention")
+            wait_for(lambda: f"preventing in container {cid}" in agent.text(), 10, "prevention")
         return cid
 
     def sh(
@@ -180,9 +170,9 @@ def test_prevent_denies_an_added_binary_and_keeps_its_evidence(lab: Lab, agent: 
     image = lab.sh(cid, "ls /bin/busybox && echo image-ok")
     assert (image.returncode, image.stdout) == (0, "/bin/busybox\nimage-ok\n"), "image binaries run normally"
 
-    _wait_for(lambda: "Added Binary Executed:/tmp/added" in agent.findings(cid), 10, "the prevented finding")
+    wait_for(lambda: "Added Binary Executed:/tmp/added" in agent.findings(cid), 10, "the prevented finding")
     key = "Added Binary Executed:/tmp/added"
-    _wait_for(lambda: {"capture", "prevent"} <= {a.action for a in agent.findings(cid)[key].actions}, 5,
+    wait_for(lambda: {"capture", "prevent"} <= {a.action for a in agent.findings(cid)[key].actions}, 5,
               "the evidence and prevention records")  # fmt: skip
     finding = agent.findings(cid)["Added Binary Executed:/tmp/added"]
     assert (finding.severity, finding.state, finding.source) == ("low", "active", "agent")
@@ -225,7 +215,7 @@ def test_prevent_denies_before_an_attacker_can_delete_the_file(lab: Lab, agent: 
     script = "cat /bin/busybox > /tmp/gone && echo x >> /tmp/gone && chmod 755 /tmp/gone; /tmp/gone true; rm /tmp/gone"
     assert "Operation not permitted" in lab.sh(cid, script).stderr
     key = "Added Binary Executed:/tmp/gone"
-    _wait_for(lambda: key in agent.findings(cid) and any(a.action == "capture" for a in agent.findings(cid)[key]
+    wait_for(lambda: key in agent.findings(cid) and any(a.action == "capture" for a in agent.findings(cid)[key]
                                                            .actions), 10, "the finding with its evidence")  # fmt: skip
     assert lab.sh(cid, "test -e /tmp/gone || echo deleted").stdout == "deleted\n"
     finding = agent.findings(cid)[key]
@@ -266,7 +256,7 @@ def test_prevent_without_drift_denies_only_harmful_binaries(lab: Lab, agent: Age
         return plain_key in now and all(k in now and any(a.action == "prevent" for a in now[k].actions)
                                         for k in keys.values())  # fmt: skip
 
-    _wait_for(complete, 10, "the prevented findings with their actions, and the plain one")
+    wait_for(complete, 10, "the prevented findings with their actions, and the plain one")
     found = agent.findings(cid)
     for key in keys.values():
         kinds = {e.kind: e for e in found[key].evidence}
@@ -295,9 +285,9 @@ def test_block_stops_the_container(lab: Lab, agent: Agent) -> None:
         return lab.podman("inspect", "--format", "{{.State.Status}}", cid).strip()
 
     key = "Added Binary Executed:/tmp/blocked/busybox"
-    _wait_for(lambda: key in agent.findings(cid) and "stop" in {a.action for a in agent.findings(cid)[key].actions},
+    wait_for(lambda: key in agent.findings(cid) and "stop" in {a.action for a in agent.findings(cid)[key].actions},
               20, "the stop action")  # fmt: skip
-    _wait_for(lambda: state() == "exited", 10, "the container to be stopped")
+    wait_for(lambda: state() == "exited", 10, "the container to be stopped")
     finding = agent.findings(cid)[key]
     stop = next(a for a in finding.actions if a.action == "stop")
     assert (stop.ok, stop.by, stop.values["command"]) == (True, "policy:block-test", f"podman stop -t 0 {cid}")
@@ -311,7 +301,7 @@ def test_containers_outside_the_policies_are_not_held(lab: Lab, agent: Agent) ->
         lab.sh(cid, "mkdir /tmp/free && cp /bin/busybox /tmp/free/busybox && /tmp/free/busybox echo ran").stdout
         == "ran\n"
     )
-    _wait_for(lambda: "Added Binary Executed:/tmp/free/busybox" in agent.findings(cid), 10, "the alert finding")
+    wait_for(lambda: "Added Binary Executed:/tmp/free/busybox" in agent.findings(cid), 10, "the alert finding")
     assert f"preventing in container {cid}" not in agent.text()
     finding = agent.findings(cid)["Added Binary Executed:/tmp/free/busybox"]
     assert [a.action for a in finding.actions] == ["capture"], "alert only: evidence, no action"
@@ -326,7 +316,7 @@ def test_deadline_missed_allows_and_reports_degraded(lab: Lab) -> None:
                   "chmod 755 /tmp/late/busybox && /tmp/late/busybox echo ran")  # fmt: skip
         result = lab.sh(cid, script)
         assert result.stdout == "ran\n", result
-        _wait_for(lambda: "Prevention degraded:/tmp/late/busybox" in fast.findings(cid), 10, "Prevention degraded")
+        wait_for(lambda: "Prevention degraded:/tmp/late/busybox" in fast.findings(cid), 10, "Prevention degraded")
         finding = fast.findings(cid)["Prevention degraded:/tmp/late/busybox"]
         title = "An execution was allowed unchecked: no prevention decision within the deadline"
         assert (finding.severity, finding.title, finding.state) == ("medium", title, "active")
@@ -344,7 +334,7 @@ def test_deadline_missed_allows_and_reports_degraded(lab: Lab) -> None:
             finally:
                 store.close()
 
-        _wait_for(died, 10, "the prevention process's death to be reported")
+        wait_for(died, 10, "the prevention process's death to be reported")
         [dead] = died()
         assert dead.file.path == "prevention-process" and dead.resource.container_id == ""
         assert dead.evidence[0].values["pid"] == worker and dead.evidence[0].values["exit"] == -9
@@ -370,7 +360,7 @@ def test_agent_killed_with_a_pending_exec_does_not_hang_the_container(lab: Lab) 
         out, err = waiting.communicate(timeout=15)
         assert (waiting.returncode, out) == (0, "released\n"), err
         assert lab.sh(cid, "echo alive", timeout=15).stdout == "alive\n"
-        _wait_for(lambda: not os.path.exists(f"/proc/{worker}"), 10, "the prevention process to end")
+        wait_for(lambda: not os.path.exists(f"/proc/{worker}"), 10, "the prevention process to end")
     finally:
         if waiting.poll() is None:
             waiting.kill()

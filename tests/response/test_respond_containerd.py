@@ -5,27 +5,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.containers import (
-    Containerd,
-    busybox_rootfs_tar,
-    containerd_available,
-    make_podman,
-    podman_available,
-    start_containerd,
-)
+from tests.agents import BINDRIFT, wait_logged, wait_stored
+from tests.containers import Containerd, containerd_available, containerd_with_busybox_image, podman_available
 
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
 pytestmark = [pytest.mark.skipif(not (containerd_available() and podman_available()), reason="needs containerd"),
               pytest.mark.slow]  # fmt: skip
-BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 NAMESPACE = "bdresp"
 CID = uuid.uuid4().hex + uuid.uuid4().hex
 
@@ -33,16 +25,9 @@ CID = uuid.uuid4().hex + uuid.uuid4().hex
 @pytest.fixture(scope="module")
 def containerd(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> Iterator[Containerd]:
     work = tmp_path_factory.mktemp("ctrd-respond")
-    podman = make_podman(work / "podman")
     busybox = test_binaries / "busybox-static-amd64" / "bin" / "busybox"
-    podman("import", "--change", 'CMD ["/bin/sh"]', str(busybox_rootfs_tar(busybox, work / "rootfs.tar")),
-           "localhost/bdctrresp:latest")  # fmt: skip
-    podman("save", "--format", "oci-archive", "-o", str(work / "image.tar"), "localhost/bdctrresp:latest")
-    podman.reset()
-    daemon = start_containerd(work / "containerd")
+    daemon = containerd_with_busybox_image(work, busybox, "localhost/bdctrresp:latest", NAMESPACE)
     try:
-        daemon.ctr("images", "import", "--base-name", "localhost/bdctrresp", str(work / "image.tar"),
-                   namespace=NAMESPACE)  # fmt: skip
         yield daemon
     finally:
         for args in (("tasks", "kill", "-s", "SIGKILL", CID), ("containers", "delete", CID)):
@@ -68,22 +53,12 @@ def test_pause_then_stop_through_ctr(containerd: Containerd, tmp_path: Path) -> 
         agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--evidence-dir", "off", "--duration", "120"],
                                  stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while "agent started" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_logged(log, "agent started")
         containerd.ctr("run", "-d", "localhost/bdctrresp:latest", CID, "/bin/sleep", "600", namespace=NAMESPACE)
-        deadline = time.monotonic() + 10
-        while f"watching container {CID}" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_logged(log, f"watching container {CID}", 10)
         containerd.ctr("task", "exec", "--exec-id", "e1", CID, "cp", "/bin/busybox", "/tmp/ls", namespace=NAMESPACE)
         containerd.ctr("task", "exec", "--exec-id", "e2", CID, "/tmp/ls", "/", namespace=NAMESPACE)
-        found = []
-        deadline = time.monotonic() + 10
-        while not found and time.monotonic() < deadline:
-            store = SqlStore(db)
-            found = store.list_findings(FindingFilter(container_id=CID))
-            store.close()
-            time.sleep(0.1)
+        found = wait_stored(db, FindingFilter(container_id=CID))
     finally:
         agent.terminate()
         agent.wait(timeout=30)

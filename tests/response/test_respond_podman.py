@@ -5,30 +5,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.agents import BINDRIFT, wait_for
 from tests.containers import Podman, busybox_rootfs_tar, make_podman, podman_available
 
 from bindrift.schema.finding import Finding
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
 pytestmark = [pytest.mark.skipif(not podman_available(), reason="needs podman, as root"), pytest.mark.slow]
-BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
-
-
-def _wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass
@@ -67,10 +56,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> Iter
                                   "--duration", "300"], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
     cid = ""
     try:
-        _wait_for(lambda: "agent started" in log.read_text() or agent.poll() is not None, 20, "the agent")
+        wait_for(lambda: "agent started" in log.read_text() or agent.poll() is not None, 20, "the agent")
         name = f"bdrespond-{uuid.uuid4().hex[:8]}"
         cid = podman("run", "-d", "--name", name, "localhost/bdrespond:latest", "sleep", "600").strip()
-        _wait_for(lambda: f"watching container {cid}" in log.read_text(), 10, "discovery")
+        wait_for(lambda: f"watching container {cid}" in log.read_text(), 10, "discovery")
         yield Setup(podman, cid, db)
     finally:
         agent.terminate()
@@ -90,14 +79,14 @@ def test_kill_the_finding_process_through_a_pidfd(setup: Setup) -> None:
         found = setup.finding("/tmp/k/busybox")
         return found is not None and [a.action for a in found.actions] == ["capture"]
 
-    _wait_for(captured, 10, "the finding with its evidence")
+    wait_for(captured, 10, "the finding with its evidence")
     finding = setup.finding("/tmp/k/busybox")
     assert finding is not None and finding.process is not None
     pid = finding.process.pid
     assert finding.process.args == ["/tmp/k/busybox", "sleep", "300"] and os.path.exists(f"/proc/{pid}")
     done = setup.respond("kill", finding.id)
     assert (done.returncode, done.stdout) == (0, f"done: process {pid} killed (SIGKILL)\n"), done.stderr
-    _wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 5, "the process to die")
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 5, "the process to die")
     again = setup.respond("kill", finding.id)
     assert again.returncode == 1 and again.stderr.startswith(f"failed: process {pid} is gone")
     finding = setup.finding("/tmp/k/busybox")
@@ -115,7 +104,7 @@ def test_kill_the_finding_process_through_a_pidfd(setup: Setup) -> None:
 
 def test_quarantine_then_restore(setup: Setup) -> None:
     assert setup.sh("mkdir /tmp/q && cp /bin/busybox /tmp/q/busybox && /tmp/q/busybox true").returncode == 0
-    _wait_for(lambda: setup.finding("/tmp/q/busybox") is not None, 10, "the finding")
+    wait_for(lambda: setup.finding("/tmp/q/busybox") is not None, 10, "the finding")
     finding = setup.finding("/tmp/q/busybox")
     assert finding is not None
     done = setup.respond("quarantine", finding.id)
