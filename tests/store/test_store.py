@@ -167,3 +167,22 @@ def test_sightings_out_of_order_widen_the_span(store: SqlStore) -> None:
     pipeline.process(detection(minutes=0))
     merged = pipeline.process(detection(minutes=30))
     assert (merged.count, merged.first_seen, merged.last_seen) == (3, T0, T0 + timedelta(minutes=60))
+
+
+def test_get_findings_whole_in_one_call(store: SqlStore) -> None:
+    from tests.detections import detection
+
+    from bindrift.findings.pipeline import FindingsPipeline
+    from bindrift.schema.finding import FileInfo, ResponseAction
+
+    pipeline = FindingsPipeline(store)
+    a = pipeline.process(detection())
+    b = pipeline.process(detection(file=FileInfo(path="/tmp/y", sha256="c" * 64)))
+    store.set_state(a.id, "muted", "alice", "lab")
+    store.record_action(b.id, ResponseAction("kill", "bob", T0, detail="killed pid 4242"))
+    found = {f.id: f for f in store.get_findings([a.id, "unknown", b.id])}
+    assert set(found) == {a.id, b.id}
+    assert [(c.state, c.by, c.reason) for c in found[a.id].state_history] == [("muted", "alice", "lab")]
+    assert found[a.id].actions == [] and found[b.id].state_history == []
+    assert [(x.action, x.by, x.detail) for x in found[b.id].actions] == [("kill", "bob", "killed pid 4242")]
+    assert found[a.id] == store.get_finding(a.id)

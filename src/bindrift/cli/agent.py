@@ -89,7 +89,6 @@ class Agent:
         # Woken for each process event, the agent costs an exec-heavy workload about 15% (bench/README.md);
         # read with the file events instead, it costs nothing measurable, but a process that exits within
         # DRAIN_EVERY_S of its exec is then gone from /proc: its name, arguments and user are not known.
-        self.batch_process_events = batch_process_events
         if not batch_process_events:
             self.selector.register(self.proc, selectors.EVENT_READ, None)
         self.next_drain = 0.0

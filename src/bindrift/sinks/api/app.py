@@ -199,8 +199,8 @@ def create_app(store: SqlStore, tokens: TokenSet, captures: EvidenceStore | None
         incident = store.get_incident(incident_id)
         if incident is None:
             raise HTTPException(404, "no such incident")
-        members = [store.get_finding(fid) for fid in incident.finding_ids[:MAX_INCIDENT_FINDINGS]]
-        findings = sorted((f for f in members if f is not None), key=lambda f: (f.first_seen, f.id))
+        members = store.get_findings(incident.finding_ids[:MAX_INCIDENT_FINDINGS])
+        findings = sorted(members, key=lambda f: (f.first_seen, f.id))
         return _json({"incident": incident, "findings": findings})
 
     @app.get("/api/v1/stats", tags=["findings"])

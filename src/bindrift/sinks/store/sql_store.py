@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import os
 import threading
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -167,6 +168,17 @@ class SqlStore:
             row = session.get(FindingRow, finding_id)
             return None if row is None else self._hydrate(session, row)
 
+    def get_findings(self, finding_ids: Sequence[str]) -> list[Finding]:
+        """The findings named (unknown ids skipped), whole with state history and actions, in three queries."""
+        ids = list(finding_ids)
+        with self._session() as session:
+            found = [self._hydrate(session, row, history=False)
+                     for row in session.scalars(select(FindingRow).where(FindingRow.id.in_(ids)))]  # fmt: skip
+            changes, actions = _history(session, ids)
+            for finding in found:
+                finding.state_history, finding.actions = changes[finding.id], actions[finding.id]
+            return found
+
     def list_findings(self, where: FindingFilter | None = None) -> list[Finding]:
         """Findings matching `where`, sorted (`-last_seen`, `severity`, `-severity`, `first_seen`, `count`…)."""
         where = where or FindingFilter()
@@ -224,12 +236,8 @@ class SqlStore:
         finding.count, finding.state = row.count, row.state  # type: ignore[assignment]
         finding.first_seen, finding.last_seen = _utc(row.first_seen), _utc(row.last_seen)
         if history:
-            changes = session.scalars(
-                select(StateChangeRow).where(StateChangeRow.finding_id == row.id).order_by(StateChangeRow.id)
-            )
-            finding.state_history = [StateChange(c.state, c.by, c.reason, _utc(c.at)) for c in changes]  # type: ignore[arg-type]
-            actions = session.scalars(select(ActionRow).where(ActionRow.finding_id == row.id).order_by(ActionRow.id))
-            finding.actions = [_action_decoder.decode(a.body) for a in actions]
+            changes, actions = _history(session, [row.id])
+            finding.state_history, finding.actions = changes[row.id], actions[row.id]
         return finding
 
     # Incidents ------------------------------------------------------------------------------------
@@ -426,6 +434,20 @@ def _finding_values(finding: Finding) -> dict[str, Any]:
         "search_text": " ".join((f.path, args, r.container_name, r.pod, r.namespace, r.image, finding.summary)).lower(),
         "body": msgspec.json.encode(finding),
     }  # fmt: skip
+
+
+def _history(session: Session, ids: list[str]) -> tuple[defaultdict[str, list[StateChange]],
+                                                        defaultdict[str, list[ResponseAction]]]:  # fmt: skip
+    """The state changes and response actions of the findings `ids`, oldest first, by finding."""
+    changes: defaultdict[str, list[StateChange]] = defaultdict(list)
+    for c in session.scalars(
+        select(StateChangeRow).where(StateChangeRow.finding_id.in_(ids)).order_by(StateChangeRow.id)
+    ):
+        changes[c.finding_id].append(StateChange(c.state, c.by, c.reason, _utc(c.at)))  # type: ignore[arg-type]
+    actions: defaultdict[str, list[ResponseAction]] = defaultdict(list)
+    for a in session.scalars(select(ActionRow).where(ActionRow.finding_id.in_(ids)).order_by(ActionRow.id)):
+        actions[a.finding_id].append(_action_decoder.decode(a.body))
+    return changes, actions
 
 
 def _state_row(finding_id: str, change: StateChange) -> StateChangeRow:
