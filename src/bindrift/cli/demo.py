@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -135,8 +136,7 @@ def _write_into(mount: Path, samples: list[Path]) -> None:
         def log_message(self, format: str, *args: object) -> None:
             """No access log on the terminal."""
 
-    handler = lambda *a: Quiet(*a, directory=str(by_name["dropbear"].parent))  # noqa: E731
-    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+    with ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(by_name["dropbear"].parent))) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/dropbear"
         subprocess.run([sys.executable, "-c", FETCH, url, str(mount / "dropbear")], check=False, timeout=20)

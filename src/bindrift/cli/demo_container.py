@@ -10,6 +10,7 @@ import re
 import resource
 import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -131,5 +132,5 @@ def _act(agent: Agent, podman: Podman, cid: str, foreign: bytes) -> None:
     for command, stdin in steps:
         try:
             podman("exec", *(["-i"] if stdin is not None else []), cid, *command, stdin=stdin)
-        except (RuntimeError, subprocess.TimeoutExpired):
-            continue
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:  # the demo goes on with the other steps
+            print(f"bindrift demo: {' '.join(command)} did not run: {exc}", file=sys.stderr)
