@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -164,7 +163,3 @@ def test_click_through_list_incident_mute_and_nothing_executes(
             browser.close()
     assert dialogs == [] and errors == []
 
-
-def test_chromium_is_debians() -> None:
-    """The browser tests never download a browser: they drive the one Debian installs."""
-    assert shutil.which("chromium") == CHROMIUM or Path(CHROMIUM).exists()
