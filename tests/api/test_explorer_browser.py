@@ -162,4 +162,3 @@ def test_click_through_list_incident_mute_and_nothing_executes(
         finally:
             browser.close()
     assert dialogs == [] and errors == []
-
