@@ -6,8 +6,8 @@ and reads), only the filtered kinds, and only executions and writes. Times each 
 (the machine is shared: wall time would count other processes), median of N:
 
 - peer: `for line in file: orjson.loads(line)`;
-- bindrift: `bindrift.sensors.ingest.reader.read_events` with the Falco adapter (bounded line reads, typed
-  decode of the used fields, exec/write filter, normalised events).
+- bindrift: `bindrift.sensors.ingest.reader.read_events` with the Falco adapter (bounded reads, the raw-byte
+  filter, typed decode of the used fields, exec/write filter, normalised events).
 
 Usage: .venv/bin/python bench/ingest.py [--lines N] [--runs N] [--quick]
 """

@@ -166,3 +166,31 @@ def test_malformed_lines_are_counted_not_fatal() -> None:
     events, adapter = _events(b"\n".join([good, *bad, huge, good]) + b"\n")
     assert len(events) == 2 and all(e.path == "/tmp/kinsing" for e in events)
     assert (adapter.stats.lines, adapter.stats.kept, adapter.stats.rejected) == (9, 2, 7)
+
+
+def test_lines_filtered_on_their_raw_bytes_are_counted_not_decoded() -> None:
+    # A connect alert is decided on its bytes: a field bindrift would reject when decoding is never read.
+    connect = b'{"output_fields":{"evt.type":"connect","proc.pid":{"nested":1}},"rule":"r","source":"syscall"}'
+    read = b'{"output_fields":{"evt.is_open_write":false,"evt.type":"openat","proc.pid":[]},"rule":"r"}'
+    events, adapter = _events(connect + b"\n" + read + b"\n")
+    assert events == [] and (adapter.stats.lines, adapter.stats.rejected) == (2, 0)
+    # The same alerts spaced out (not Falco's compact output) take the full decode, which rejects them.
+    events, adapter = _events(connect.replace(b'":', b'": ') + b"\n" + read.replace(b'":', b'": ') + b"\n")
+    assert events == [] and (adapter.stats.lines, adapter.stats.rejected) == (2, 2)
+
+
+def test_key_text_inside_a_string_value_does_not_filter_the_alert() -> None:
+    # An attacker's command line spelling out a filtered evt.type and a read-only open: JSON escapes the quotes,
+    # so the raw bytes never match the structural keys and the real evt.type (an open for writing) decides.
+    fields = {
+        **DROP["output_fields"],
+        "evt.type": "openat",
+        "fd.name": "/usr/bin/x",
+        "evt.is_open_write": True,
+        "proc.cmdline": 'sh -c {"evt.type":"connect","evt.is_open_write":false}',
+    }  # type: ignore[dict-item]
+    events, _ = _events(json.dumps({**DROP, "output_fields": fields}, separators=(",", ":")).encode())
+    assert [(e.kind, e.path) for e in events] == [("write", "/usr/bin/x")]
+    unsorted = {"evt.type": "openat", "fd.name": "/etc/x", "evt.time": 1, "evt.is_open_write": True}
+    events, _ = _events(json.dumps({**DROP, "output_fields": unsorted}, separators=(",", ":")).encode())
+    assert [(e.kind, e.path) for e in events] == [("write", "/etc/x")]

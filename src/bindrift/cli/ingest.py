@@ -55,12 +55,11 @@ class _Run:
                 logging.getLogger(__name__).exception("event on %s not analysed", ascii(event.path[:300]))
 
     def lines(self, lines: list[bytes]) -> tuple[int, int]:
-        from bindrift.sensors.ingest.reader import feed_line, finish
+        from bindrift.sensors.ingest.reader import feed_lines, finish
 
         with self.lock:
             kept, rejected = self.adapter.stats.kept, self.adapter.stats.rejected
-            for line in lines:
-                self.events(feed_line(self.adapter, line))
+            self.events(feed_lines(self.adapter, lines))
             self.events(finish(self.adapter))
             return self.adapter.stats.kept - kept, self.adapter.stats.rejected - rejected
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from bindrift.schema.external_event import Drift, ExternalEvent, ExternalProcess, FactValue, ToolVerdict
+from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue, ToolVerdict
 from bindrift.sensors.ingest.common import (
     IngestStats,
     MalformedEventError,
@@ -104,27 +104,33 @@ class _Alert(msgspec.Struct, frozen=True, gc=False):
     output_fields: _Fields | None = None
 
 
-class _KindFields(msgspec.Struct, frozen=True, gc=False):
-    """The `output_fields` that decide whether an alert is an execution or a write."""
-
-    evt_type: str | None = _f("evt.type")
-    evt_arg_flags: str | None = _f("evt.arg.flags")
-    evt_is_open_write: Flag = _f("evt.is_open_write")
-    fd_name: str | None = _f("fd.name")
-    upper: Flag = _f("proc.is_exe_upper_layer")
-    memfd: Flag = _f("proc.is_exe_from_memfd")
-
-
-class _Head(msgspec.Struct, frozen=True, gc=False):
-    """What the fast path decodes to filter a line (about 4x cheaper than the full decode)."""
-
-    rule: str = ""
-    source: str | None = None
-    output_fields: _KindFields | None = None
-
-
 _DECODER = msgspec.json.Decoder(_Alert)
-_HEAD = msgspec.json.Decoder(_Head)
+# Structural keys: a `"` inside a JSON string value is always escaped, so `,"key":` or `{"key":` can only be
+# a key. Falco writes compact JSON; any other spacing is left to the full decode.
+_TYPE_KEYS = (b',"evt.type":"', b'{"evt.type":"')
+_WRITE_KEY = b'"evt.is_open_write":'
+_WRITE_TYPES = frozenset(t.encode() for t in WRITE_TYPES)
+_UNDECIDED_TYPES = frozenset(t.encode() for t in EXEC_TYPES) | {b"", b"<NA>"}
+
+
+def _filtered_raw(line: bytes) -> bool:
+    """True when the raw bytes plainly say bindrift never keeps the line: an `evt.type` other than an exec or
+    an open (connect, read, dup2…), or an open that is not for writing. Such lines, most of a busy node's
+    alerts, are counted without being decoded; any doubt leaves the decision to the full decode."""
+    at = line.find(_TYPE_KEYS[0])
+    if at < 0 and (at := line.find(_TYPE_KEYS[1])) < 0:
+        return False
+    start = at + len(_TYPE_KEYS[0])
+    end = line.find(b'"', start, start + 64)
+    if end < 0:
+        return False
+    value = line[start:end]
+    if value in _WRITE_TYPES:  # Falco sorts the keys: evt.is_open_write comes just before evt.type
+        key = line.rfind(_WRITE_KEY, 0, at)
+        if key < 0:
+            key = line.find(_WRITE_KEY, end)
+        return key > 0 and line[key - 1] in b"{," and line.startswith(b"false", key + len(_WRITE_KEY))
+    return value not in _UNDECIDED_TYPES and b"\\" not in value
 
 
 def _flag(value: Flag) -> bool | None:
@@ -135,7 +141,7 @@ def _flag(value: Flag) -> bool | None:
     return None
 
 
-def _kind(rule: str, fields: _KindFields | _Fields) -> str:
+def _kind(rule: str, fields: _Fields) -> str:
     evt_type = text(fields.evt_type)
     if evt_type in EXEC_TYPES:
         return "exec"
@@ -152,74 +158,72 @@ def _kind(rule: str, fields: _KindFields | _Fields) -> str:
     return ""
 
 
-def _verdict(alert: _Alert, fields: _Fields) -> ToolVerdict:
+def _verdict(rule: str, priority: str, fields: _Fields) -> ToolVerdict:
     flags = fields.evt_arg_flags or ""
-    drift: Drift = ""
-    field = ""
-    if fields.memfd is True or fields.memfd == "true":
-        drift, field = "memfd", "proc.is_exe_from_memfd=true"
-    elif "EXE_FROM_MEMFD" in flags:
-        drift, field = "memfd", f"evt.arg.flags={flags}"
-    elif fields.upper is True or fields.upper == "true":
-        drift, field = "upper-layer", "proc.is_exe_upper_layer=true"
-    elif "EXE_UPPER_LAYER" in flags:
-        drift, field = "upper-layer", f"evt.arg.flags={flags}"
-    elif alert.rule == UPPER_RULE:
-        drift, field = "upper-layer", f"rule={UPPER_RULE}"
-    elif alert.rule == MEMFD_RULE:
-        drift, field = "memfd", f"rule={MEMFD_RULE}"
-    return ToolVerdict(rule=alert.rule, priority=alert.priority, drift=drift, field=field)
+    memfd, upper = fields.memfd, fields.upper
+    if memfd is True or memfd == "true":
+        return ToolVerdict(rule, priority, "memfd", "proc.is_exe_from_memfd=true")
+    if "EXE_FROM_MEMFD" in flags:
+        return ToolVerdict(rule, priority, "memfd", f"evt.arg.flags={flags}")
+    if upper is True or upper == "true":
+        return ToolVerdict(rule, priority, "upper-layer", "proc.is_exe_upper_layer=true")
+    if "EXE_UPPER_LAYER" in flags:
+        return ToolVerdict(rule, priority, "upper-layer", f"evt.arg.flags={flags}")
+    if rule == UPPER_RULE:
+        return ToolVerdict(rule, priority, "upper-layer", f"rule={UPPER_RULE}")
+    if rule == MEMFD_RULE:
+        return ToolVerdict(rule, priority, "memfd", f"rule={MEMFD_RULE}")
+    return ToolVerdict(rule, priority)
 
 
-def _facts(alert: _Alert, f: _Fields) -> dict[str, FactValue]:
+def _facts(uuid: str, f: _Fields) -> dict[str, FactValue]:
     """The raw fields kept as evidence: those present, wrapped durations turned back into signed ones."""
     facts: dict[str, FactValue] = {}
     if f.evt_arg_flags:
         facts["evt.arg.flags"] = f.evt_arg_flags
-    for key, value in (
-        ("proc.is_exe_upper_layer", f.upper),
-        ("proc.is_exe_lower_layer", f.lower),
-        ("proc.is_exe_writable", f.writable),
-        ("proc.is_exe_from_memfd", f.memfd),
-        ("fd.is_upper_layer", f.fd_is_upper_layer),
-        ("evt.is_open_exec", f.evt_is_open_exec),
-    ):
-        if value is not None and (flag := _flag(value)) is not None:
-            facts[key] = flag
-    if isinstance(f.ctime_to_start, int):
+    if f.upper is not None and (flag := _flag(f.upper)) is not None:
+        facts["proc.is_exe_upper_layer"] = flag
+    if f.lower is not None and (flag := _flag(f.lower)) is not None:
+        facts["proc.is_exe_lower_layer"] = flag
+    if f.writable is not None and (flag := _flag(f.writable)) is not None:
+        facts["proc.is_exe_writable"] = flag
+    if f.memfd is not None and (flag := _flag(f.memfd)) is not None:
+        facts["proc.is_exe_from_memfd"] = flag
+    if f.fd_is_upper_layer is not None and (flag := _flag(f.fd_is_upper_layer)) is not None:
+        facts["fd.is_upper_layer"] = flag
+    if f.evt_is_open_exec is not None and (flag := _flag(f.evt_is_open_exec)) is not None:
+        facts["evt.is_open_exec"] = flag
+    if type(f.ctime_to_start) is int:
         facts["proc.exe_ino.ctime_duration_proc_start"] = signed64(f.ctime_to_start)
-    if isinstance(f.ctime_to_pidns, int):
+    if type(f.ctime_to_pidns) is int:
         facts["proc.exe_ino.ctime_duration_pidns_start"] = signed64(f.ctime_to_pidns)
-    if isinstance(f.loginuid, int):
+    if type(f.loginuid) is int:
         facts["user.loginuid"] = f.loginuid
-    if alert.uuid:
-        facts["uuid"] = alert.uuid
+    if uuid:
+        facts["uuid"] = uuid
     return facts
 
 
 def _parents(fields: _Fields) -> list[ExternalProcess]:
-    parents = []
-    pname, pexepath = text(fields.pname), text(fields.pexepath)
-    if pname or pexepath or fields.ppid:
-        parents.append(ExternalProcess(pid=number(fields.ppid), comm=pname, exe=pexepath))
-    if fields.aname2 is None:
+    """Nearest first; `<NA>` is already None here."""
+    pname, pexepath, ppid = fields.pname or "", fields.pexepath or "", fields.ppid
+    parents = [ExternalProcess(pid=_int(ppid), comm=pname, exe=pexepath)] if pname or pexepath or ppid else []
+    if not fields.aname2:
         return parents
     for name, pid in ((fields.aname2, fields.apid2), (fields.aname3, fields.apid3), (fields.aname4, fields.apid4)):
-        if not text(name):
+        if not name:
             break
-        parents.append(ExternalProcess(pid=number(pid), comm=text(name)))
+        parents.append(ExternalProcess(pid=_int(pid), comm=name))
     return parents
 
 
-def _without_na(fields: _Fields | None) -> _Fields | None:
-    if fields is None:
-        return None
+def _without_na(fields: _Fields) -> _Fields:
     missing = {name: None for name in fields.__struct_fields__ if getattr(fields, name) == "<NA>"}
     return msgspec.structs.replace(fields, **missing) if missing else fields
 
 
 def _int(value: Num, default: int = 0) -> int:
-    return value if isinstance(value, int) else number(value, default)
+    return value if type(value) is int else number(value, default)
 
 
 class FalcoAdapter:
@@ -229,47 +233,51 @@ class FalcoAdapter:
         self.stats = IngestStats()
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
+        if _filtered_raw(line):
+            return []
         try:
-            head = _HEAD.decode(line)
-            if head.output_fields is None:
-                raise MalformedEventError("Falco alert without output_fields")
-            kind = _kind(head.rule, head.output_fields) if head.source in (None, "syscall") else ""
-            if not kind:
-                return []
             alert = _DECODER.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MalformedEventError(f"not a Falco alert: {exc}") from exc
-        if b"<NA>" in line:  # older Falco wrote it for a missing value: the same as null
-            alert = msgspec.structs.replace(alert, output_fields=_without_na(alert.output_fields))
-        return [self._convert(alert, kind)]
-
-    @staticmethod
-    def _convert(alert: _Alert, kind: str) -> ExternalEvent:
-        f = alert.output_fields
-        if f is None:
+        fields = alert.output_fields
+        if fields is None:
             raise MalformedEventError("Falco alert without output_fields")
-        if isinstance(f.evt_time, int):
-            time_ns = f.evt_time
-        elif alert.time:
-            time_ns = rfc3339_ns(alert.time)
-        else:
-            raise MalformedEventError("Falco alert without evt.time or time")
-        argv0 = f.exe or ""
-        exe = f.exepath or (argv0 if argv0.startswith("/") else "")
-        cmdline = f.cmdline or ""
-        process = ExternalProcess(
-            pid=_int(f.pid), vpid=_int(f.vpid), comm=f.name or "", exe=exe, args=cmdline.split(" ") if cmdline else [],
-            cwd=f.cwd or "", user=f.user_name or "", uid=_int(f.user_uid, -1),
-        )  # fmt: skip
-        image = f.image or (f"{f.repository}:{f.tag}" if f.repository and f.tag else f.repository or "")
-        return ExternalEvent(
-            tool="falco", kind="exec" if kind == "exec" else "write", time_ns=time_ns,
-            path=exe if kind == "exec" else f.fd_name or "", process=process, parents=_parents(f),
-            node=alert.hostname, container_id=container_id(f.container_full_id or f.container_id),
-            container_name=f.container_name or "", image=image, image_digest=f.digest or "", pod=f.pod or "",
-            namespace=f.namespace or "", verdict=_verdict(alert, f),
-            source_event=f"rule: {alert.rule}" if alert.rule else f.evt_type or "", facts=_facts(alert, f),
-        )  # fmt: skip
+        # Older Falco wrote `<NA>` for a missing value: the same as null. (`<` alone is found with memchr, 20
+        # times faster than the 4-byte search, and is rare in an alert.)
+        if b"<" in line and b"<NA>" in line:
+            fields = _without_na(fields)
+        kind = _kind(alert.rule, fields) if alert.source in (None, "syscall") else ""
+        return [_convert(alert, fields, kind)] if kind else []
 
     def flush(self) -> list[ExternalEvent]:
         return []
+
+
+def _convert(alert: _Alert, f: _Fields, kind: str) -> ExternalEvent:
+    if type(f.evt_time) is int:
+        time_ns = f.evt_time
+    elif alert.time:
+        time_ns = rfc3339_ns(alert.time)
+    else:
+        raise MalformedEventError("Falco alert without evt.time or time")
+    argv0 = f.exe or ""
+    exe = f.exepath or (argv0 if argv0.startswith("/") else "")
+    cmdline = f.cmdline
+    args = cmdline.split(" ") if cmdline else []
+    pid, vpid, uid = f.pid, f.vpid, f.user_uid
+    process = ExternalProcess(
+        pid=pid if type(pid) is int else number(pid), vpid=vpid if type(vpid) is int else number(vpid),
+        comm=f.name or "", exe=exe, args=args, cwd=f.cwd or "", user=f.user_name or "",
+        uid=uid if type(uid) is int else number(uid, -1),
+    )  # fmt: skip
+    image = f.image or (f"{f.repository}:{f.tag}" if f.repository and f.tag else f.repository or "")
+    rule = alert.rule
+    # Positional: five times cheaper than keywords for this 18-field struct, at a rate of 100,000s a second.
+    return ExternalEvent(
+        "falco", "exec" if kind == "exec" else "write", time_ns,  # tool, kind, time_ns
+        exe if kind == "exec" else f.fd_name or "", process, _parents(f),  # path, process, parents
+        alert.hostname, container_id(f.container_full_id or f.container_id), f.container_name or "",  # node, ids
+        image, f.digest or "", f.pod or "", f.namespace or "",  # image, image_digest, pod, namespace
+        "", b"", _verdict(rule, alert.priority, f),  # sha256, header (the analysis fills them), verdict
+        f"rule: {rule}" if rule else f.evt_type or "", _facts(alert.uuid, f),  # source_event, facts
+    )  # fmt: skip
