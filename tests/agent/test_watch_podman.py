@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not podman_available(), reason="needs podman, as
 # Every file the scenarios make a finding about; nothing else may raise one.
 MEMFD = "/memfd:payload (deleted)"
 EXPECTED_PATHS = {"/tmp/dropbear", "/tmp/packed", "/tmp/ls", "/opt/tool", "/tmp/sleeper", "/dev/shm/sleep",
-                  "/tmp/lib/libc.so.6", MEMFD}  # fmt: skip
+                  "/tmp/lib/libc.so.6", MEMFD, "/tmp/uname"}  # fmt: skip
 MEMEXEC = Path(__file__).resolve().parent.parent / "assets" / "memexec.c"
 
 
@@ -113,6 +113,8 @@ def observed(scenario: Scenario, test_binaries: Path, tmp_path_factory: pytest.T
     assert scenario.run("dd", "of=/tmp/packed", stdin=rename_magic(packed.read_bytes())) == 0  # (ii)
     assert scenario.run("cp", "/bin/busybox", "/tmp/ls") == 0  # (iii)
     assert scenario.run("/tmp/ls", "/") == 0
+    # The shell appends to the file itself (echo is a builtin), then execs it in the same process.
+    assert scenario.run("sh", "-c", "cp /bin/busybox /tmp/uname && echo >> /tmp/uname && /tmp/uname") == 0
     assert scenario.run("sh", "-c", "cat /bin/busybox > /opt/tool && echo >> /opt/tool") == 0  # (iv)
     scenario.run("/opt/tool")
     assert scenario.run("chmod", "700", "/opt/tool2") == 0  # (v)
@@ -183,6 +185,16 @@ def test_added_binary_executed_with_its_writer(observed: dict[str, Finding], sce
     assert kinds["timing"].values["changed_after_start"] is True
     assert "written by" in kinds["writer"].summary
     assert finding.file.sha256 == kinds["layers"].values["sha256"] and finding.indicator is not None
+
+
+def test_writer_that_then_execs_the_file_is_named_as_it_was(observed: dict[str, Finding]) -> None:
+    finding = observed["/tmp/uname"]
+    assert finding.category == "Added Binary Executed"
+    assert finding.process is not None and finding.process.exe == "/tmp/uname"
+    # Same pid, two programs: the write came from the shell before its exec (a running file cannot be written).
+    assert finding.process.pid == finding.writer.pid if finding.writer else False
+    assert finding.writer is not None and finding.writer.exe.endswith("busybox") and finding.writer.comm == "sh"
+    assert finding.writer.args == ["sh", "-c", "cp /bin/busybox /tmp/uname && echo >> /tmp/uname && /tmp/uname"]
 
 
 def test_modified_image_binary(observed: dict[str, Finding]) -> None:

@@ -9,7 +9,7 @@ import selectors
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
@@ -24,7 +24,7 @@ from bindrift.cli.agent_outputs import AgentOutputs
 from bindrift.cli.agent_response import AgentResponse
 from bindrift.config import load_settings
 from bindrift.context.containers import ContainerContext, ContainerDiscovery
-from bindrift.detectors.drift import classify_exec
+from bindrift.detectors.drift import UntouchedFiles, classify_exec
 from bindrift.detectors.exec_paths import unusual_exec
 from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.pipeline import FindingsPipeline
@@ -40,6 +40,7 @@ from bindrift.sensors.runtime.fanotify import (
     raise_descriptor_limit,
 )
 from bindrift.sensors.runtime.proc_connector import ProcConnector
+from bindrift.sensors.runtime.process_pacing import ProcessPacing
 from bindrift.sensors.runtime.process_table import ProcessTable
 from bindrift.sinks.store.sql_store import SqlStore
 
@@ -86,11 +87,11 @@ class Agent:
         self.table = ProcessTable()
         self.proc = ProcConnector()
         self.selector = selectors.DefaultSelector()
-        # Woken for each process event, the agent costs an exec-heavy workload about 15% (bench/README.md);
-        # read with the file events instead, it costs nothing measurable, but a process that exits within
-        # DRAIN_EVERY_S of its exec is then gone from /proc: its name, arguments and user are not known.
-        if not batch_process_events:
-            self.selector.register(self.proc, selectors.EVENT_READ, None)
+        # Process events as they come while the node is quiet, in batches during an exec burst
+        # (process_pacing.py); with batch_process_events, always with the file events, every DRAIN_EVERY_S.
+        self.pacing = ProcessPacing(batch_only=batch_process_events)
+        self.waiting_on_proc = False
+        self._follow_pacing()
         self.next_drain = 0.0
         self.discovery = ContainerDiscovery()
         raise_descriptor_limit()
@@ -101,6 +102,7 @@ class Agent:
         self.pending_execs: dict[int, tuple[Detection, float]] = {}
         self.namespaces: dict[str, str] = {}
         self.library_scans: dict[int, tuple[ContainerContext, float]] = {}
+        self.untouched = UntouchedFiles()
         self.libraries_seen: set[tuple[str, str, int]] = set()
         for path in host_paths:
             group = FanotifyGroup()
@@ -146,6 +148,7 @@ class Agent:
         for key in [k for k, w in self.watched.items() if w.container is not None and k not in current]:
             watched = self.watched.pop(key)
             self.namespaces.pop(key, None)
+            self.untouched.forget(key)
             watched.group.close()
             if self.response is not None and self.response.prevention is not None:
                 self.response.prevention.unwatch(key)
@@ -172,11 +175,13 @@ class Agent:
             self.sync_containers()
             self._check_coverage()
             if self.outputs is not None:
-                self.outputs.tick(self.proc.lost, sum(w.group.overflows for w in self.watched.values()))
+                overflows = sum(w.group.overflows for w in self.watched.values())
+                self.outputs.tick(self.proc.lost, overflows, self.pacing.bursts)
             next_sync = time.monotonic() + SYNC_EVERY_S
-        timeout = max(0.0, min(self.next_drain, next_sync) - time.monotonic())
+        due = min(self.next_drain, next_sync, self.pacing.next_read or next_sync)
+        timeout = max(0.0, due - time.monotonic())
         ready = self.selector.select(timeout=timeout) if self.selector.get_map() else _sleep(timeout)
-        if any(key.data is None for key, _mask in ready):
+        if any(key.data is None for key, _mask in ready) or self.pacing.due(time.monotonic()):
             self._process_events()
         prevention = self.response.prevention if self.response is not None else None
         if prevention is not None and any(key.data == "prevention" for key, _mask in ready):
@@ -202,16 +207,27 @@ class Agent:
                 for event in events:
                     self._handle(watched, event)
 
+    def _follow_pacing(self) -> None:
+        """Wake on the proc connector, or not, as the pacing says."""
+        if self.pacing.waiting and not self.waiting_on_proc:
+            self.selector.register(self.proc, selectors.EVENT_READ, None)
+        elif not self.pacing.waiting and self.waiting_on_proc:
+            self.selector.unregister(self.proc)
+        self.waiting_on_proc = self.pacing.waiting
+
     def _process_events(self) -> None:
+        execs = 0
         for event in self.proc.read():
             if event.kind == "exec":
-                self.table.on_exec(event.pid)
+                execs += 1
+                alive = self.table.on_exec(event.pid)  # a process already gone has nothing left to look at
                 if event.pid in self.pending_execs:
                     self._flush_exec(event.pid)
-                else:
+                elif alive:
                     self._check_unusual_exec(event.pid)
-                container = self._container_of(event.pid) if self.namespaces else None
+                container = self._container_of(event.pid) if alive and self.namespaces else None
                 if container is not None:
+                    self.library_scans.pop(event.pid, None)  # to the end: the queue is kept in time order
                     self.library_scans[event.pid] = (container, time.monotonic())
             elif event.kind == "fork":
                 self.table.on_fork(event.pid, event.parent)
@@ -219,6 +235,8 @@ class Agent:
                 self.table.on_comm(event.pid, event.comm)
             else:
                 self.table.on_exit(event.pid)
+        self.pacing.read(execs, time.monotonic())
+        self._follow_pacing()
 
     def _handle(self, watched: _Watched, event: FanEvent) -> None:
         path = ""
@@ -253,7 +271,11 @@ class Agent:
     def _on_write(self, watched: _Watched, event: FanEvent, path: str) -> None:
         is_elf = os.pread(event.fd, 4, 0) == b"\x7fELF"
         # Most writes are not ELF files: remember their writer cheaply (no lineage walk through /proc).
-        writer = self._process(event.pid, watched.container) if is_elf else self.table.peek(event.pid)
+        if is_elf and event.pid > 0:
+            stop_at = watched.container.init_pid if watched.container else 0
+            writer = self.table.writer(event.pid, path, os.fstat(event.fd), stop_at)
+        else:
+            writer = self.table.peek(event.pid)
         key = (watched.container.id if watched.container else watched.label, path)
         if len(self.writes) >= MAX_WRITES_REMEMBERED:
             self.writes.pop(next(iter(self.writes)))
@@ -269,8 +291,12 @@ class Agent:
             self._emit(detection)
 
     def _on_exec(self, container: ContainerContext, event: FanEvent, path: str) -> None:
+        st = os.fstat(event.fd)
+        if self.untouched.untouched(container.id, path, st):
+            return
         verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started)
         if verdict.category is None:
+            self.untouched.remember(container.id, path, st, time.time_ns())
             return
         self._capture(event.fd, verdict.sha256)
         writer, written_at = self.writes.get((container.id, path), (None, None))
@@ -278,16 +304,16 @@ class Agent:
         if writer is not None and written_at is not None:
             evidence.append(Evidence("writer", f"written by {writer.exe or writer.comm} (pid {writer.pid}) at "
                                      f"{written_at.isoformat()}", {"pid": writer.pid, "exe": writer.exe}))  # fmt: skip
-        size = os.fstat(event.fd).st_size
         detection = Detection(
             category=verdict.category, observed_at=datetime.now(UTC), resource=self._resource(container),
-            file=FileInfo(path=path, sha256=verdict.sha256, size=size), source="agent",
+            file=FileInfo(path=path, sha256=verdict.sha256, size=st.st_size), source="agent",
             process=ProcessInfo(pid=event.pid), writer=writer, evidence=evidence,
             intel=self.intel.lookup(verdict.sha256),
         )  # fmt: skip
         if event.pid <= 0:
             self._emit(detection)
             return
+        self.pending_execs.pop(event.pid, None)  # to the end: the queue is kept in time order
         self.pending_execs[event.pid] = (detection, time.monotonic())
         known = self.table.peek(event.pid)
         if known is not None and known.exe == path:  # the exec completed before this event was read
@@ -302,7 +328,7 @@ class Agent:
         self._emit(msgspec.structs.replace(detection, process=process))
 
     def _flush_execs(self, older_than: float) -> None:
-        for pid in [p for p, (_d, since) in self.pending_execs.items() if since <= older_than]:
+        for pid in _due(self.pending_execs, older_than):
             self.table.on_exec(pid)
             self._flush_exec(pid)
 
@@ -379,7 +405,7 @@ class Agent:
 
     def _scan_libraries(self, older_than: float) -> None:
         """*Added Library Loaded*: files mapped executable by a container process that are not in its image."""
-        for pid in [p for p, (_c, at) in self.library_scans.items() if at <= older_than]:
+        for pid in _due(self.library_scans, older_than):
             container, _at = self.library_scans.pop(pid)
             for path, map_range in _executable_mappings(pid):
                 self._check_library(container, pid, path, map_range)
@@ -474,6 +500,17 @@ class Agent:
             watched.group.close()
         self.proc.close()
         self.selector.close()
+
+
+def _due(queue: Mapping[int, tuple[object, float]], older_than: float) -> list[int]:
+    """The keys of a queue kept in time order (oldest first) whose time is at or before `older_than`: only
+    those are looked at, not the whole queue (thousands of entries in an exec storm, on every wake-up)."""
+    due = []
+    for key, (_value, at) in queue.items():
+        if at > older_than:
+            break
+        due.append(key)
+    return due
 
 
 def _sleep(seconds: float) -> list[tuple[selectors.SelectorKey, int]]:

@@ -30,6 +30,7 @@ class AgentOutputs:
         self.echo = echo
         self._written = 0.0
         self._lost = (0, 0)
+        self._bursts = 0
 
     @property
     def outbox(self) -> tuple[str, ...]:
@@ -49,8 +50,11 @@ class AgentOutputs:
         if self.webhook is not None:
             self.webhook.drain()
 
-    def tick(self, proc_lost: int, fanotify_overflows: int) -> None:
+    def tick(self, proc_lost: int, fanotify_overflows: int, bursts: int) -> None:
         new_proc, new_fan = proc_lost - self._lost[0], fanotify_overflows - self._lost[1]
+        if bursts > self._bursts:
+            self.metrics.bursts.inc(bursts - self._bursts)
+            self._bursts = bursts
         if new_proc > 0:
             self.metrics.record_drop("proc_connector", "enobufs", new_proc)
         if new_fan > 0:

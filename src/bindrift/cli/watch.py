@@ -46,8 +46,9 @@ def watch(
     batch_process_events: Annotated[
         bool,
         typer.Option(
-            help="Read process events every 10 ms, not as each comes: no measurable exec overhead, "
-            "but processes that exit within 10 ms are named by executable only."
+            help="Read process events every 10 ms, also when the node is quiet (by default they are read "
+            "as they come, and every 2 ms only through exec bursts): processes that exit within 10 ms are "
+            "then named by executable only."
         ),
     ] = False,
     prevent_deadline_ms: Annotated[

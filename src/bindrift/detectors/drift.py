@@ -74,3 +74,31 @@ def classify_exec(fd: int, path: str, upper: str, lowers: list[str], started: da
     layers = Evidence("layers", f"{path} is in the upper layer and in none of the {len(lowers)} image layers",
                       {"upper": True, "lower_layers": len(lowers), "sha256": current})  # fmt: skip
     return DriftVerdict("Added Binary Executed", current, [layers, timing])
+
+
+class UntouchedFiles:
+    """Executed files found to be the image's own, by container and path, with the identity and change time
+    they had then: a repeat exec of the same file (a shell loop, a probe) skips the layer lookups. Any change
+    to a file (a write, even through mmap, a copy-up, a rename over it) gives it a new ctime or inode, so it
+    is looked at again; a file changed within SETTLED_S of being seen is not remembered, so that a change
+    within the same clock tick as the one before cannot pass for it."""
+
+    SETTLED_S = 1.0
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._seen: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+
+    def untouched(self, container_id: str, path: str, st: os.stat_result) -> bool:
+        return self._seen.get((container_id, path)) == (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
+
+    def remember(self, container_id: str, path: str, st: os.stat_result, now_ns: int) -> None:
+        if now_ns - st.st_ctime_ns < self.SETTLED_S * 1e9:
+            return
+        if len(self._seen) >= self.limit:
+            self._seen.pop(next(iter(self._seen)))
+        self._seen[(container_id, path)] = (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
+
+    def forget(self, container_id: str) -> None:
+        for key in [k for k in self._seen if k[0] == container_id]:
+            del self._seen[key]

@@ -19,9 +19,9 @@ URL_SCHEMES = ("http://", "https://", "ftp://", "tftp://")
 SCRIPTERS = ("python", "perl", "ruby", "php", "node")
 
 
-def _read(path: str, limit: int = 4096) -> bytes:
+def _read(directory: int, name: str, limit: int = 4096) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)
     except OSError:
         return b""
     try:
@@ -32,26 +32,39 @@ def _read(path: str, limit: int = 4096) -> bytes:
         os.close(fd)
 
 
-def snapshot(pid: int) -> ProcessInfo | None:
-    """The process as /proc shows it now, or None when it is gone."""
-    stat = _read(f"/proc/{pid}/stat")
-    if not stat:
-        return None
-    comm = stat[stat.find(b"(") + 1 : stat.rfind(b")")].decode(errors="replace")
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    ppid = int(fields[1]) if len(fields) > 1 else 0
-    args = [a.decode(errors="replace") for a in _read(f"/proc/{pid}/cmdline", MAX_CMDLINE).split(b"\0") if a]
+def _readlink(directory: int, name: str) -> str:
     try:
-        exe = os.readlink(f"/proc/{pid}/exe")
+        return os.readlink(name, dir_fd=directory)
     except OSError:
-        exe = ""
-    uid = -1
-    for line in _read(f"/proc/{pid}/status", 8192).splitlines():
-        if line.startswith(b"Uid:"):
-            uid = int(line.split()[1])
-            break
-    return ProcessInfo(pid=pid, ppid=ppid, comm=comm, exe=exe, args=args, uid=uid,
-                       downloaded_by=ingress_tool(comm, args))  # fmt: skip
+        return ""
+
+
+def snapshot(pid: int) -> tuple[ProcessInfo, str] | None:
+    """The process as /proc shows it now, with its PID namespace, or None when it is gone. Every file is read
+    beneath one open /proc/PID: all from the same process even if the PID is reused meanwhile, and without a
+    path walk each (a third cheaper: this runs for every exec on the node)."""
+    try:
+        directory = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        stat = _read(directory, "stat")
+        if not stat:
+            return None
+        comm = stat[stat.find(b"(") + 1 : stat.rfind(b")")].decode(errors="replace")
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        ppid = int(fields[1]) if len(fields) > 1 else 0
+        args = [a.decode(errors="replace") for a in _read(directory, "cmdline", MAX_CMDLINE).split(b"\0") if a]
+        exe = _readlink(directory, "exe")
+        status = _read(directory, "status", 8192)
+        at = status.find(b"\nUid:")
+        uid_fields = status[at + 5 : status.find(b"\n", at + 5)].split() if at >= 0 else []
+        uid = int(uid_fields[0]) if uid_fields else -1
+        process = ProcessInfo(pid=pid, ppid=ppid, comm=comm, exe=exe, args=args, uid=uid,
+                              downloaded_by=ingress_tool(comm, args))  # fmt: skip
+        return process, _readlink(directory, "ns/pid")
+    finally:
+        os.close(directory)
 
 
 def ingress_tool(comm: str, args: list[str]) -> str:
@@ -65,6 +78,10 @@ def ingress_tool(comm: str, args: list[str]) -> str:
     if name.startswith(SCRIPTERS) and any(scheme in arg for arg in args[1:] for scheme in URL_SCHEMES):
         return f"{name} one-liner"
     return ""
+
+
+def _process(found: tuple[ProcessInfo, str] | None) -> ProcessInfo | None:
+    return found[0] if found is not None else None
 
 
 def _pid_namespace(pid: int) -> str:
@@ -82,20 +99,24 @@ class ProcessTable:
         self._exited: dict[int, float] = {}
         self._pidns: dict[int, str] = {}
         self._exec_paths: dict[int, str] = {}
+        self._previous: dict[int, ProcessInfo] = {}  # what each process was before its last exec
         self._expired_at = 0.0
 
-    def on_exec(self, pid: int) -> None:
-        """Read the process now; if it is already gone, forget what it inherited from its parent rather than
-        report the parent's name for it (its executable may still arrive through `note_exe`)."""
+    def on_exec(self, pid: int) -> bool:
+        """Read the process now (True), or, if it is already gone (False), forget what it inherited from its
+        parent rather than report the parent's name for it (its executable may still arrive through
+        `note_exe`)."""
+        known = self._known.get(pid)
+        if known is not None:
+            self._previous[pid] = known
         found = snapshot(pid)
         if found is not None:
-            self._known[pid] = found
+            self._known[pid], self._pidns[pid] = found
             self._exited.pop(pid, None)
-            self._pidns[pid] = _pid_namespace(pid)
-            return
-        known = self._known.get(pid)
+            return True
         ppid = known.ppid if known is not None else 0
         self._known[pid] = ProcessInfo(pid=pid, ppid=ppid, comm="", uid=known.uid if known is not None else -1)
+        return False
 
     def on_comm(self, pid: int, comm: str) -> None:
         """A new name (prctl, as busybox applets run in a forked shell do): the arguments inherited from the
@@ -130,6 +151,7 @@ class ProcessTable:
             self._known.pop(pid, None)
             self._pidns.pop(pid, None)
             self._exec_paths.pop(pid, None)
+            self._previous.pop(pid, None)
             del self._exited[pid]
 
     def namespace(self, pid: int) -> str:
@@ -140,18 +162,40 @@ class ProcessTable:
         """The latest snapshot of `pid`, without lineage (cheap)."""
         return self._known.get(pid)
 
+    def writer(self, pid: int, path: str, written: os.stat_result, stop_at: int = 0) -> ProcessInfo | None:
+        """The process that wrote `path` (`written`: the file's stat), with its lineage: `pid` as it is now,
+        or as it was before its last exec when it now runs that very file — a file being executed cannot be
+        opened for writing, so the write came first (`wget -O x URL && exec ./x` in one shell process)."""
+        previous = self._previous.get(pid)
+        if previous is not None and self._runs(pid, path, written):
+            return self._with_lineage(previous, pid, stop_at, "")
+        return self.get(pid, stop_at)
+
+    def _runs(self, pid: int, path: str, written: os.stat_result) -> bool:
+        current = self._known.get(pid)
+        if ((current.exe if current is not None else "") or self._exec_paths.get(pid, "")) == path:
+            return True
+        try:
+            running = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            return False
+        return (running.st_dev, running.st_ino) == (written.st_dev, written.st_ino)
+
     def get(self, pid: int, stop_at: int = 0) -> ProcessInfo | None:
         """The process with its lineage up to `stop_at` (a container's init) or pid 1; read from /proc if it
         was not seen exec'ing."""
-        process = self._known.get(pid) or snapshot(pid)
+        process = self._known.get(pid) or _process(snapshot(pid))
         if process is None:
             return None
+        return self._with_lineage(process, pid, stop_at, self._exec_paths.get(pid, ""))
+
+    def _with_lineage(self, process: ProcessInfo, pid: int, stop_at: int, exec_path: str) -> ProcessInfo:
         # A process already gone has no namespace to read: the container's (its init's) stands in for it.
         namespace = self._pidns.get(pid) or _pid_namespace(pid) or (_pid_namespace(stop_at) if stop_at else "")
         lineage: list[ProcessRef] = []
         parent = process.ppid
         while parent > 1 and len(lineage) < MAX_LINEAGE:
-            ancestor = self._known.get(parent) or snapshot(parent)
+            ancestor = self._known.get(parent) or _process(snapshot(parent))
             if ancestor is None:
                 break
             if namespace and (self._pidns.get(parent) or _pid_namespace(parent)) != namespace:
@@ -160,6 +204,6 @@ class ProcessTable:
             if ancestor.pid == stop_at:
                 break
             parent = ancestor.ppid
-        exe = process.exe or self._exec_paths.get(pid, "")
+        exe = process.exe or exec_path
         return ProcessInfo(pid=process.pid, ppid=process.ppid, comm=process.comm, exe=exe, args=process.args,
                            uid=process.uid, lineage=lineage, downloaded_by=process.downloaded_by)  # fmt: skip

@@ -24,6 +24,9 @@ class Metrics:
         self.events = Counter("bindrift_events", "Sensor events processed", ["source", "kind"], registry=self.registry)
         self.dropped = Counter("bindrift_events_dropped", "Sensor events lost (queue overflow, read errors)",
                                ["source", "reason"], registry=self.registry)  # fmt: skip
+        self.bursts = Counter("bindrift_process_event_bursts", "Exec bursts through which process events were read "
+                              "in batches (a process gone within a batch is named by its executable only)",
+                              registry=self.registry)  # fmt: skip
         self.latency = Histogram("bindrift_detection_latency_seconds", "From the sensor event to the stored finding",
                                  buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
 
