@@ -31,6 +31,7 @@ def _wait(predicate: Callable[[], bool], timeout: float = 10) -> None:
 def test_snapshot_of_a_live_and_of_a_gone_process() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
+        _wait(lambda: Path(f"/proc/{child.pid}/cmdline").read_bytes() == b"sleep\x0030\x00")  # exec completed
         found = snapshot(child.pid)
         assert found is not None
         process, namespace = found
