@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,3 +37,31 @@ def test_server_lists_and_subjects() -> None:
     assert subject_for("node-1.eu") == "bindrift.detections.node-1_eu"
     assert subject_for("") == "bindrift.detections._"
     assert subject_for("x" * 300) == "bindrift.detections." + "x" * 128
+
+
+def test_worker_metrics_listen_on_the_address_given(tmp_path: Path) -> None:
+    # The bus is unreachable: the worker keeps retrying, its metrics are served meanwhile, and SIGTERM ends it.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.2", 0))
+        port = probe.getsockname()[1]
+    worker = subprocess.Popen([BINDRIFT, "worker", "--bus", "nats://127.0.0.1:1", "--db",
+                               f"sqlite:///{tmp_path / 'w.db'}", "--metrics-port", str(port),
+                               "--metrics-address", "127.0.0.2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline, body = time.monotonic() + 30, ""
+        while time.monotonic() < deadline and not body:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.2:{port}/metrics", timeout=2) as response:
+                    body = response.read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert "bindrift_bus_published_total" in body
+        with pytest.raises(OSError):  # not on the default loopback address
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+        worker.terminate()  # stops while still retrying its first connection (a pod being deleted)
+        assert worker.wait(timeout=10) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()

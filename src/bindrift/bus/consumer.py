@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -57,7 +57,9 @@ class BusConsumer:
         attempt = 0
         while not stop.is_set():
             try:
-                client = await connect(self.servers, "bindrift-worker", self.metrics)
+                client = await _unless_stopped(connect(self.servers, "bindrift-worker", self.metrics), stop)
+                if client is None:
+                    return  # stopped while the bus was unreachable (the connect retries forever)
             except Exception as exc:
                 self.metrics.connection.labels("connect_failed").inc()
                 if attempt == 0:
@@ -157,6 +159,20 @@ class BusConsumer:
                 await message.ack()
         except Exception as exc:  # the ack is lost with the connection: the message is redelivered, stored once
             log.warning("bus ack failed (%s: %s)", type(exc).__name__, exc)
+
+
+async def _unless_stopped(pending: Coroutine[object, object, Client], stop: asyncio.Event) -> Client | None:
+    """What `pending` gives, or None (and it is cancelled) when `stop` is set first."""
+    task = asyncio.ensure_future(pending)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return None
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -29,7 +29,10 @@ def worker(
     max_ack_pending: Annotated[
         int, typer.Option(min=1, help="Messages out at all workers together (back-pressure on the stream).")
     ] = 1024,
-    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT (0: off).")] = 0,
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
+    metrics_address: Annotated[
+        str, typer.Option(help="The address metrics listen on (0.0.0.0 in a pod, for Prometheus to scrape).")
+    ] = "127.0.0.1",
 ) -> None:
     """Consume the agents' detections from the bus and store them as findings (run several for more throughput)."""
     import asyncio
@@ -70,7 +73,7 @@ def worker(
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        start_http_server(metrics_port, addr=metrics_address, registry=metrics.registry)
     settings = ConsumerSettings(batch=batch, ack_wait_s=ack_wait, max_ack_pending=max_ack_pending)
     consumer = BusConsumer(servers, handle, settings, metrics)
 
