@@ -7,9 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from tests.agents import wait_for
 
 from bindrift.sensors.runtime.process_table import ProcessTable, snapshot
 
@@ -22,16 +22,10 @@ os.execv(sys.argv[1], ["sleep", "30"])
 """
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
 def test_snapshot_of_a_live_and_of_a_gone_process() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
-        _wait(lambda: Path(f"/proc/{child.pid}/cmdline").read_bytes() == b"sleep\x0030\x00")  # exec completed
+        wait_for(lambda: Path(f"/proc/{child.pid}/cmdline").read_bytes() == b"sleep\x0030\x00", 10, "the exec")
         found = snapshot(child.pid)
         assert found is not None
         process, namespace = found
@@ -50,9 +44,13 @@ def test_writer_that_then_execs_the_file_is_named_as_before_the_exec(tmp_path: P
     child = subprocess.Popen([sys.executable, "-c", WRITE_THEN_EXEC, str(target)])
     table = ProcessTable()
     try:
-        _wait(lambda: Path(f"/proc/{child.pid}/cmdline").read_bytes().startswith(sys.executable.encode()))
+        wait_for(
+            lambda: Path(f"/proc/{child.pid}/cmdline").read_bytes().startswith(sys.executable.encode()),
+            10,
+            "the interpreter",
+        )
         assert table.on_exec(child.pid)  # the interpreter's exec, read at once
-        _wait(lambda: Path(f"/proc/{child.pid}/cmdline").read_bytes() == b"sleep\x0030\x00")
+        wait_for(lambda: Path(f"/proc/{child.pid}/cmdline").read_bytes() == b"sleep\x0030\x00", 10, "the exec")
         assert table.on_exec(child.pid)  # then the exec of the file it wrote
         writer = table.writer(child.pid, str(target), os.stat(target))
         assert writer is not None and writer.pid == child.pid
