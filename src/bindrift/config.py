@@ -4,6 +4,11 @@ database = "sqlite:////var/lib/bindrift/bindrift.db"   # or postgresql+psycopg:/
 retention_days = 90
 [severity]                                              # overrides of the default severities
 "Added Binary Executed" = "medium"
+[scc]                                                   # the SCC export (docs/findings.md)
+parent = "organizations/123/sources/456"
+project = "my-project"                                  # with location: GKE full resource names
+location = "europe-west1"
+explorer_url = "https://bindrift.example:8080"          # externalUri: the finding in the Explorer
 """
 
 from __future__ import annotations
@@ -17,12 +22,24 @@ import msgspec
 from bindrift.schema.severity import Severity
 
 
+class SccSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where SCC findings go and how their resources are named: `parent` is the SCC source
+    (`organizations/ORG/sources/SOURCE`); `project` and `location` (the cluster's region or zone) give GKE
+    full resource names; `explorer_url` makes `externalUri` link to the finding in the Incident Explorer."""
+
+    parent: str = "organizations/0/sources/bindrift"
+    project: str = ""
+    location: str = ""
+    explorer_url: str = ""
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """bindrift's settings."""
 
     database: str = ""
     retention_days: int = 90
     severity: dict[str, Severity] = msgspec.field(default_factory=dict)
+    scc: SccSettings = msgspec.field(default_factory=SccSettings)
 
 
 def data_dir() -> Path:

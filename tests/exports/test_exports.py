@@ -21,7 +21,6 @@ from bindrift.schema.finding import Finding, IntelMatch, Resource
 from bindrift.sinks.exports.jsonl import write_jsonl
 from bindrift.sinks.exports.metrics import Metrics
 from bindrift.sinks.exports.ocsf import to_ocsf
-from bindrift.sinks.exports.scc import to_scc
 from bindrift.sinks.exports.syslog import SyslogSender, format_message
 from bindrift.sinks.exports.webhook import WebhookSender
 from bindrift.sinks.store.sql_store import SqlStore
@@ -68,22 +67,6 @@ def test_ocsf_detection_finding_has_required_attributes(finding: Finding) -> Non
     assert OCSF_OBJECT_REQUIRED["malware"] <= event["malware"][0].keys()
     assert OCSF_OBJECT_REQUIRED["remediation"] <= event["remediation"].keys()
     json.dumps(event)  # serialisable as is
-
-
-def test_scc_shape_and_source_properties(finding: Finding) -> None:
-    body = to_scc(finding)
-    assert body["category"] == "Added Malicious Binary Executed" and body["severity"] == "CRITICAL"
-    assert body["findingClass"] == "THREAT" and body["state"] == "ACTIVE"
-    props = body["sourceProperties"]
-    names = ("Pod_Namespace", "Pod_Name", "Container_Name", "Container_Image_Uri", "VM_Instance_Name")
-    assert [props[name] for name in names] == ["shop", "web-0", "app", "registry.example/shop/web:1.4", "node-1"]
-    assert props["Process_Binary_Fullpath"] == "/tmp/x" and props["Process_Arguments"] == ["/tmp/x", "--serve"]
-    (process,) = body["processes"]
-    assert process["pid"] == "4242" and process["binary"]["sha256"] == "a" * 64, "int64 values are strings"
-    assert body["containers"][0]["imageId"] == "sha256:" + "d" * 64
-    assert body["mitreAttack"]["primaryTechniques"][:2] == ["INGRESS_TOOL_TRANSFER", "NATIVE_API"]
-    assert body["externalUri"] == finding.indicator.virustotal_url  # type: ignore[union-attr]
-    assert body["eventTime"].endswith("Z") and body["name"].endswith(finding.id)
 
 
 def test_jsonl_round_trip(finding: Finding) -> None:

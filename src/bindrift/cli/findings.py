@@ -133,10 +133,16 @@ def export(
     output_format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.jsonl,
     since: Annotated[str, typer.Option(help="Last seen within, e.g. 24h.")] = "",
     limit: int = 10_000,
+    scc_parent: Annotated[str, typer.Option(help="SCC source, organizations/ORG/sources/SOURCE.")] = "",
+    gcp_project: Annotated[str, typer.Option(help="GCP project: GKE full resource names in SCC.")] = "",
+    gcp_location: Annotated[str, typer.Option(help="The clusters' region or zone (with --gcp-project).")] = "",
+    explorer_url: Annotated[str, typer.Option(help="The Explorer's address: SCC externalUri.")] = "",
 ) -> None:
-    """Write findings to stdout as JSON Lines: bindrift's model, OCSF 1.8 Detection Findings, or SCC JSON."""
+    """Write findings to stdout as JSON Lines: bindrift's model, OCSF 1.8 Detection Findings, or SCC v1 Findings
+    (its options default to the settings' [scc] table)."""
     import msgspec
 
+    from bindrift.config import load_settings
     from bindrift.sinks.store.sql_store import FindingFilter
 
     store = open_store(db)
@@ -154,8 +160,11 @@ def export(
     from bindrift.sinks.exports.ocsf import to_ocsf
     from bindrift.sinks.exports.scc import to_scc
 
+    scc = load_settings().scc
+    given = {"parent": scc_parent, "project": gcp_project, "location": gcp_location, "explorer_url": explorer_url}
+    scc = msgspec.structs.replace(scc, **{k: v for k, v in given.items() if v})
     for finding in found:
-        body = to_ocsf(finding) if output_format is ExportFormat.ocsf else to_scc(finding)
+        body = to_ocsf(finding) if output_format is ExportFormat.ocsf else to_scc(finding, scc)
         out.write(msgspec.json.encode(body) + b"\n")
     out.flush()
 
