@@ -121,7 +121,8 @@ function ago(iso) {
 
 // A time as UTC to the millisecond with how long ago it was.
 const when = (iso) => (iso ? `${utc(iso)} (${ago(iso)})` : "");
-const time = (iso) => (iso ? el("time", { datetime: iso, class: "t" }, utc(iso), el("span", { class: "rel" }, ago(iso))) : "");
+const time = (iso) => (iso ? el("time", { datetime: iso, class: "t" }, el("span", { class: "nowrap" }, utc(iso).slice(0, 10)), " ",
+  el("span", { class: "nowrap" }, utc(iso).slice(11)), el("span", { class: "rel" }, ago(iso))) : "");
 
 async function api(path, options = {}) {
   const token = sessionStorage.getItem(TOKEN_KEY);
@@ -313,7 +314,8 @@ async function renderList(params) {
     el("a", { class: "count", href: `#/?${query(params, { view, exact_severity: "", severity: "", offset: "" })}` }, el("b", {}, stats.total), "findings"),
     SEVERITIES.map((s) => countLink(s, stats.by_severity[s] || 0)));
   const tab = (name, label) => el("a", { class: view === name ? "active" : "", href: `#/?${query(params, { view: name, offset: "" })}` }, label);
-  const table = view === "incidents" ? incidentTable(page.items, page.triage || {}, params) : findingTable(page.items, params);
+  const table = el("div", { class: "table-scroll" },
+    view === "incidents" ? incidentTable(page.items, page.triage || {}, params) : findingTable(page.items, params));
   const nav = (to) => `#/?${query(params, { view, offset: to })}`;
   const pager = el("div", { class: "pager" },
     offset > 0 ? el("a", { href: nav(Math.max(0, offset - PAGE)) }, "← previous") : null,
@@ -367,14 +369,14 @@ function incidentTable(items, triage, params) {
       const href = `#/incident/${encodeURIComponent(inc.id)}`;
       return el("tr", { class: "row", "data-id": inc.id, onclick: () => { location.hash = href; } },
         el("td", {}, sev(inc.severity)),
-        el("td", { class: "wrap title" }, el("a", { href }, txt(t.title, 100)), el("div", { class: "muted small" }, txt(t.summary, 200))),
-        el("td", { class: "wrap" }, el("span", { class: "scope" }, isHost(inc.resource) ? "host" : (inc.resource.pod ? "pod" : "container")), " ",
-          txt(isHost(inc.resource) ? inc.resource.node : where(inc.resource), 80)),
+        el("td", { class: "wrap title" }, el("a", { href }, txt(t.title, 100)), el("div", { class: "muted small" }, txt(t.summary, 160))),
+        el("td", { class: "wrap where" }, el("span", { class: "scope" }, isHost(inc.resource) ? "host" : (inc.resource.pod ? "pod" : "container")), " ",
+          txt(isHost(inc.resource) ? inc.resource.node : where(inc.resource), 48)),
         el("td", { class: "wrap" }, txt(t.owner, 40)), el("td", {}, el("span", { class: "state" }, t.state)),
         el("td", { class: "num" }, inc.finding_ids.length, el("div", { class: "muted small" },
           Object.entries(t.findings_by_state || {}).map(([s, n]) => `${n} ${s}`).join(", "))),
-        el("td", { class: "nowrap" }, time(inc.first_seen)), el("td", { class: "nowrap" }, time(inc.last_seen)),
-        el("td", { class: "wrap" }, txt(inc.resource.image, 80)), el("td", { class: "wrap" }, txt(inc.resource.node, 60)));
+        el("td", {}, time(inc.first_seen)), el("td", {}, time(inc.last_seen)),
+        el("td", { class: "wrap name" }, txt(inc.resource.image, 48)), el("td", { class: "wrap name" }, txt(inc.resource.node, 40)));
     })));
 }
 
@@ -389,8 +391,8 @@ function findingTable(items, params) {
     el("tbody", {}, items.map((f) => el("tr", { class: "row", "data-id": f.id, onclick: () => { location.hash = findingHref(f); } },
       el("td", {}, sev(f.severity)), el("td", {}, f.category),
       el("td", { class: "mono wrap" }, el("a", { href: findingHref(f) }, txt(f.file.path, 120))),
-      el("td", { class: "wrap" }, txt(where(f.resource), 80)), el("td", { class: "num" }, f.count),
-      el("td", { class: "nowrap" }, time(f.first_seen)), el("td", { class: "nowrap" }, time(f.last_seen)),
+      el("td", { class: "wrap where" }, txt(where(f.resource), 48)), el("td", { class: "num" }, f.count),
+      el("td", {}, time(f.first_seen)), el("td", {}, time(f.last_seen)),
       el("td", {}, el("span", { class: "state" }, f.state))))));
 }
 
