@@ -345,6 +345,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for method in route.methods or ():
             operation = spec["paths"][route.path_format][method.lower()]
             responses = operation.setdefault("responses", {})
+            if "{" in route.path_format:
+                responses.setdefault("404", {"description": "no such record"})["content"] = ERROR_CONTENT
             if _principal not in calls:
                 operation["security"] = []
                 operation["description"] = operation.get("description", "") + "\n\nOpen: no token needed."
