@@ -621,8 +621,8 @@ function findingDetail(f, members) {
     el("div", { class: "grid" },
       f.process ? el("section", { class: "panel", id: "lineage" }, el("h2", {}, "Process lineage"), lineageTree(f.process)) : null,
       f.writer ? el("section", { class: "panel", id: "writer-lineage" }, el("h2", {}, "Writer lineage"), lineageTree(f.writer)) : null),
-    el("div", { class: "grid" }, filePanel(f), evidencePanel(f)),
-    el("div", { class: "grid" }, indicatorPanel(f), relatedPanel(f, members)),
+    filePanel(f),
+    el("div", { class: "grid" }, evidencePanel(f), indicatorPanel(f), relatedPanel(f, members)),
     el("div", { class: "grid" }, responsePanel(f), statePanel(f)));
 }
 
