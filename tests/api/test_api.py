@@ -262,7 +262,7 @@ def test_metrics_and_openapi_need_a_token_unless_opened(filled: SqlStore) -> Non
     assert "401" in closed_spec["paths"]["/metrics"]["get"]["responses"], "closed by default, and documented so"
 
 
-def test_incident_triage_title_owner_state_and_bulk_state(client: TestClient) -> None:
+def test_incident_triage_title_owner_state_and_bulk_state(client: TestClient, filled: SqlStore) -> None:
     shop = client.get("/api/v1/incidents", params={"namespace": "shop"}, headers=AS_READER).json()
     (incident,) = shop["items"]
     triage = shop["triage"][incident["id"]]
@@ -290,3 +290,8 @@ def test_incident_triage_title_owner_state_and_bulk_state(client: TestClient) ->
                        headers=AS_ADMIN).status_code == 404  # fmt: skip
     high = client.get("/api/v1/findings", params={"exact_severity": "high"}, headers=AS_READER).json()
     assert high["total"] >= 1 and {f["severity"] for f in high["items"]} == {"high"}
+    from bindrift.sinks.store.incident_triage import purge_triage
+
+    assert purge_triage(filled) == 0, "the incident is still stored"
+    filled.purge(T0 + timedelta(days=365))
+    assert purge_triage(filled) == 1 and client.get(path, headers=AS_READER).status_code == 404

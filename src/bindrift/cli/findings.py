@@ -192,9 +192,12 @@ def purge(
     from bindrift.config import load_settings
 
     cutoff = parse_when(older_than or f"{load_settings().retention_days}d", future=False)
+    from bindrift.sinks.store.incident_triage import purge_triage
+
     store = open_store(db)
     try:
         removed = store.purge(cutoff)
+        purge_triage(store)
     finally:
         store.close()
     typer.echo(f"{removed} finding(s) last seen before {cutoff.isoformat()} removed")

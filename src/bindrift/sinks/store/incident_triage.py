@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
-from sqlalchemy import DateTime, String, select, update
+from sqlalchemy import DateTime, String, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bindrift.schema.finding import Finding, State
@@ -64,6 +64,13 @@ def set_triage(store: SqlStore, incident_id: str, owner: str, state: IncidentSta
     with Session(store.engine) as session, session.begin():
         session.merge(IncidentTriageRow(incident_id=incident_id, owner=owner, state=state, by=by, at=triage.at))
     return triage
+
+
+def purge_triage(store: SqlStore) -> int:
+    """Retention: forget the triage of incidents no longer stored; returns how many."""
+    with Session(store.engine) as session, session.begin():
+        gone = ~IncidentTriageRow.incident_id.in_(select(IncidentRow.id))
+        return int(session.execute(delete(IncidentTriageRow).where(gone)).rowcount)  # type: ignore[attr-defined]
 
 
 def set_findings_state(store: SqlStore, finding_ids: Sequence[str], state: State, by: str, reason: str) -> list[str]:

@@ -53,7 +53,7 @@ const short = (text, n = 12) => (text || "").slice(0, n);
 // Characters that cannot be seen or that change how the text around them reads: controls, bidirectional
 // embeddings, overrides and isolates, zero-width and other format characters, line and paragraph separators,
 // spaces other than U+0020, fillers that render blank, private-use and unassigned code points.
-const HIDDEN = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\u115f\u1160\u3164\uffa0\u2800]/u;
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\u115f\u1160\u3164\uffa0\u2800]/u;
 const HIDDEN_ALL = new RegExp(HIDDEN.source, "gu");
 const LONG = 160;
 
