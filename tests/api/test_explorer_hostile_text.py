@@ -22,6 +22,7 @@ from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.schema.finding import Evidence, FileInfo, ProcessInfo, ProcessRef, Resource
 from bindrift.sinks.api.app import create_app
 from bindrift.sinks.api.auth import Principal, TokenSet
+from bindrift.sinks.store.incident_triage import set_findings_state, set_triage
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 from tests.conftest import PROJECT
 from tests.detections import POD, detection
@@ -61,6 +62,9 @@ def _fill(store: SqlStore) -> dict[str, Any]:
                                      writer=writer, process=msgspec.structs.replace(writer, pid=8),
                                      evidence=[Evidence(kind="upper", summary=_long("summary"),
                                                         values={_long("key"): _long("value")})]))  # fmt: skip
+    reason = "\u202e" + _long("reason")[:1999]  # the API's longest reason, and the owner's
+    set_findings_state(store, [big.id], "muted", "\u2067" + _long("by")[:200], reason)
+    set_triage(store, big.incident_id, _long("owner")[:255], "investigating", "alice")
     for i in range(30):
         host = Resource(node=f"{i:02d}" + _long("hostnode"))
         pipeline.process(detection(minutes=10 + i, resource=host, file=FileInfo(path="/" + _long(f"p{i}"),
@@ -169,6 +173,10 @@ def test_hostile_text_is_visible_isolated_cut_and_the_page_keeps_its_width(
             for section in ("#triage", "#resource", "#chain", "#lineage", "#writer-lineage", "#file", "#evidence"):
                 text = page.text_content(section) or ""
                 assert CUT.search(text), section
+            history = page.text_content("#history") or ""
+            assert "by ⟨U+2067⟩by-by" in history and ": ⟨U+202E⟩reason-" in history and CUT.search(history) is None
+            assert re.search(r"…show all \d{3,}", history) and "\u202e" not in history
+            assert "owner-owner" in (page.text_content("#triage") or "")
             node = page.locator("#resource dd bdi.v").nth(1)
             node.locator("button.reveal").click()
             assert node.locator(".full").text_content() == big.resource.node
