@@ -168,11 +168,11 @@ def test_health_metrics_openapi_and_headers(client: TestClient) -> None:
     assert "default-src 'none'" in health.headers["content-security-policy"]
     assert health.headers["x-content-type-options"] == "nosniff" and health.headers["x-frame-options"] == "DENY"
     client.get("/api/v1/findings", headers=AS_READER)
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=AS_READER).text
     assert 'bindrift_stored_findings{severity="high"} 5.0' in metrics
     assert 'bindrift_stored_findings_by_state{state="active"} 9.0' in metrics
     assert 'bindrift_api_requests_total{method="GET",route="/api/v1/findings",status="200"} 1.0' in metrics
-    spec = client.get("/api/v1/openapi.json").json()
+    spec = client.get("/api/v1/openapi.json", headers=AS_READER).json()
     assert {"Finding", "Incident", "Resource", "Evidence"} <= set(spec["components"]["schemas"])
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     paths = spec["paths"]
@@ -230,3 +230,68 @@ def test_captured_binary_handed_out_verified_to_admins_only(filled: SqlStore, tm
         blob.stored.chmod(0o600)
         blob.stored.write_bytes(b"tampered")
         assert client.get(f"/api/v1/evidence/{record.id}", headers=AS_ADMIN).status_code == 409
+
+
+def test_metrics_and_openapi_need_a_token_unless_opened(filled: SqlStore) -> None:
+    tokens = TokenSet({ADMIN: Principal("alice", "admin"), READ: Principal("bob", "read")})
+    with TestClient(create_app(filled, tokens)) as closed:
+        for path in ("/metrics", "/api/v1/openapi.json"):
+            refused = closed.get(path)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer", path
+            assert closed.get(path, headers=AS_READER).status_code == 200, path
+        assert closed.get("/healthz").status_code == 200
+        closed_spec = closed.get("/api/v1/openapi.json", headers=AS_READER).json()
+    with TestClient(create_app(filled, tokens, open_routes=("metrics", "openapi"))) as opened:
+        assert "bindrift_stored_findings" in opened.get("/metrics").text
+        spec = opened.get("/api/v1/openapi.json").json()
+    with pytest.raises(ValueError, match="cannot open docs"):
+        create_app(filled, tokens, open_routes=("docs",))
+    operations = {(path, method): op for path, item in spec["paths"].items() for method, op in item.items()}
+    assert (
+        operations[("/healthz", "get")]["security"] == [] and "401" not in operations[("/healthz", "get")]["responses"]
+    )
+    guarded = {key: op for key, op in operations.items() if op.get("security") != []}
+    assert len(guarded) >= 12 and all("401" in op["responses"] for op in guarded.values())
+    admin_only = {
+        key for key, op in guarded.items() if "admin token" in op["responses"].get("403", {}).get("description", "")
+    }
+    assert admin_only == {("/api/v1/findings/{finding_id}/state", "post"), ("/api/v1/evidence/{evidence_id}", "get"),
+                          ("/api/v1/incidents/{incident_id}/triage", "post"),
+                          ("/api/v1/incidents/{incident_id}/state", "post")}  # fmt: skip
+    assert operations[("/metrics", "get")]["security"] == [], "opened, and documented so"
+    assert "401" in closed_spec["paths"]["/metrics"]["get"]["responses"], "closed by default, and documented so"
+
+
+def test_incident_triage_title_owner_state_and_bulk_state(client: TestClient, filled: SqlStore) -> None:
+    shop = client.get("/api/v1/incidents", params={"namespace": "shop"}, headers=AS_READER).json()
+    (incident,) = shop["items"]
+    triage = shop["triage"][incident["id"]]
+    assert triage["title"] == "Modified Binary Executed: ls" and triage["scope"] == "container"
+    assert triage["summary"] == ("Modified Binary Executed of /usr/bin/ls, written by /bin/busybox, run by /tmp/x, in "
+                                 "pod shop/web-0 (app) on node node-1 and 1 more finding.")  # fmt: skip
+    assert (triage["owner"], triage["state"], triage["findings_by_state"]) == ("", "new", {"active": 2})
+    path = f"/api/v1/incidents/{incident['id']}"
+    body = {"owner": "carol", "state": "investigating"}
+    assert client.post(f"{path}/triage", json=body, headers=AS_READER).status_code == 403
+    set_ = client.post(f"{path}/triage", json=body, headers=AS_ADMIN).json()
+    assert (set_["owner"], set_["state"], set_["by"]) == ("carol", "investigating", "alice") and set_["at"]
+    assert client.post(f"{path}/state", json={"state": "muted", "reason": "x"}, headers=AS_READER).status_code == 403
+    assert client.post(f"{path}/state", json={"state": "muted"}, headers=AS_ADMIN).status_code == 422
+    muted = client.post(f"{path}/state", json={"state": "muted", "reason": "known build step"}, headers=AS_ADMIN)
+    assert sorted(muted.json()["changed"]) == sorted(incident["finding_ids"])
+    again = client.post(f"{path}/state", json={"state": "muted", "reason": "twice"}, headers=AS_ADMIN).json()
+    assert again["changed"] == [], "findings already muted are not changed again"
+    shown = client.get(path, headers=AS_READER).json()
+    assert shown["triage"]["findings_by_state"] == {"muted": 2} and shown["triage"]["owner"] == "carol"
+    for finding in shown["findings"]:
+        last = finding["state_history"][-1]
+        assert (finding["state"], last["by"], last["reason"]) == ("muted", "alice", "known build step")
+    assert client.post("/api/v1/incidents/nope/state", json={"state": "muted", "reason": "x"},
+                       headers=AS_ADMIN).status_code == 404  # fmt: skip
+    high = client.get("/api/v1/findings", params={"exact_severity": "high"}, headers=AS_READER).json()
+    assert high["total"] >= 1 and {f["severity"] for f in high["items"]} == {"high"}
+    from bindrift.sinks.store.incident_triage import purge_triage
+
+    assert purge_triage(filled) == 0, "the incident is still stored"
+    filled.purge(T0 + timedelta(days=365))
+    assert purge_triage(filled) == 1 and client.get(path, headers=AS_READER).status_code == 404

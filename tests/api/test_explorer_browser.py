@@ -117,7 +117,7 @@ def test_click_through_list_incident_mute_and_nothing_executes(
             assert page.text_content("#who") == "admin (admin)"
             for severity, count in stats["by_severity"].items():
                 assert page.text_content(f'#severity-counts [data-severity="{severity}"] b') == str(count)
-            assert page.locator(".chart svg rect").count() >= 1
+            page.wait_for_selector(".chart svg rect")
             page.screenshot(path=str(screenshots / "explorer-list.png"), full_page=True)
 
             page.click(f'#incidents tr[data-id="{payload["incident_id"]}"]')

@@ -1,5 +1,5 @@
-"""`bindrift serve` as a user starts it: loopback, a token made and kept when none is configured, and the
-API answering over real HTTP."""
+"""`bindrift serve` as a user starts it: loopback, a token made and kept when none is configured, the API
+answering over real HTTP, and only the routes it was told to open answering without a token."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def test_serve_makes_and_keeps_a_token_and_answers_on_loopback(tmp_path: Path) -
     port = _free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as err:
-        server = subprocess.Popen([BINDRIFT, "serve", "--db", db, "--port", str(port)], env=env, stderr=err,
-                                  stdout=subprocess.DEVNULL)  # fmt: skip
+        server = subprocess.Popen([BINDRIFT, "serve", "--db", db, "--port", str(port), "--open-route", "metrics"],
+                                  env=env, stderr=err, stdout=subprocess.DEVNULL)  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -61,6 +61,9 @@ def test_serve_makes_and_keeps_a_token_and_answers_on_loopback(tmp_path: Path) -
         status, body = _get(base + "/api/v1/findings", token)
         assert status == 200 and msgspec.json.decode(body) == {"total": 0, "limit": 50, "offset": 0, "items": []}
         assert msgspec.json.decode(_get(base + "/api/v1/me", token)[1]) == {"name": "admin", "role": "admin"}
+        assert _get(base + "/metrics")[0] == 200, "opened by --open-route metrics"
+        assert _get(base + "/api/v1/openapi.json")[0] == 401, "not opened"
+        assert _get(base + "/api/v1/openapi.json", token)[0] == 200
         listening = [line.split()[1] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
                      if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A"]  # fmt: skip
         assert listening == [f"0100007F:{port:04X}"], "loopback only by default"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 from collections.abc import Iterator
@@ -110,3 +111,44 @@ def test_suppress_add_list_remove(db: str) -> None:
     assert runner.invoke(app, ["suppress", "add", "--reason", "no scope", "--db", db]).exit_code == 2
     assert runner.invoke(app, ["suppress", "remove", rule_id, "--db", db]).exit_code == 0
     assert runner.invoke(app, ["suppress", "remove", rule_id, "--db", db]).exit_code == 2
+
+
+def test_ids_by_unique_prefix_as_git_and_ambiguous_ones_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'prefix.db'}"
+    store = SqlStore(url)
+    pipeline = FindingsPipeline(store)
+    ids = sorted(pipeline.process(detection(minutes=i, file=FileInfo(path=f"/tmp/{i}", sha256=f"{i:064x}"))).id
+                 for i in range(17))  # fmt: skip  # 17 ids over 16 hex digits: two share a first digit
+    incident = store.list_findings()[0].incident_id
+    store.close()
+    shared = next(a[0] for a, b in itertools.pairwise(ids) if a[0] == b[0])
+    ambiguous = runner.invoke(app, ["findings", "show", shared, "--db", url])
+    assert ambiguous.exit_code == 2 and f"finding id prefix '{shared}' is ambiguous" in ambiguous.output
+    unique = {i: next(i[:n] for n in range(1, 33) if sum(j.startswith(i[:n]) for j in ids) == 1) for i in ids}
+    for full, prefix in list(unique.items())[:3]:
+        shown = runner.invoke(app, ["findings", "show", prefix, "--db", url, "--format", "json"])
+        assert shown.exit_code == 0 and _findings(shown.stdout)[0].id == full
+    target, prefix = next(iter(unique.items()))
+    muted = runner.invoke(app, ["findings", "mute", prefix, "--reason", "by prefix", "--by", "alice", "--db", url])
+    assert muted.exit_code == 0 and muted.stdout.strip() == f"{target}: muted"
+    assert runner.invoke(app, ["findings", "resolve", shared, "--reason", "x", "--db", url]).exit_code == 2
+    assert "no finding zz" in runner.invoke(app, ["findings", "show", "zz", "--db", url]).output
+    by_incident = runner.invoke(app, ["findings", "list", "--incident", incident[:8], "--db", url, "--format", "json"])
+    assert len(_findings(by_incident.stdout)) == 17
+
+
+def test_hidden_characters_shown_lineage_on_lines_and_ids_never_wrapped(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hostile.db'}"
+    store = SqlStore(url)
+    finding = FindingsPipeline(store).process(detection(file=FileInfo(path="/tmp/invoice\u202egnp.exe\u200b",
+                                                                      sha256="c" * 64)))  # fmt: skip
+    store.close()
+    listed = runner.invoke(app, ["findings", "list", "--db", url], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0 and finding.id[:12] in listed.stdout, listed.stdout
+    assert "\u202e" not in listed.stdout and "\u200b" not in listed.stdout and "/tmp/invoice⟨U+202E⟩" in listed.stdout
+    assert listed.stdout.splitlines()[2].startswith(f"{finding.id[:12]}  2026-11-01 12:00  low"), "one line, unwrapped"
+    shown = runner.invoke(app, ["findings", "show", finding.id, "--db", url], env={"COLUMNS": "300"}).stdout
+    assert "/tmp/invoice⟨U+202E⟩gnp.exe⟨U+200B⟩" in shown and "\u202e" not in shown and "\u200b" not in shown
+    lines = shown.splitlines()
+    writer = next(i for i, line in enumerate(lines) if line.startswith("writer: "))
+    assert lines[writer + 1] == "  ← pid 1 /bin/busybox " and "\\n" not in shown

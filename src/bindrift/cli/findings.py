@@ -1,10 +1,11 @@
-"""`bindrift findings list|show|mute|resolve|reopen|export|purge`."""
+"""`bindrift findings list|show|mute|resolve|reopen|export|purge`. Finding and incident ids may be given by a
+unique prefix, as git takes a short hash."""
 
 from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -12,8 +13,13 @@ from bindrift.cli.common import DbOption, current_user, open_store, parse_when
 
 if TYPE_CHECKING:
     from bindrift.schema.finding import Finding, State
+    from bindrift.sinks.store.sql_store import SqlStore
 
 app = typer.Typer(help="Explore and triage stored findings.", no_args_is_help=True)
+
+
+SHORT_ID = 12
+CELL = 200  # characters of a workload string shown in a table cell; `show` prints them whole
 
 
 class ListFormat(StrEnum):
@@ -53,14 +59,15 @@ def list_findings(
     from bindrift.sinks.store.sql_store import FindingFilter
 
     try:
-        where = FindingFilter(
-            category=category, min_severity=parse_severity(severity) if severity else None, state=state,
-            cluster=cluster, namespace=namespace, pod=pod, image=image, node=node, incident_id=incident,
-            since=parse_when(since, future=False) if since else None, text=text, sort=sort, limit=limit,
-            offset=offset,
-        )  # fmt: skip
         store = open_store(db)
         try:
+            where = FindingFilter(
+                category=category, min_severity=parse_severity(severity) if severity else None, state=state,
+                cluster=cluster, namespace=namespace, pod=pod, image=image, node=node,
+                incident_id=_resolve(store, incident, "incident") if incident else "",
+                since=parse_when(since, future=False) if since else None, text=text, sort=sort, limit=limit,
+                offset=offset,
+            )  # fmt: skip
             found = store.list_findings(where)
             total = store.count_findings(where)
         finally:
@@ -76,14 +83,13 @@ def list_findings(
 @app.command()
 def show(finding_id: str, db: DbOption = None, output_format: Annotated[ListFormat, typer.Option("--format")]
          = ListFormat.table) -> None:  # fmt: skip
-    """Everything about one finding: context, process, writer, file, evidence, response steps."""
+    """Everything about one finding (id or unique prefix): context, process, writer, file, evidence, response."""
     store = open_store(db)
     try:
-        finding = store.get_finding(finding_id)
+        finding = store.get_finding(_resolve(store, finding_id))
     finally:
         store.close()
     if finding is None:
-        typer.echo(f"no finding {finding_id}", err=True)
         raise typer.Exit(2)
     if output_format is ListFormat.json:
         _json_lines([finding])
@@ -93,16 +99,33 @@ def show(finding_id: str, db: DbOption = None, output_format: Annotated[ListForm
     render_finding(finding)
 
 
+def _resolve(store: SqlStore, prefix: str, kind: Literal["finding", "incident"] = "finding") -> str:
+    """The one id starting with `prefix`; exit 2 saying why when none or several do."""
+    from bindrift.cli.visible_text import visible
+    from bindrift.sinks.store.incident_triage import AmbiguousIdError, resolve_id
+
+    try:
+        found = resolve_id(store, prefix, kind)
+    except AmbiguousIdError as exc:
+        typer.echo(visible(str(exc)), err=True)
+        raise typer.Exit(2) from exc
+    if found is None:
+        typer.echo(f"no {kind} {visible(prefix, 80)}", err=True)
+        raise typer.Exit(2)
+    return found
+
+
 def _change(finding_id: str, state: State, reason: str, by: str, db: str | None) -> None:
     store = open_store(db)
     try:
-        changed = store.set_state(finding_id, state, by or current_user(), reason)
+        full_id = _resolve(store, finding_id)
+        changed = store.set_state(full_id, state, by or current_user(), reason)
     finally:
         store.close()
     if changed is None:
-        typer.echo(f"no finding {finding_id}", err=True)
+        typer.echo(f"no finding {full_id}", err=True)
         raise typer.Exit(2)
-    typer.echo(f"{finding_id}: {state}")
+    typer.echo(f"{full_id}: {state}")
 
 
 Reason = Annotated[str, typer.Option(help="Why (recorded with the change).")]
@@ -178,9 +201,12 @@ def purge(
     from bindrift.config import load_settings
 
     cutoff = parse_when(older_than or f"{load_settings().retention_days}d", future=False)
+    from bindrift.sinks.store.incident_triage import purge_triage
+
     store = open_store(db)
     try:
         removed = store.purge(cutoff)
+        purge_triage(store)
     finally:
         store.close()
     typer.echo(f"{removed} finding(s) last seen before {cutoff.isoformat()} removed")
@@ -193,23 +219,25 @@ def _json_lines(found: list[Finding]) -> None:
 
 
 def _table(found: list[Finding], total: int) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from bindrift.sinks.scan_report.summary import inert
+    from bindrift.cli.visible_text import visible
     from bindrift.sinks.scan_report.table import STYLES
 
-    table = Table(show_lines=False)
-    for column in ("id", "last seen", "severity", "category", "state", "where", "file", "count"):
-        table.add_column(column, overflow="fold")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for column in ("id", "last seen (UTC)", "severity", "state", "count"):  # never wrapped
+        table.add_column(column, no_wrap=True, justify="right" if column == "count" else "left")
+    table.add_column("category, where, file", overflow="fold")
     for f in found:
         r = f.resource
-        where = "/".join(x for x in (r.cluster, r.namespace, r.pod, r.container_name) if x) or r.node
-        table.add_row(
-            f.id[:12], f.last_seen.strftime("%Y-%m-%d %H:%M:%S"), Text(f.severity, style=STYLES[f.severity]),
-            f.category, f.state, Text(inert(where)), Text(inert(f.file.path)), str(f.count),
-        )  # fmt: skip
-    console = Console()
+        where = "/".join(x for x in (r.cluster, r.namespace, r.pod, r.container_name) if x) or f"host {r.node}"
+        what = Text(f.category, style="bold")
+        what.append("\n" + visible(where, CELL) + "\n" + visible(f.file.path, CELL))
+        seen = f.last_seen.strftime("%Y-%m-%d %H:%M")
+        table.add_row(f.id[:SHORT_ID], seen, Text(f.severity, style=STYLES[f.severity]), f.state, str(f.count), what)
+    console = Console(highlight=False)
     console.print(table)
     console.print(f"{len(found)} of {total} finding(s)")

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from click import Choice
 
 from bindrift.cli.common import DbOption, open_store
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import uvicorn
 
     from bindrift.sinks.api.auth import TokenSet
@@ -22,6 +25,12 @@ TokensOption = Annotated[
     Path | None,
     typer.Option("--tokens-file", help="Tokens, one 'read|admin NAME SECRET' per line (also BINDRIFT_ADMIN_TOKEN, "
                  "BINDRIFT_READ_TOKEN). Without any, an admin token is made and kept in the data directory."),
+]  # fmt: skip
+OpenOption = Annotated[
+    list[str] | None,
+    typer.Option("--open-route", click_type=Choice(["metrics", "openapi"]), envvar="BINDRIFT_OPEN_ROUTES",
+                 help="Serve /metrics or the OpenAPI document without a token (repeatable; by default both need "
+                 "one)."),
 ]  # fmt: skip
 
 
@@ -33,20 +42,27 @@ def serve(
     evidence_dir: Annotated[
         str, typer.Option(help="The agent's evidence store (default: evidence/ beside the SQLite database).")
     ] = "",
+    open_route: OpenOption = None,
 ) -> None:
     """Serve the findings API (OpenAPI at /api/v1/openapi.json), /healthz, /metrics and the Incident Explorer."""
     store = open_store(db)
     try:
-        server = make_server(store, host, port, tokens_file, evidence_dir)
+        server = make_server(store, host, port, tokens_file, evidence_dir, open_route or ())
         server.run()
     finally:
         store.close()
 
 
 def make_server(
-    store: SqlStore, host: str, port: int, tokens_file: Path | None, evidence_dir: str = ""
+    store: SqlStore,
+    host: str,
+    port: int,
+    tokens_file: Path | None,
+    evidence_dir: str = "",
+    open_routes: Sequence[str] = (),
 ) -> uvicorn.Server:
-    """A uvicorn server of the API over `store` (captured binaries from `evidence_dir`); says where to sign in."""
+    """A uvicorn server of the API over `store` (captured binaries from `evidence_dir`, `open_routes` served
+    without a token); says where to sign in."""
     import uvicorn
 
     from bindrift.cli.agent_response import default_evidence_dir
@@ -55,7 +71,7 @@ def make_server(
 
     tokens = _tokens(tokens_file)
     evidence = EvidenceStore(evidence_dir or default_evidence_dir(store), store)
-    config = uvicorn.Config(create_app(store, tokens, evidence), host=host, port=port, log_level="warning",
+    config = uvicorn.Config(create_app(store, tokens, evidence, open_routes), host=host, port=port, log_level="warning",
                             access_log=False, server_header=False)  # fmt: skip
     print(f"bindrift: Incident Explorer on http://{_display_host(host)}:{port}/ (store {store.display_url})",
           file=sys.stderr, flush=True)  # fmt: skip
@@ -66,11 +82,15 @@ def serve_in_background(
     store: SqlStore, listen: str, tokens_file: Path | None, evidence_dir: str = ""
 ) -> uvicorn.Server:
     """Start the API in a thread of this process (for `bindrift watch --serve`); returns the running server.
-    uvicorn leaves the signals to the main thread (the agent) when it runs in another one."""
+    uvicorn leaves the signals to the main thread (the agent) when it runs in another one. `BINDRIFT_OPEN_ROUTES`
+    opens routes as `serve --open-route` does."""
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise typer.BadParameter(f"--serve takes HOST:PORT, not {listen!r}")
-    server = make_server(store, host.strip("[]"), int(port), tokens_file, evidence_dir)
+    opened = os.environ.get("BINDRIFT_OPEN_ROUTES", "").split()  # as `serve --open-route`
+    if set(opened) - {"metrics", "openapi"}:
+        raise typer.BadParameter(f"BINDRIFT_OPEN_ROUTES takes metrics and/or openapi, not {opened!r}")
+    server = make_server(store, host.strip("[]"), int(port), tokens_file, evidence_dir, opened)
     threading.Thread(target=server.run, name="bindrift-api", daemon=True).start()
     return server
 

@@ -1,6 +1,7 @@
 """The FastAPI application: findings and incidents API, health, metrics and the Incident Explorer UI.
 
-Reads need a `read` or `admin` token, state changes an `admin` token (bearer header only). Cross-site
+Reads need a `read` or `admin` token, state changes an `admin` token (bearer header only); only `/healthz`
+and the UI's static files are open, and `/metrics` and the OpenAPI document when configured so. Cross-site
 requests cannot change anything: the token is never in a cookie or a URL, a state change must be a JSON
 body, and a request whose `Origin` is another site is refused. Every page is served with a strict
 Content-Security-Policy, and the UI writes workload strings only as text, never as markup.
@@ -9,13 +10,16 @@ Content-Security-Policy, and the UI writes workload strings only as text, never 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -25,8 +29,16 @@ from bindrift.response.evidence import EvidenceError, EvidenceStore
 from bindrift.schema.finding import Finding, Incident
 from bindrift.sinks.api.auth import Principal, TokenSet
 from bindrift.sinks.api.filters import finding_filter
+from bindrift.sinks.api.incident_view import IncidentTriageView, view
 from bindrift.sinks.api.metrics import ApiMetrics
 from bindrift.sinks.api.timeline import Bucket, timeline
+from bindrift.sinks.store.incident_triage import (
+    IncidentState,
+    get_triage,
+    lead_findings,
+    set_findings_state,
+    set_triage,
+)
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
 STATIC = files("bindrift.sinks.api") / "static"
@@ -35,7 +47,17 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")  # fmt: skip
 SCHEMA_REF = "#/components/schemas/{name}"
 FINDING_SCHEMA = {"content": {"application/json": {"schema": {"$ref": SCHEMA_REF.format(name="Finding")}}}}
-DESCRIPTION = "Findings of suspicious binaries and container drift: explore, triage, export."
+OPEN_CHOICES = ("metrics", "openapi")
+OPENAPI_PATH = "/api/v1/openapi.json"
+DESCRIPTION = (
+    "Findings of suspicious binaries and container drift: explore, triage, export.\n\n"
+    "Every operation needs a bearer token (`Authorization: Bearer …`) unless it says `security: []`: "
+    "a missing or unknown token is answered 401, a read token on an admin operation 403, and a state change "
+    "whose `Origin` is another site 403. Open: `/healthz`; `/metrics` and this document only when the server "
+    "is started with `--open-route metrics` / `--open-route openapi`."
+)
+ERROR_SCHEMA = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+ERROR_CONTENT = {"application/json": {"schema": ERROR_SCHEMA}}
 
 
 class StateRequest(BaseModel):
@@ -43,6 +65,13 @@ class StateRequest(BaseModel):
 
     state: Literal["active", "muted", "resolved"]
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class TriageRequest(BaseModel):
+    """An incident's owner (empty: nobody) and state."""
+
+    owner: str = Field(default="", max_length=255)
+    state: IncidentState = "new"
 
 
 class _Headers(BaseHTTPMiddleware):
@@ -101,10 +130,18 @@ Admin = Annotated[Principal, Depends(_admin)]
 Filter = Annotated[FindingFilter, Depends(finding_filter)]
 
 
-def create_app(store: SqlStore, tokens: TokenSet, captures: EvidenceStore | None = None) -> FastAPI:
-    """The API and UI over `store`, accepting `tokens`; captured binaries are handed out from `captures`."""
-    app = FastAPI(title="bindrift", version=__version__, docs_url=None, redoc_url=None,
-                  openapi_url="/api/v1/openapi.json", description=DESCRIPTION)  # fmt: skip
+def create_app(
+    store: SqlStore, tokens: TokenSet, captures: EvidenceStore | None = None, open_routes: Collection[str] = ()
+) -> FastAPI:
+    """The API and UI over `store`, accepting `tokens`; captured binaries are handed out from `captures`.
+    `open_routes` names what is served without a token besides `/healthz`: `metrics`, `openapi`."""
+    unknown = set(open_routes) - set(OPEN_CHOICES)
+    if unknown:
+        raise ValueError(f"cannot open {', '.join(sorted(unknown))}; choose from {', '.join(OPEN_CHOICES)}")
+    app = FastAPI(title="bindrift", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
+                  description=DESCRIPTION)  # fmt: skip
+    app.state.open_routes = frozenset(open_routes)
+    guarded = {name: [] if name in open_routes else [Depends(_principal)] for name in OPEN_CHOICES}
     metrics = ApiMetrics(store)
     app.state.tokens = tokens
     app.add_middleware(_Headers, metrics=metrics)
@@ -118,10 +155,16 @@ def create_app(store: SqlStore, tokens: TokenSet, captures: EvidenceStore | None
             raise HTTPException(503, "the store does not answer") from exc
         return {"status": "ok"}
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
+    @app.get("/metrics", tags=["operations"], response_class=Response, dependencies=guarded["metrics"],
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})  # fmt: skip
     def prometheus() -> Response:
-        """Prometheus metrics: stored findings by severity and state, API requests and latency."""
+        """Prometheus metrics: stored findings by severity and state, API requests and latency. Needs a token
+        unless the server opened it (`--open-route metrics`)."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=guarded["openapi"])
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.get("/api/v1/me", tags=["auth"])
     def me(who: Reader) -> dict[str, str]:
@@ -189,9 +232,11 @@ def create_app(store: SqlStore, tokens: TokenSet, captures: EvidenceStore | None
     @app.get("/api/v1/incidents", tags=["incidents"], response_class=Response,
              responses={200: {"content": {"application/json": {"schema": _page_schema("Incident")}}}})  # fmt: skip
     def list_incidents(_who: Reader, where: Filter) -> Response:
-        """Incidents with at least one finding matching the filters, most recent first."""
+        """Incidents with at least one finding matching the filters, most recent first; `triage` gives each
+        one's title, summary, owner and state by incident id."""
         items, total = store.list_incidents(where)
-        return _json({"total": total, "limit": where.limit, "offset": where.offset, "items": items})
+        return _json({"total": total, "limit": where.limit, "offset": where.offset, "items": items,
+                      "triage": _triage_views(store, items)})  # fmt: skip
 
     @app.get("/api/v1/incidents/{incident_id}", tags=["incidents"], response_class=Response)
     def get_incident(_who: Reader, incident_id: str) -> Response:
@@ -201,7 +246,29 @@ def create_app(store: SqlStore, tokens: TokenSet, captures: EvidenceStore | None
             raise HTTPException(404, "no such incident")
         members = store.get_findings(incident.finding_ids[:MAX_INCIDENT_FINDINGS])
         findings = sorted(members, key=lambda f: (f.first_seen, f.id))
-        return _json({"incident": incident, "findings": findings})
+        return _json({"incident": incident, "findings": findings,
+                      "triage": _triage_views(store, [incident])[incident.id]})  # fmt: skip
+
+    @app.post("/api/v1/incidents/{incident_id}/triage", tags=["incidents"], response_class=Response,
+              responses={200: {"content": {"application/json": {"schema": _view_schema()}}},
+                         404: {"description": "no such incident", "content": ERROR_CONTENT}})  # fmt: skip
+    def triage_incident(who: Admin, incident_id: str, change: TriageRequest) -> Response:
+        """Admin: set the incident's owner and state (`new`, `investigating`, `closed`), recorded with who and
+        when."""
+        incident = _incident(store, incident_id)
+        set_triage(store, incident.id, change.owner, change.state, who.name)
+        return _json(_triage_views(store, [incident])[incident.id])
+
+    @app.post("/api/v1/incidents/{incident_id}/state", tags=["incidents"], response_class=Response,
+              responses={200: {"content": {"application/json": {"schema": _bulk_schema()}}},
+                         404: {"description": "no such incident", "content": ERROR_CONTENT}})  # fmt: skip
+    def set_incident_state(who: Admin, incident_id: str, change: StateRequest) -> Response:
+        """Admin: mute, resolve or reopen all the incident's findings at once with one reason; each change is
+        recorded on its finding with who (the token's name), when and why. `changed` lists the findings that
+        were not in that state yet."""
+        incident = _incident(store, incident_id)
+        changed = set_findings_state(store, incident.finding_ids, change.state, who.name, change.reason)
+        return _json({"incident_id": incident.id, "state": change.state, "changed": changed})
 
     @app.get("/api/v1/stats", tags=["findings"])
     def stats(
@@ -223,6 +290,20 @@ def create_app(store: SqlStore, tokens: TokenSet, captures: EvidenceStore | None
     return app
 
 
+def _incident(store: SqlStore, incident_id: str) -> Incident:
+    found = store.get_incident(incident_id)
+    if found is None:
+        raise HTTPException(404, "no such incident")
+    return found
+
+
+def _triage_views(store: SqlStore, incidents: list[Incident]) -> dict[str, IncidentTriageView]:
+    ids = [incident.id for incident in incidents]
+    leads, states = lead_findings(store, ids)
+    triage = get_triage(store, ids)
+    return {i.id: view(i, leads.get(i.id), triage[i.id], states.get(i.id, {})) for i in incidents}
+
+
 def _finding(store: SqlStore, finding_id: str) -> Finding:
     found = store.get_finding(finding_id)
     if found is None:
@@ -233,17 +314,58 @@ def _finding(store: SqlStore, finding_id: str) -> Finding:
 def _page_schema(name: str) -> dict[str, object]:
     return {"type": "object", "required": ["total", "limit", "offset", "items"], "properties": {
         "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"},
-        "items": {"type": "array", "items": {"$ref": SCHEMA_REF.format(name=name)}}}}  # fmt: skip
+        "items": {"type": "array", "items": {"$ref": SCHEMA_REF.format(name=name)}},
+        "triage": {"type": "object", "additionalProperties": _view_schema()}}}  # fmt: skip
+
+
+def _view_schema() -> dict[str, object]:
+    return {"$ref": SCHEMA_REF.format(name="IncidentTriageView")}
+
+
+def _bulk_schema() -> dict[str, object]:
+    return {"type": "object", "required": ["incident_id", "state", "changed"], "properties": {
+        "incident_id": {"type": "string"}, "state": {"type": "string", "enum": ["active", "muted", "resolved"]},
+        "changed": {"type": "array", "items": {"type": "string"}}}}  # fmt: skip
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's spec, with the msgspec schemas of Finding and Incident as components."""
+    """FastAPI's spec, with the msgspec schemas of Finding and Incident as components, and per operation who may
+    call it: `security: []` on open ones, 401 on those needing a token, 403 on admin ones and state changes."""
     if app.openapi_schema:
         return app.openapi_schema
     spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    _, components = msgspec.json.schema_components([Finding, Incident], ref_template=SCHEMA_REF)
+    _, components = msgspec.json.schema_components([Finding, Incident, IncidentTriageView], ref_template=SCHEMA_REF)
     spec.setdefault("components", {}).setdefault("schemas", {}).update(components)
     spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     spec["security"] = [{"bearer": []}]
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        calls = _dependencies(route.dependant)
+        for method in route.methods or ():
+            operation = spec["paths"][route.path_format][method.lower()]
+            responses = operation.setdefault("responses", {})
+            if "{" in route.path_format:
+                responses.setdefault("404", {"description": "no such record"})["content"] = ERROR_CONTENT
+            if _principal not in calls:
+                operation["security"] = []
+                operation["description"] = operation.get("description", "") + "\n\nOpen: no token needed."
+                continue
+            responses["401"] = {"description": "no token, or one not accepted", "content": ERROR_CONTENT,
+                                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}}  # fmt: skip
+            if _admin in calls:
+                responses["403"] = {"description": "a read token: this needs an admin token, or a cross-origin "
+                                    "request", "content": ERROR_CONTENT}  # fmt: skip
+            elif method != "GET":
+                responses["403"] = {"description": "a cross-origin request", "content": ERROR_CONTENT}
     app.openapi_schema = spec
     return spec
+
+
+def _dependencies(dependant: Dependant) -> set[Any]:
+    """Every callable `dependant` depends on, however deep."""
+    found: set[Any] = set()
+    for sub in dependant.dependencies:
+        found.add(sub.call)
+        found |= _dependencies(sub)
+    return found

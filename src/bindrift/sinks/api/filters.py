@@ -19,6 +19,7 @@ T = TypeVar("T")
 def finding_filter(
     category: Annotated[str, Query(max_length=64, description="Exact category")] = "",
     severity: Annotated[str, Query(max_length=16, description="Minimum severity: info … critical")] = "",
+    exact_severity: Annotated[str, Query(pattern="^(|critical|high|medium|low|info)$", description="Exactly")] = "",
     state: Annotated[str, Query(pattern="^(|active|muted|resolved)$")] = "",
     cluster: Annotated[str, Query(max_length=255)] = "",
     namespace: Annotated[str, Query(max_length=255)] = "",
@@ -42,9 +43,9 @@ def finding_filter(
     if sort.lstrip("-") not in SORTABLE:
         _invalid("sort", sort, f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))}")
     return FindingFilter(
-        category=category, min_severity=min_severity, state=state, cluster=cluster, namespace=namespace, pod=pod,
-        image=image, node=node, container_id=container_id, incident_id=incident, since=since_at, until=until_at,
-        text=q, sort=sort, limit=limit, offset=offset,
+        category=category, min_severity=min_severity, severity=exact_severity, state=state, cluster=cluster,
+        namespace=namespace, pod=pod, image=image, node=node, container_id=container_id, incident_id=incident,
+        since=since_at, until=until_at, text=q, sort=sort, limit=limit, offset=offset,
     )  # fmt: skip
 
 

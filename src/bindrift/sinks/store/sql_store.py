@@ -65,6 +65,7 @@ class FindingFilter:
 
     category: str = ""
     min_severity: Severity | None = None
+    severity: str = ""  # exactly this one
     state: str = ""
     cluster: str = ""
     namespace: str = ""
@@ -463,6 +464,8 @@ def _filtered(query: Select[Any], where: FindingFilter) -> Select[Any]:
     if where.image:
         query = query.where(or_(FindingRow.image == where.image, FindingRow.image.startswith(where.image + ":"),
                                 FindingRow.image.startswith(where.image + "@")))  # fmt: skip
+    if where.severity:
+        query = query.where(FindingRow.severity == where.severity)
     if where.min_severity:
         query = query.where(FindingRow.severity_rank >= rank(where.min_severity))
     if where.since:
