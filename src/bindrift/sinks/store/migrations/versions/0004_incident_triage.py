@@ -1,13 +1,13 @@
 """incident triage: the owner and state an analyst gave an incident
 
-Revision ID: 0007_incident_triage
+Revision ID: 0004_incident_triage
 Revises: 0003_response
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_incident_triage"
+revision = "0004_incident_triage"
 down_revision = "0003_response"
 branch_labels = None
 depends_on = None
