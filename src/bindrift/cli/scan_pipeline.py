@@ -7,6 +7,7 @@ image members are read in-stream and triaged in this process.
 from __future__ import annotations
 
 import os
+import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -106,11 +107,15 @@ def _is_image(path: str) -> bool:
     real = os.path.realpath(path)
     if os.path.isdir(real):
         return is_oci_layout(real)
+    if not os.path.isfile(real):
+        return False  # a FIFO, device or socket is never opened: the file walk reports it
     try:
         fd = open_nofollow(real)
     except OSError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # swapped for a special file since the check above
         gzip_magic = os.pread(fd, 2, 0)
         tar_magic = os.pread(fd, 5, TAR_MAGIC_OFFSET)
     finally:
