@@ -12,6 +12,7 @@ from bindrift.analysis.arch import HostProfile
 from bindrift.analysis.elf.arch_check import arch_check
 from bindrift.analysis.elf.header_checks import header_checks
 from bindrift.analysis.elf.identity import identify
+from bindrift.analysis.elf.kind import cap, classify
 from bindrift.analysis.elf.reader import parse_elf
 from bindrift.analysis.hashing import sha256_fd
 from bindrift.analysis.packing import packing_checks
@@ -100,6 +101,8 @@ def _analyse(
     runs, findings = arch_check(elf, ident, host)
     findings += header_checks(elf, ident.interpreters, executable)
     findings += packing_checks(elf)
+    kind = classify(elf)
+    findings = cap(findings, kind)
     findings.sort(key=lambda f: -rank(f.severity))
     notes = [f"reader: {problem}" for problem in elf.problems]
     if not src.complete:
@@ -108,7 +111,7 @@ def _analyse(
         path=path, size=src.size, is_elf=True, sha256=sha256, arch=ident.arch, machine=elf.machine,
         bits=ident.bits, endian=ident.endian, type=ident.type, osabi=ident.osabi,
         interpreter=ident.interpreters[0] if ident.interpreters else None, linking=ident.linking, runs=runs,
-        findings=findings, notes=notes,
+        kind=kind.name, kind_reason=kind.reason or None, findings=findings, notes=notes,
     )  # fmt: skip
 
 

@@ -43,6 +43,8 @@ class TableWriter:
         for report in self._rows:
             where = inert(report.path) + (f"\n{inert(report.image)} @ {report.layer}" if report.image else "")
             identity = f"{report.arch or '?'} {report.bits or '?'}-bit\n{report.type or '?'} {report.linking or ''}"
+            if report.kind not in (None, "program"):
+                identity += f"\n{report.kind}"
             top = max(report.findings, key=lambda f: rank(f.severity), default=None)
             severity = Text(top.severity, style=STYLES[top.severity]) if top else Text("error", style="red")
             details = Text()
