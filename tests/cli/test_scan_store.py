@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 TRUE = os.path.realpath(shutil.which("true") or "/usr/bin/true")
 
@@ -76,3 +78,25 @@ def test_scan_finding_severity_follows_the_triage(tmp_path: Path, test_binaries:
     assert by_path[str(x32)]["severity"] == "low", "a low-only triage is a low finding"
     assert by_path[str(armhf)]["severity"] == "high"
     assert {f["title"] for f in listed} == {"Suspicious binary found"}
+
+
+@pytest.mark.slow
+def test_packaged_file_stored_only_when_intelligence_matches(tmp_path: Path) -> None:
+    """OpenSBI (scripts/test.sh installs it) is RISC-V firmware shipped by Debian: packaged, capped, not
+    stored; once a threat-intelligence list names its hash, its checks count again."""
+    env = {"BINDRIFT_DB": f"sqlite:///{tmp_path / 'scan.db'}", "BINDRIFT_CONFIG": str(tmp_path / "none.toml")}
+    firmware = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf"
+    quiet = bindrift("scan", "--store", "--format", "json", "--host-arch", "x86_64", firmware, env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert json.loads(quiet.stdout)["provenance"] == "packaged"
+    assert "0 suspicious binary finding(s) stored" in quiet.stderr
+    iocs = tmp_path / "iocs.txt"
+    iocs.write_text(hashlib.sha256(Path(firmware).read_bytes()).hexdigest() + "  # trojaned firmware\n")
+    assert bindrift("intel", "add", str(iocs), env=env).returncode == 0
+    known = bindrift("scan", "--store", "--format", "json", "--host-arch", "x86_64", firmware, env=env)
+    assert "1 suspicious binary finding(s) stored" in known.stderr
+    (finding,) = [
+        json.loads(line) for line in bindrift("findings", "list", "--format", "json", env=env).stdout.splitlines()
+    ]
+    assert finding["severity"] == "critical"
+    assert finding["file"]["triage"][0]["severity"] == "high", "the capped check is restored"

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from bindrift.analysis.arch import HostProfile
+from bindrift.analysis.provenance import apply as apply_provenance
+from bindrift.analysis.provenance import host_index
 from bindrift.analysis.safe_open import open_nofollow
 from bindrift.analysis.triage import triage, triage_source
 from bindrift.schema.severity import Severity, at_least
@@ -153,6 +155,7 @@ def _triage_disk(
     batches = chain(first, batches)
     results: Iterable[_BatchResult | ScanError]
     if options.jobs > 1 and len(first) > PARALLEL_AFTER_BATCHES:
+        host_index()  # loaded once, before the workers fork
         results = _parallel(batches, options)
     else:
         results = (
@@ -186,6 +189,7 @@ def _triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> _B
     """Triage files found by the walk: opened with no symlink in any path component."""
     reports: list[TriageReport] = []
     non_elf = 0
+    packages = host_index()
     for path in paths:
         try:
             fd = open_nofollow(path)
@@ -194,6 +198,8 @@ def _triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> _B
             continue
         try:
             report = triage(fd, host=host, compute_hash=compute_hash, label=path)
+            if packages is not None:
+                apply_provenance(report, packages, fd=fd, verify=compute_hash)
         finally:
             os.close(fd)
         if report.is_elf or report.error:

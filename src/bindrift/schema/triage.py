@@ -50,6 +50,9 @@ class TriageReport(msgspec.Struct):
     kind: ElfKind | None = None
     # Why the file is of its kind, and which checks were capped for it (None for programs).
     kind_reason: str | None = None
+    # The package that installed this path (dpkg, apk) and whether the content matches its record.
+    package: str | None = None
+    provenance: Literal["packaged", "modified", "listed"] | None = None
     findings: list[CheckResult] = msgspec.field(default_factory=list)
     image: str | None = None
     layer: str | None = None
