@@ -158,19 +158,20 @@ def _read_records(files: list[str]) -> Iterable[tuple[str, bytes]]:
 
 def apply(
     report: TriageReport, index: PackageIndex, *, fd: int | None = None, source: ByteSource | None = None,
-    verify: bool = True,
+    verify: bool = True, record: Record | None = None, digest: bytes | None = None,
 ) -> None:  # fmt: skip
     """Mark `report` with its package and provenance from `index`, reading the content from `fd` or
-    `source` (complete bytes) only when the path is listed; a packaged file's findings are capped."""
-    record = index.lookup(report.path)
+    `source` (complete bytes) only when the path is listed, unless the caller computed `digest` for
+    `record` in its own read; a packaged file's findings are capped."""
+    record = record or index.lookup(report.path)
     if record is None or not report.is_elf:
         return
     report.package = record.package
     has_findings = any(rank(f.severity) > 0 for f in report.findings)
-    if not (verify or has_findings):
+    if digest is None and not (verify or has_findings):
         report.provenance = "listed"
         return
-    digest = _digest(record.algorithm, fd, source, report.size)
+    digest = digest or _digest(record.algorithm, fd, source, report.size)
     if digest is None:
         report.provenance = "listed"
         report.notes.append(f"provenance: content not compared with {index.source}'s record (too large or partial)")

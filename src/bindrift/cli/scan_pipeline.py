@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from bindrift.analysis.arch import HostProfile
-from bindrift.analysis.provenance import apply as apply_provenance
 from bindrift.analysis.provenance import host_index
 from bindrift.analysis.safe_open import open_nofollow
 from bindrift.analysis.triage import triage, triage_source
@@ -197,9 +196,7 @@ def _triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> _B
             reports.append(TriageReport(path=path, size=0, is_elf=False, error=exc.strerror or str(exc)))
             continue
         try:
-            report = triage(fd, host=host, compute_hash=compute_hash, label=path)
-            if packages is not None:
-                apply_provenance(report, packages, fd=fd, verify=compute_hash)
+            report = triage(fd, host=host, compute_hash=compute_hash, label=path, packages=packages)
         finally:
             os.close(fd)
         if report.is_elf or report.error:
