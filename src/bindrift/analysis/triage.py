@@ -23,6 +23,8 @@ from bindrift.schema.severity import rank
 from bindrift.schema.triage import TriageReport
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bindrift.analysis.provenance import PackageIndex
 
 log = logging.getLogger(__name__)
@@ -42,15 +44,16 @@ def triage(
     host: HostProfile | None = None,
     compute_hash: bool = True,
     label: str | None = None,
-    packages: PackageIndex | None = None,
+    packages: Callable[[], PackageIndex | None] | None = None,
 ) -> TriageReport:
     """Triage a file given as a path (opened with O_NOFOLLOW: a symlink is not followed), an open descriptor,
     or its bytes. Walkers of hostile trees open with `safe_open.open_nofollow` (no symlink in any path
     component) and pass the descriptor.
 
     `label` is the path shown in the report (defaults to the path, `fd:N` or `<bytes>`). The SHA-256 is
-    computed for ELF files only, streamed through the descriptor. With `packages`, a file on disk is
-    looked up by its label and its package record's digest computed in the same read (analysis.provenance).
+    computed for ELF files only, streamed through the descriptor. With `packages` (a loader of package
+    records, called only when needed: hashing on, or a finding to cap), a file on disk is looked up by its
+    label and its package record's digest computed in the same read (analysis.provenance).
     Problems become report fields.
     """
     if isinstance(target, bytes | bytearray | memoryview):
@@ -71,7 +74,11 @@ def triage(
 
 
 def _triage_fd(
-    fd: int, label: str, host: HostProfile | None, compute_hash: bool, packages: PackageIndex | None
+    fd: int,
+    label: str,
+    host: HostProfile | None,
+    compute_hash: bool,
+    packages: Callable[[], PackageIndex | None] | None,
 ) -> TriageReport:
     try:
         st = os.fstat(fd)
@@ -79,7 +86,10 @@ def _triage_fd(
             return TriageReport(path=label, size=0, is_elf=False, error="not a regular file")
         src = FdSource(fd, st.st_size)
         report = triage_source(src, path=label, host=host, executable=bool(st.st_mode & 0o111))
-        record = packages.lookup(label) if packages is not None and report.is_elf else None
+        index = None
+        if packages is not None and report.is_elf and (compute_hash or any(rank(f.severity) for f in report.findings)):
+            index = packages()
+        record = index.lookup(label) if index is not None else None
         digest = None
         if compute_hash and report.is_elf and report.error is None:
             from bindrift.analysis.provenance import MAX_DIGESTED
@@ -88,10 +98,10 @@ def _triage_fd(
             hexes = digests_fd(fd, algorithms or ("sha256",))
             report.sha256 = hexes[0]
             digest = hexes[1].encode() if len(hexes) > 1 else None
-        if record is not None and packages is not None:
+        if record is not None and index is not None:
             from bindrift.analysis.provenance import apply
 
-            apply(report, packages, fd=fd, verify=compute_hash, record=record, digest=digest)
+            apply(report, index, fd=fd, verify=compute_hash, record=record, digest=digest)
         return report
     except OSError as exc:
         return TriageReport(path=label, size=0, is_elf=False, error=_describe(exc))

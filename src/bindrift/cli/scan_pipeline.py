@@ -154,7 +154,8 @@ def _triage_disk(
     batches = chain(first, batches)
     results: Iterable[_BatchResult | ScanError]
     if options.jobs > 1 and len(first) > PARALLEL_AFTER_BATCHES:
-        host_index()  # loaded once, before the workers fork
+        if options.compute_hash:
+            host_index()  # loaded once, before the workers fork
         results = _parallel(batches, options)
     else:
         results = (
@@ -188,7 +189,6 @@ def _triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> _B
     """Triage files found by the walk: opened with no symlink in any path component."""
     reports: list[TriageReport] = []
     non_elf = 0
-    packages = host_index()
     for path in paths:
         try:
             fd = open_nofollow(path)
@@ -196,7 +196,7 @@ def _triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> _B
             reports.append(TriageReport(path=path, size=0, is_elf=False, error=exc.strerror or str(exc)))
             continue
         try:
-            report = triage(fd, host=host, compute_hash=compute_hash, label=path, packages=packages)
+            report = triage(fd, host=host, compute_hash=compute_hash, label=path, packages=host_index)
         finally:
             os.close(fd)
         if report.is_elf or report.error:
