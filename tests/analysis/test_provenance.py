@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bindrift.analysis.arch import HostProfile
@@ -39,7 +40,7 @@ def _triaged(path: Path, index: PackageIndex) -> tuple[str | None, str | None, l
 def test_packaged_file_is_capped_and_a_modified_one_named(tmp_path: Path, test_binaries: Path) -> None:
     foreign = tmp_path / "busybox"
     shutil.copy(test_binaries / "busybox-static-armhf" / "bin" / "busybox", foreign)
-    index = PackageIndex.from_dpkg([("busybox-static:armhf", _md5sums(foreign))])
+    index = PackageIndex.from_dpkg([("busybox-static:armhf", _md5sums(foreign), 0)])
     package, provenance, findings, _ = _triaged(foreign, index)
     assert (package, provenance) == ("busybox-static", "packaged")
     assert findings == [("foreign_arch", "info")], "capped: the package manager installed it as it is"
@@ -81,3 +82,22 @@ def test_host_scan_names_the_package() -> None:
     listed = subprocess.run([BINDRIFT, "scan", "--format", "json", "--no-hash", TRUE], capture_output=True,
                             timeout=60, check=False)  # fmt: skip
     assert json.loads(listed.stdout)["provenance"] is None, "not looked up without hashing when nothing is capped"
+
+
+def test_unchanged_since_install_is_trusted_and_a_later_write_is_not(tmp_path: Path) -> None:
+    """dpkg writes md5sums after the files: a file whose ctime is not later is packaged without re-hashing;
+    any write moves ctime past the install and the content is compared."""
+    tool = tmp_path / "tool"
+    shutil.copy(TRUE, tool)
+    installed = time.time_ns()
+    index = PackageIndex.from_dpkg([("coreutils", _md5sums(tool), installed)])
+
+    def scan() -> tuple[str | None, str | None]:
+        report = triage(tool, host=HOST, label=str(tool), packages=lambda: index)
+        return report.package, report.provenance
+
+    assert scan() == ("coreutils", "packaged")
+    time.sleep(0.05)
+    with tool.open("ab") as handle:
+        handle.write(b"\0")
+    assert scan() == ("coreutils", "modified")

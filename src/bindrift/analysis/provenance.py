@@ -47,6 +47,13 @@ class Record:
     package: str
     algorithm: str  # a hashlib name: "md5" (dpkg) or "sha1" (apk)
     digest: bytes  # lower-case hex, as ASCII
+    # When the package manager wrote its record (ns; 0 when unknown, e.g. records read from an image).
+    installed_ns: int = 0
+
+    def unchanged_since_install(self, ctime_ns: int) -> bool:
+        """True when a file with this inode change time cannot have been written since the install: the
+        kernel sets ctime on every write, and dpkg writes its md5sums after unpacking the files."""
+        return bool(self.installed_ns) and ctime_ns <= self.installed_ns
 
 
 DPKG_LINE = re.compile(rb"^([0-9a-fA-F]{32})  /?(.+)$", re.MULTILINE)
@@ -59,29 +66,31 @@ class PackageIndex:
     def __init__(self, source: str, algorithm: str, aliases: dict[str, str] | None = None) -> None:
         self.source = source
         self.algorithm = algorithm
-        self.records: dict[bytes, tuple[str, bytes]] = {}
+        self.records: dict[bytes, tuple[str, bytes, int]] = {}
         self.dropped = 0
         # Real directory → the path the records use for it (`/usr/bin/` → `/bin/` on merged-/usr hosts).
         self.aliases = aliases or {}
 
-    def add(self, path: bytes, package: str, digest: bytes) -> None:
+    def add(self, path: bytes, package: str, digest: bytes, installed_ns: int = 0) -> None:
         """Keep the record for `path` (relative to the root) unless the index is full (then count it)."""
         if len(self.records) >= MAX_ENTRIES:
             self.dropped += 1
             return
-        self.records[path] = (package, digest)
+        self.records[path] = (package, digest, installed_ns)
 
     @classmethod
-    def from_dpkg(cls, md5sums: Iterable[tuple[str, bytes]], aliases: dict[str, str] | None = None) -> PackageIndex:
-        """From (package, md5sums file content) pairs."""
+    def from_dpkg(
+        cls, md5sums: Iterable[tuple[str, bytes, int]], aliases: dict[str, str] | None = None
+    ) -> PackageIndex:
+        """From (package, md5sums file content, its modification time in ns or 0) triples."""
         index = cls("dpkg", "md5", aliases)
-        for package, content in md5sums:
+        for package, content, installed_ns in md5sums:
             name = package.split(":", 1)[0]
             found = DPKG_LINE.findall(content)
             room = MAX_ENTRIES - len(index.records)
             lines = content.count(b"\n") + (bool(content) and not content.endswith(b"\n"))
             index.dropped += max(0, len(found) - room) + lines - len(found)
-            index.records.update((path, (name, digest.lower())) for digest, path in found[: max(0, room)])
+            index.records.update((path, (name, digest.lower(), installed_ns)) for digest, path in found[: max(0, room)])
         return index
 
     @classmethod
@@ -115,7 +124,7 @@ class PackageIndex:
                 if path.startswith(real):
                     found = self.records.get(os.fsencode((alias + path[len(real) :]).lstrip("/")))
                     break
-        return Record(found[0], self.algorithm, found[1]) if found else None
+        return Record(found[0], self.algorithm, found[1], found[2]) if found else None
 
 
 @lru_cache(maxsize=1)
@@ -146,27 +155,33 @@ def _root_aliases() -> dict[str, str]:
     return aliases
 
 
-def _read_records(files: list[str]) -> Iterable[tuple[str, bytes]]:
+def _read_records(files: list[str]) -> Iterable[tuple[str, bytes, int]]:
     for path in files:
         try:
             with open(path, "rb") as handle:
                 content = handle.read(MAX_RECORD_FILE)
+                installed_ns = os.fstat(handle.fileno()).st_mtime_ns
         except OSError:
             continue
-        yield os.path.basename(path).rsplit(".", 1)[0], content
+        yield os.path.basename(path).rsplit(".", 1)[0], content, installed_ns
 
 
 def apply(
     report: TriageReport, index: PackageIndex, *, fd: int | None = None, source: ByteSource | None = None,
-    verify: bool = True, record: Record | None = None, digest: bytes | None = None,
+    verify: bool = True, record: Record | None = None, digest: bytes | None = None, unchanged: bool = False,
 ) -> None:  # fmt: skip
     """Mark `report` with its package and provenance from `index`, reading the content from `fd` or
     `source` (complete bytes) only when the path is listed, unless the caller computed `digest` for
-    `record` in its own read; a packaged file's findings are capped."""
+    `record` in its own read, or found the file `unchanged` since the install (`Record.unchanged_since_install`);
+    a packaged file's findings are capped."""
     record = record or index.lookup(report.path)
     if record is None or not report.is_elf:
         return
     report.package = record.package
+    if unchanged:
+        report.provenance = "packaged"
+        report.findings = [_capped(f, record.package, index.source) for f in report.findings]
+        return
     has_findings = any(rank(f.severity) > 0 for f in report.findings)
     if digest is None and not (verify or has_findings):
         report.provenance = "listed"

@@ -90,18 +90,20 @@ def _triage_fd(
         if packages is not None and report.is_elf and (compute_hash or any(rank(f.severity) for f in report.findings)):
             index = packages()
         record = index.lookup(label) if index is not None else None
+        unchanged = record is not None and record.unchanged_since_install(st.st_ctime_ns)
         digest = None
         if compute_hash and report.is_elf and report.error is None:
             from bindrift.analysis.provenance import MAX_DIGESTED
 
-            algorithms = ("sha256", record.algorithm) if record is not None and st.st_size <= MAX_DIGESTED else ()
+            verify = record is not None and not unchanged and st.st_size <= MAX_DIGESTED
+            algorithms = ("sha256", record.algorithm) if verify and record is not None else ()
             hexes = digests_fd(fd, algorithms or ("sha256",))
             report.sha256 = hexes[0]
             digest = hexes[1].encode() if len(hexes) > 1 else None
         if record is not None and index is not None:
             from bindrift.analysis.provenance import apply
 
-            apply(report, index, fd=fd, verify=compute_hash, record=record, digest=digest)
+            apply(report, index, fd=fd, verify=compute_hash, record=record, digest=digest, unchanged=unchanged)
         return report
     except OSError as exc:
         return TriageReport(path=label, size=0, is_elf=False, error=_describe(exc))
