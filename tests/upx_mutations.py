@@ -60,6 +60,21 @@ def blank_strings(data: bytes) -> bytes:
     return STRINGS.sub(lambda m: bytes(len(m.group(0))), data)
 
 
+def cut_packheader(data: bytes, count: int = 36) -> bytes:
+    """Cut the last `count` bytes: the PackHeader and its back pointer (the program still runs)."""
+    return data[:-count]
+
+
+def scrub_fully(data: bytes, seed: int = 3) -> bytes:
+    """Remove every UPX marker: magics renamed, l_info and the PackHeader zeroed, strings and the loader's
+    error message blanked. Only the stub's segment layout and the compressed bytes remain."""
+    out = bytearray(blank_strings(rename_magic(data, seed=seed)))
+    at = _l_info(data)
+    out[at : at + 12] = bytes(12)
+    out[-36:] = bytes(36)
+    return bytes(out).replace(b"PROT_EXEC|PROT_WRITE failed", bytes(27))
+
+
 def all_mutations(data: bytes) -> bytes:
     """Every mutation at once."""
     return append_overlay(blank_strings(zero_p_info(rename_magic(data))))

@@ -74,7 +74,8 @@ def test_list_filters_sorting_and_pagination(client: TestClient) -> None:
     assert everything["total"] == 9  # 6 scanner findings, 3 agent findings (the repeat merged)
     assert _items(client, category="Suspicious binary")["total"] == 6
     high = _items(client, severity="high", limit=500)
-    assert high["total"] == 5 and all(f["severity"] in ("high", "critical") for f in high["items"])  # type: ignore[union-attr]
+    # A scan finding takes its strongest triage check: the demo's RWX helper (rwx_segment medium) is medium.
+    assert high["total"] == 4 and all(f["severity"] in ("high", "critical") for f in high["items"])  # type: ignore[union-attr]
     shop = _items(client, namespace="shop", pod="web-0")
     assert shop["total"] == 2
     assert {f["category"] for f in shop["items"]} == {"Added Binary Executed", "Modified Binary Executed"}  # type: ignore[union-attr,index]
@@ -169,7 +170,7 @@ def test_health_metrics_openapi_and_headers(client: TestClient) -> None:
     assert health.headers["x-content-type-options"] == "nosniff" and health.headers["x-frame-options"] == "DENY"
     client.get("/api/v1/findings", headers=AS_READER)
     metrics = client.get("/metrics", headers=AS_READER).text
-    assert 'bindrift_stored_findings{severity="high"} 5.0' in metrics
+    assert 'bindrift_stored_findings{severity="high"} 4.0' in metrics
     assert 'bindrift_stored_findings_by_state{state="active"} 9.0' in metrics
     assert 'bindrift_api_requests_total{method="GET",route="/api/v1/findings",status="200"} 1.0' in metrics
     spec = client.get("/api/v1/openapi.json", headers=AS_READER).json()

@@ -147,3 +147,38 @@ def test_version_and_help() -> None:
     help_text = subprocess.run([BINDRIFT, "scan", "--help"], capture_output=True, text=True, check=True).stdout
     for option in ("--format", "--min-severity", "--no-hash", "--host-arch", "--jobs", "--files-from"):
         assert option in help_text
+
+
+def test_special_files_named_on_the_command_line_exit_2(tmp_path: Path) -> None:
+    import socket
+
+    os.mkfifo(tmp_path / "fifo")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "sock"))
+    (tmp_path / "fifo-link").symlink_to(tmp_path / "fifo")
+    try:
+        named = [str(tmp_path / "fifo"), str(tmp_path / "sock"), "/dev/null", str(tmp_path / "fifo-link")]
+        result = run("--format", "json", *named, TRUE)
+    finally:
+        listener.close()
+    assert result.returncode == 2, result.stderr
+    assert b"Traceback" not in result.stderr
+    assert [obj["path"] for obj in lines(result)] == [TRUE], "the other paths are still scanned"
+    errors = result.stderr.decode()
+    for path, kind in zip(named, ("a FIFO", "a socket", "a character device", "a FIFO"), strict=True):
+        assert f"{path}: not a regular file or directory: {kind}" in errors
+
+
+def test_unreadable_file_gives_a_per_file_error(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    shutil.copy(TRUE, secret)
+    secret.chmod(0o000)
+    # Root reads any file: the scan runs without the capabilities that override file permissions.
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    result = subprocess.run(
+        [*drop, BINDRIFT, "scan", "--format", "json", str(secret), TRUE], capture_output=True, timeout=120, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert b"Traceback" not in result.stderr
+    assert f"{secret}: Permission denied".encode() in result.stderr
+    assert [obj["path"] for obj in lines(result)] == [TRUE]

@@ -7,6 +7,7 @@ image members are read in-stream and triaged in this process.
 from __future__ import annotations
 
 import os
+import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from bindrift.analysis.arch import HostProfile
+from bindrift.analysis.provenance import host_index
 from bindrift.analysis.safe_open import open_nofollow
 from bindrift.analysis.triage import triage, triage_source
 from bindrift.schema.severity import Severity, at_least
@@ -106,11 +108,15 @@ def _is_image(path: str) -> bool:
     real = os.path.realpath(path)
     if os.path.isdir(real):
         return is_oci_layout(real)
+    if not os.path.isfile(real):
+        return False  # a FIFO, device or socket is never opened: the file walk reports it
     try:
         fd = open_nofollow(real)
     except OSError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # swapped for a special file since the check above
         gzip_magic = os.pread(fd, 2, 0)
         tar_magic = os.pread(fd, 5, TAR_MAGIC_OFFSET)
     finally:
@@ -148,6 +154,8 @@ def _triage_disk(
     batches = chain(first, batches)
     results: Iterable[_BatchResult | ScanError]
     if options.jobs > 1 and len(first) > PARALLEL_AFTER_BATCHES:
+        if options.compute_hash:
+            host_index()  # loaded once, before the workers fork
         results = _parallel(batches, options)
     else:
         results = (
@@ -188,7 +196,7 @@ def _triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> _B
             reports.append(TriageReport(path=path, size=0, is_elf=False, error=exc.strerror or str(exc)))
             continue
         try:
-            report = triage(fd, host=host, compute_hash=compute_hash, label=path)
+            report = triage(fd, host=host, compute_hash=compute_hash, label=path, packages=host_index)
         finally:
             os.close(fd)
         if report.is_elf or report.error:

@@ -8,6 +8,8 @@ import socket
 from datetime import UTC, datetime
 from typing import cast
 
+import msgspec
+
 from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_nofollow
 from bindrift.config import load_settings
@@ -15,6 +17,7 @@ from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.findings.severity import SeverityPolicy
 from bindrift.schema.finding import IntelMatch, Resource
+from bindrift.schema.severity import Severity
 from bindrift.schema.triage import TriageReport
 from bindrift.sinks.store.sql_store import SqlStore
 
@@ -34,6 +37,10 @@ class ScanFindings:
     def __call__(self, report: TriageReport) -> None:
         resource = Resource(node=self.node, image=report.image or "", image_digest=report.layer or "")
         intel = self._intel(report)
+        if report.provenance == "packaged":
+            if not intel:
+                return  # the distribution's own file: its capped checks are no finding
+            report = uncapped(report)
         detection = suspicious_binary(report, resource, datetime.now(UTC), "scan", intel=intel)
         if detection is not None:
             self.pipeline.process(detection)
@@ -44,6 +51,16 @@ class ScanFindings:
         if report.image is None and self.intel.has_rules:
             matches += self.intel.scan(_read(report.path))
         return matches
+
+
+def uncapped(report: TriageReport) -> TriageReport:
+    """`report` with the severities provenance capped restored: intelligence matched a packaged file."""
+    findings = [
+        msgspec.structs.replace(f, severity=cast(Severity, f.evidence["capped_from"]))
+        if f.evidence.get("capped_by") == "provenance" else f
+        for f in report.findings
+    ]  # fmt: skip
+    return msgspec.structs.replace(report, findings=findings)
 
 
 def _read(path: str) -> bytes:

@@ -26,6 +26,8 @@ TITLES: dict[Category, str] = {
     "Coverage degraded": "Events were lost: detection coverage is degraded",
     "Prevention degraded": "An execution was allowed unchecked: no prevention decision within the deadline",
 }
+# A scan sees files at rest, never their write.
+SCAN_TITLES: dict[Category, str] = {"Suspicious binary": "Suspicious binary found"}
 
 
 class FindingsPipeline:
@@ -49,9 +51,11 @@ class FindingsPipeline:
         category: Category = detection.category
         if detection.intel and category in MALICIOUS:
             category = MALICIOUS[category]
+        titles = SCAN_TITLES if detection.source == "scan" else TITLES
         finding = Finding(
             id=finding_id(detection), category=category, severity=self.policy.severity(category, detection),
-            title=TITLES[category], summary=_summary(category, detection), first_seen=detection.observed_at,
+            title=titles.get(category, TITLES[category]), summary=_summary(category, detection),
+            first_seen=detection.observed_at,
             last_seen=detection.observed_at, resource=detection.resource, file=detection.file,
             source=detection.source, process=detection.process, writer=detection.writer,
             indicator=Indicator(detection.file.sha256, VIRUSTOTAL.format(detection.file.sha256), list(detection.intel))

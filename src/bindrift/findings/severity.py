@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bindrift.schema.finding import Category, Detection
-from bindrift.schema.severity import Severity, at_least
+from bindrift.schema.severity import Severity, at_least, rank
 
 DEFAULTS: dict[Category, Severity] = {
     "Added Binary Executed": "low",
@@ -18,7 +18,8 @@ DEFAULTS: dict[Category, Severity] = {
     "Prevention degraded": "medium",
 }
 # A suspicious binary is high when its architecture is incompatible or its headers or packer were
-# tampered with, medium when it is "only" packed; an intelligence match makes it critical.
+# tampered with, medium when it is "only" packed; an intelligence match makes it critical. Found by a
+# scan (no write seen), it takes the severity of its strongest triage check.
 SUSPICIOUS_TAMPERED: Severity = "high"
 SUSPICIOUS_PACKED: Severity = "medium"
 
@@ -36,8 +37,15 @@ class SeverityPolicy:
         if category == "Suspicious binary":
             if detection.intel:
                 return "critical"
+            if detection.source == "scan":
+                return _strongest(detection)
             return SUSPICIOUS_TAMPERED if _tampered(detection) else SUSPICIOUS_PACKED
         return DEFAULTS[category]
+
+
+def _strongest(detection: Detection) -> Severity:
+    """A scan saw no write: its finding is as severe as the strongest triage check behind it."""
+    return max((check.severity for check in detection.file.triage), key=rank, default="info")
 
 
 def _tampered(detection: Detection) -> bool:

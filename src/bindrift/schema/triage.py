@@ -12,6 +12,10 @@ TriageCategory = Literal["incompatible-architecture", "header-anomaly", "packed"
 
 # How the host would run the file: natively, through a kernel compat mode (IA32 on x86-64, AArch32 on
 # arm64), only through a registered binfmt_misc emulator, or not at all.
+# What the file is: a user-space program (or library, object, core), a separate debug file, a kernel image
+# or module, or a freestanding image (boot loader, firmware). See docs/checks.md "Kinds".
+ElfKind = Literal["program", "separate-debug", "kernel-image", "kernel-module", "freestanding"]
+
 Runnability = Literal["native", "compat", "emulation", "none", "not-executable"]
 
 
@@ -43,6 +47,12 @@ class TriageReport(msgspec.Struct):
     interpreter: str | None = None
     linking: Literal["static", "dynamic"] | None = None
     runs: Runnability | None = None
+    kind: ElfKind | None = None
+    # Why the file is of its kind, and which checks were capped for it (None for programs).
+    kind_reason: str | None = None
+    # The package that installed this path (dpkg, apk) and whether the content matches its record.
+    package: str | None = None
+    provenance: Literal["packaged", "modified", "listed"] | None = None
     findings: list[CheckResult] = msgspec.field(default_factory=list)
     image: str | None = None
     layer: str | None = None

@@ -27,7 +27,14 @@ def iter_files(roots: Sequence[str]) -> Iterator[DiskFile | ScanError]:
         elif stat.S_ISREG(st.st_mode):
             yield DiskFile(root, st.st_size)
         else:
-            yield ScanError(root, "not a regular file or directory")
+            yield ScanError(root, _kind_error(st.st_mode))
+
+
+def _kind_error(mode: int) -> str:
+    """Why a root named on the command line is refused, naming what it is."""
+    kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+             stat.S_IFSOCK: "a socket"}  # fmt: skip
+    return f"not a regular file or directory: {kinds.get(stat.S_IFMT(mode), 'a special file')}, not read"
 
 
 def _anchor(root: str) -> str:
@@ -56,6 +63,8 @@ def _symlink_root(root: str) -> Iterator[DiskFile | ScanError]:
         yield from _walk(real)
     elif stat.S_ISREG(st.st_mode):
         yield DiskFile(real, st.st_size)
+    else:
+        yield ScanError(root, _kind_error(st.st_mode))
 
 
 def _walk(top: str) -> Iterator[DiskFile | ScanError]:

@@ -31,6 +31,8 @@ def packed(test_binaries: Path, upx_binary: Path, tmp_path_factory: pytest.TempP
     out = tmp_path_factory.mktemp("upx")
     sources = {arch: test_binaries / f"busybox-static-{arch}" / "bin" / "busybox" for arch in ARCHES}
     sources["true-dynamic"] = Path("/usr/bin/true")
+    # ARM32 dynamic output keeps 3 section headers and its R-X segment does not expand.
+    sources["armhf-dynamic"] = test_binaries / "curl-armhf" / "usr" / "bin" / "curl"
     result = {}
     for name, source in sources.items():
         target = out / f"{name}.upx"
@@ -125,3 +127,33 @@ def test_generic_packing_high_entropy_without_sections(test_binaries: Path) -> N
     generic = next(f for f in report.findings if f.check == "packed_generic")
     assert generic.severity == "medium" and "entropy" in generic.detail
     assert float(str(generic.evidence["entropy"])) > 7.2
+
+
+# Every architecture UPX 4.2.2 packs of those fetched, static and dynamic (small) output.
+EVERY_ARCH = [*ARCHES, "true-dynamic", "armhf-dynamic"]
+TRICKS: dict[str, tuple[Mutation, dict[str, str]]] = {
+    "renamed": (mutate.rename_magic, {"upx_magic_changed": "high"}),
+    "zeroed": (lambda d: mutate.rename_magic(d, bytes(4)), {"upx_magic_changed": "high"}),
+    "lower_cased": (lambda d: mutate.rename_magic(d, b"upx!"), {"upx_magic_changed": "high"}),
+    "strings_blanked": (mutate.blank_strings, {"upx_strings_removed": "medium"}),
+    "overlay_100k": (lambda d: mutate.append_overlay(d, 100_000), {"upx_overlay": "medium"}),
+    "packheader_cut": (mutate.cut_packheader, {"upx_packheader_missing": "medium"}),
+    "packheader_cut_short": (lambda d: mutate.cut_packheader(d, 4), {"upx_packheader_truncated": "medium"}),
+    "fully_scrubbed": (mutate.scrub_fully, {"upx_scrubbed": "medium"}),
+}
+
+
+@pytest.mark.parametrize("arch", EVERY_ARCH)
+@pytest.mark.parametrize("trick", sorted(TRICKS))
+def test_every_trick_found_on_every_architecture(packed: dict[str, Path], arch: str, trick: str) -> None:
+    function, expected = TRICKS[trick]
+    report = triage(function(packed[arch].read_bytes()), host=HOST)
+    assert report.error is None
+    assert _checks(report, "tampered-packer") == expected
+
+
+def test_small_fully_scrubbed_upx_is_found(packed: dict[str, Path]) -> None:
+    data = mutate.scrub_fully(packed["true-dynamic"].read_bytes())
+    assert len(data) < 20_000 and b"UPX" not in data
+    (finding,) = [f for f in triage(data, host=HOST).findings if f.check == "upx_scrubbed"]
+    assert finding.severity == "medium" and float(str(finding.evidence["entropy"])) > 6.7

@@ -1,8 +1,11 @@
 """`packed` and `tampered-packer` checks C1–C6 of docs/elf-checks.md §5.
 
-Ordinary binaries cost two small reads here (the bytes after the program headers, already in the
-head, and the last 64 bytes); the string search and entropy run only for files without a section
-table, with UPX markers, or with an executable segment that expands in memory.
+Every UPX signal that needs no more than the program headers and two small reads is checked on every
+file: `l_info` shaped as UPX writes it whatever its magic, the trailer's magic, and the stub's segment
+layout (`upx.stub_layout`). Any one of them, a missing section table or an executable segment that
+expands in memory leads to the bounded deeper look (identification strings, the PackHeader wherever it
+is, entropy); ordinary binaries show none and cost two small reads (the bytes after the program
+headers, already in the head, and the last 64 bytes).
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ from bindrift.analysis.elf.constants import ET_DYN, ET_EXEC, PF_X, PT_LOAD
 from bindrift.analysis.elf.reader import ElfImage, Phdr
 from bindrift.analysis.packing import upx
 from bindrift.analysis.packing.entropy import entropy
-from bindrift.analysis.packing.upx import FORMAT_VERSIONS, UPX_MAGIC, UpxEvidence
+from bindrift.analysis.packing.upx import FORMAT_VERSIONS, TRAILER_FROM_END, UPX_MAGIC, UpxEvidence
 from bindrift.schema.severity import Severity
 from bindrift.schema.triage import CheckResult, TriageCategory
 
 ENTROPY_PACKED = 7.2
+# Compressed data behind a UPX-shaped layout: code is ≈ 5.5–6.5 bits/byte; a small UPX file (loader
+# included) measures 6.9–7.1, under ENTROPY_PACKED.
+ENTROPY_UPX_LAYOUT = 6.7
 EXPANSION_RATIO = 2
 EXPANSION_MIN = 64 * 1024
 
@@ -42,13 +48,19 @@ def packing_checks(elf: ElfImage) -> list[CheckResult]:
     expanding = _expanding_code(loads)
     l_info = evidence.l_info
     upx_magic = (l_info is not None and l_info.magic == UPX_MAGIC) or evidence.trailer_magic == UPX_MAGIC
-    if not (upx_magic or not elf.shdrs or expanding):
+    shaped = l_info is not None and l_info.plausible
+    evidence.stub_segment = upx.stub_layout(elf)
+    if not (upx_magic or shaped or evidence.stub_segment or not elf.shdrs or expanding):
         return []
     upx.inspect(elf, evidence)
     if _is_upx(evidence, upx_magic):
         return _upx_results(evidence)
     if not evidence.magic_elsewhere and evidence.prot_string:
         return [_stub_without_magic()]
+    if evidence.stub_segment is not None:
+        scrubbed = _scrubbed_layout(elf, evidence.stub_segment)
+        if scrubbed is not None:
+            return [scrubbed]
     return _generic(elf, loads, expanding)
 
 
@@ -62,7 +74,8 @@ def _expanding_code(loads: list[Phdr]) -> Phdr | None:
 
 def _is_upx(ev: UpxEvidence, upx_magic: bool) -> bool:
     shaped = ev.l_info is not None and ev.l_info.plausible
-    return upx_magic or (shaped and (ev.has_strings or ev.prot_string or ev.trailer is not None))
+    others = ev.has_strings or ev.prot_string or ev.trailer is not None or ev.stub_segment is not None
+    return upx_magic or (shaped and others)
 
 
 def _upx_results(ev: UpxEvidence) -> list[CheckResult]:
@@ -86,6 +99,19 @@ def _upx_results(ev: UpxEvidence) -> list[CheckResult]:
         ))  # fmt: skip
     if li is not None and li.plausible:
         results.extend(_p_info_results(ev))
+    if ev.trailer is None:
+        results.append(_result(
+            "tampered-packer", "upx_packheader_missing", "C5", "medium", "UPX PackHeader missing",
+            "the file has UPX's l_info but no PackHeader (UPX's trailer, normally the last 36 bytes): it was cut "
+            "off or overwritten. The program still runs; `upx -d` and unpacking tools fail.",
+        ))  # fmt: skip
+    elif ev.overlay < 0:
+        results.append(_result(
+            "tampered-packer", "upx_packheader_truncated", "C5", "medium", "UPX PackHeader cut short",
+            f"the UPX PackHeader starts at {ev.trailer.offset:#x}, only {_from_end(ev)} bytes before the end of the "
+            "file where UPX writes 36: the file was truncated. The program still runs; unpackers fail.",
+            trailer_offset=ev.trailer.offset, missing_bytes=-ev.overlay,
+        ))  # fmt: skip
     if ev.trailer is not None and ev.overlay > 0:
         results.append(_result(
             "tampered-packer", "upx_overlay", "C5", "medium", "Data appended after the UPX trailer",
@@ -94,6 +120,11 @@ def _upx_results(ev: UpxEvidence) -> list[CheckResult]:
             trailer_offset=ev.trailer.offset, overlay_bytes=ev.overlay,
         ))  # fmt: skip
     return results
+
+
+def _from_end(ev: UpxEvidence) -> int:
+    """Bytes from the PackHeader to the end of the file."""
+    return TRAILER_FROM_END + ev.overlay
 
 
 def _p_info_results(ev: UpxEvidence) -> list[CheckResult]:
@@ -138,6 +169,22 @@ def _stub_without_magic() -> CheckResult:
         "tampered-packer", "upx_stub_without_magic", "C2", "high", "UPX stub without any UPX magic",
         "the file carries the UPX loader's 'PROT_EXEC|PROT_WRITE failed' message but no 'UPX!' marker anywhere: "
         "a UPX-packed file whose magics were all renamed.",
+    )  # fmt: skip
+
+
+def _scrubbed_layout(elf: ElfImage, code: Phdr) -> CheckResult | None:
+    """UPX's segment layout around compressed bytes, with every UPX marker gone."""
+    bits = entropy(elf.src, code.offset, code.filesz)
+    if bits < ENTROPY_UPX_LAYOUT:
+        return None
+    return _result(
+        "tampered-packer", "upx_scrubbed", "C2", "medium", "UPX layout with every UPX marker removed",
+        f"the program headers have the shape of UPX's stub (no interpreter or dynamic section, one writable "
+        f"PT_LOAD with at most a page of file bytes to unpack into, one read-execute PT_LOAD from offset 0 "
+        f"holding the file with the entry point {elf.entry:#x} in its second half) and that segment's "
+        f"{code.filesz:#x} bytes have an entropy of {bits:.2f} bits/byte (compressed; code is ≈ 5.5–6.5), "
+        "yet no l_info, PackHeader, 'UPX!' or UPX string is left: a UPX-packed file scrubbed to hide the packer.",
+        entropy=f"{bits:.2f}", entry=elf.entry,
     )  # fmt: skip
 
 

@@ -14,7 +14,8 @@ import re
 import struct
 from dataclasses import dataclass
 
-from bindrift.analysis.elf.reader import ElfImage
+from bindrift.analysis.elf.constants import PF_W, PF_X, PT_DYNAMIC, PT_INTERP, PT_LOAD
+from bindrift.analysis.elf.reader import ElfImage, Phdr
 
 UPX_MAGIC = b"UPX!"
 TRAILER_FROM_END = 36
@@ -76,6 +77,8 @@ class UpxEvidence:
     id_version: str | None = None
     prot_string: bool = False
     magic_elsewhere: bool = False
+    # The R-X PT_LOAD of a UPX-shaped layout (see `stub_layout`), None when the layout differs.
+    stub_segment: Phdr | None = None
 
     @property
     def has_strings(self) -> bool:
@@ -96,6 +99,30 @@ def probe(elf: ElfImage) -> UpxEvidence:
     return UpxEvidence(l_info=l_info, trailer_magic=trailer_magic)
 
 
+def stub_layout(elf: ElfImage) -> Phdr | None:
+    """The R-X segment when the program headers have the shape every UPX ELF stub writes, whatever the
+    architecture and version (UPX 3.91–4.2.2, eight architectures): no PT_INTERP or PT_DYNAMIC, exactly two
+    PT_LOADs, one read-execute from offset 0 holding at least half the file with the entry point in its
+    second half (the loader follows the compressed data), the other writable with at most a page of file
+    bytes (the space the program is unpacked into). Program headers only: no read."""
+    loads: list[Phdr] = []
+    for ph in elf.phdrs:
+        if ph.type in (PT_INTERP, PT_DYNAMIC):
+            return None
+        if ph.type == PT_LOAD:
+            loads.append(ph)
+    if len(loads) != 2:
+        return None
+    code = next((ph for ph in loads if ph.flags & PF_X and not ph.flags & PF_W), None)
+    data = next((ph for ph in loads if ph.flags & PF_W and not ph.flags & PF_X), None)
+    if code is None or data is None or code.offset != 0 or data.filesz > 0x1000:
+        return None
+    entry = elf.entry - code.vaddr
+    if 2 * code.filesz < elf.size or not code.filesz // 2 <= entry < code.filesz:
+        return None
+    return code
+
+
 def inspect(elf: ElfImage, evidence: UpxEvidence) -> None:
     """Deeper, bounded look: identification strings, the trailer (wherever overlay junk pushed it)."""
     window = _string_window(elf)
@@ -107,7 +134,7 @@ def inspect(elf: ElfImage, evidence: UpxEvidence) -> None:
     if evidence.l_info is not None and evidence.l_info.magic != UPX_MAGIC and evidence.l_info.plausible:
         magics.append(evidence.l_info.magic)
     evidence.magic_elsewhere = UPX_MAGIC in window
-    _find_trailer(elf, evidence, magics)
+    _find_trailer(elf, evidence, magics, window)
 
 
 def _string_window(elf: ElfImage) -> bytes:
@@ -117,24 +144,29 @@ def _string_window(elf: ElfImage) -> bytes:
     return head + elf.src.read(elf.size - STRING_WINDOW, STRING_WINDOW)
 
 
-def _find_trailer(elf: ElfImage, evidence: UpxEvidence, magics: list[bytes]) -> None:
-    """The PackHeader: its last occurrence near the end of the file, and how far it is from size-36."""
-    start = max(0, elf.size - OVERLAY_WINDOW)
-    tail = elf.src.read(start, elf.size - start)
+def _find_trailer(elf: ElfImage, evidence: UpxEvidence, magics: list[bytes], window: bytes) -> None:
+    """The PackHeader: its last occurrence, and how far it is from size-36 (overlay junk after it, or
+    bytes cut off it). `UPX!` is searched in the whole string window, so an overlay of any size within it
+    is measured; a renamed magic (4 arbitrary bytes) only in the last 64 KiB."""
     order = "<" if elf.little else ">"
-    best = -1
-    found = b""
+    tail_start = max(0, elf.size - OVERLAY_WINDOW)
+    tail = elf.src.read(tail_start, elf.size - tail_start)
+    # The window is the whole file, or its head and tail: offsets in its tail half map back to the file.
+    window_start = 0 if len(window) == elf.size else elf.size - len(window) // 2
+    searched = window if window_start == 0 else window[len(window) // 2 :]
+    best, found, data, base = -1, b"", b"", 0
     for magic in magics:
-        pos = tail.rfind(magic)
-        while pos >= 0 and not _trailer_shaped(tail, pos, order):
-            pos = tail.rfind(magic, 0, pos)
-        if pos > best:
-            best, found = pos, magic
+        area, area_start = (searched, window_start) if magic == UPX_MAGIC else (tail, tail_start)
+        pos = area.rfind(magic)
+        while pos >= 0 and not _trailer_shaped(area, pos, order):
+            pos = area.rfind(magic, 0, pos)
+        if pos >= 0 and area_start + pos > base + best:
+            best, found, data, base = pos, magic, area, area_start
     if best < 0:
         return
-    version, fmt, method, level = tail[best + 4 : best + 8]
-    (u_file_size,) = struct.unpack_from(order + "I", tail, best + 24)
-    offset = start + best
+    version, fmt, method, level = data[best + 4 : best + 8]
+    (u_file_size,) = struct.unpack_from(order + "I", data, best + 24)
+    offset = base + best
     evidence.trailer = Trailer(offset, found, version, fmt, method, level, u_file_size)
     evidence.overlay = elf.size - TRAILER_FROM_END - offset
 

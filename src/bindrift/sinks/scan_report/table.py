@@ -43,6 +43,11 @@ class TableWriter:
         for report in self._rows:
             where = inert(report.path) + (f"\n{inert(report.image)} @ {report.layer}" if report.image else "")
             identity = f"{report.arch or '?'} {report.bits or '?'}-bit\n{report.type or '?'} {report.linking or ''}"
+            if report.kind not in (None, "program"):
+                identity += f"\n{report.kind}"
+            if report.package:
+                state = {"packaged": "packaged", "modified": "MODIFIED packaged file", "listed": "listed in"}
+                identity += f"\n{state[report.provenance or 'listed']} ({inert(report.package)})"
             top = max(report.findings, key=lambda f: rank(f.severity), default=None)
             severity = Text(top.severity, style=STYLES[top.severity]) if top else Text("error", style="red")
             details = Text()
