@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO
 import typer
 
 if TYPE_CHECKING:
-    from bindrift.cli.scan_pipeline import ScanOptions
+    from bindrift.scan.options import ScanOptions
     from bindrift.sinks.scan_report.summary import ReportWriter, ScanSummary
 
 Progress = AbstractContextManager[Callable[[int], None] | None]
@@ -71,7 +71,8 @@ def scan(
     I/O errors.
     """
     from bindrift.analysis.arch import HostProfile
-    from bindrift.cli.scan_pipeline import ScanOptions, run_scan
+    from bindrift.scan.options import ScanOptions
+    from bindrift.scan.pipeline import run_scan
     from bindrift.schema.severity import parse_severity
 
     listed = _read_list(files_from) if files_from is not None else []
@@ -105,8 +106,8 @@ def scan(
 def _scan_and_store(options: ScanOptions, writer: ReportWriter, progress: Progress, db: str | None) -> ScanSummary:
     """The scan, with every suspicious binary also processed into a stored finding."""
     from bindrift.cli.common import open_store
-    from bindrift.cli.scan_pipeline import run_scan
     from bindrift.cli.scan_store import ScanFindings
+    from bindrift.scan.pipeline import run_scan
 
     findings_store = open_store(db)
     try:

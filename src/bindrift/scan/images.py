@@ -1,0 +1,68 @@
+"""Container images in a scan: members read in-stream and triaged here, credited only once their layer
+is verified (a layer whose digest does not match, or whose stream broke off, has nothing reported)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+from bindrift.analysis.arch import HostProfile
+from bindrift.analysis.safe_open import open_nofollow
+from bindrift.analysis.triage import triage_source
+from bindrift.schema.triage import TriageReport
+from bindrift.sensors.image_layout import is_image_archive, is_oci_layout
+from bindrift.sensors.images import LayerEnd, iter_image_members
+from bindrift.sensors.targets import ImageMember, ScanError
+
+TAR_MAGIC_OFFSET = 257
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_image(path: str) -> bool:
+    """An image archive or OCI layout named on the command line (a symlink the user named is followed)."""
+    real = os.path.realpath(path)
+    if os.path.isdir(real):
+        return is_oci_layout(real)
+    try:
+        fd = open_nofollow(real)
+    except OSError:
+        return False
+    try:
+        gzip_magic = os.pread(fd, 2, 0)
+        tar_magic = os.pread(fd, 5, TAR_MAGIC_OFFSET)
+    finally:
+        os.close(fd)
+    return (tar_magic == b"ustar" or gzip_magic == GZIP_MAGIC) and is_image_archive(real)
+
+
+def image_reports(
+    path: str, host: HostProfile, compute_hash: bool, progress: Callable[[int], None] | None
+) -> Iterator[TriageReport | ScanError]:
+    """Reports of the image's members, each layer's held until its `LayerEnd` says they may be credited."""
+    held: list[TriageReport] = []
+    for item in iter_image_members(os.path.realpath(path), want_hash=compute_hash):
+        if isinstance(item, ScanError):
+            yield item
+        elif isinstance(item, LayerEnd):
+            if item.problems:
+                lost = f"; {len(held)} file(s) of this layer not reported" if held else ""
+                for problem in item.problems:
+                    yield ScanError(f"{item.image}@{item.layer}", problem + lost)
+            else:
+                yield from held
+            held = []
+        else:
+            if progress:
+                progress(1)
+            held.append(member_report(item, host))
+
+
+def member_report(member: ImageMember, host: HostProfile) -> TriageReport:
+    """The triage of one image member (non-ELF members: a report saying so)."""
+    if not member.is_elf or member.source is None:
+        return TriageReport(path=member.path, size=member.size, is_elf=False, image=member.image, layer=member.layer)
+    report = triage_source(
+        member.source, path=member.path, host=host, sha256=member.sha256, executable=member.executable
+    )
+    report.image, report.layer = member.image, member.layer
+    return report
