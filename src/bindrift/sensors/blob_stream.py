@@ -106,8 +106,8 @@ class _Decoded(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        try:
-            got = int(self._inner.readinto(buffer) or 0)
+        try:  # a bounded request: decompressors allocate what is asked before copying it out
+            got = int(self._inner.readinto(memoryview(buffer)[:BUFFER]) or 0)
         except self._errors as exc:
             raise TarFormatError(
                 f"corrupt {self._kind} data ({exc}; compressed offset {self._raw.count})", self.count

@@ -8,6 +8,9 @@ that of applying the layers in manifest order, yet every member is read once and
 Every layer's digests are verified while it streams; a `LayerEnd` follows its members and says whether
 they may be credited. Hard links resolve to their target whatever it is: from the recently read ELF
 bytes kept within a budget, else by reading the layer a second time for the targets still wanted.
+Memory stays bounded: ELF members up to `IN_MEMORY` are held, larger ones spill to an unlinked
+temporary file (complete, read like a file on disk), and only beyond `MAX_SPILL` is a member reduced to
+its head and tail.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import posixpath
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import IO
 
-from bindrift.analysis.source import BufferSource, ByteSource, WindowSource
+from bindrift.analysis.source import BufferSource, ByteSource, FdSource, WindowSource
 from bindrift.sensors.blob_stream import layer_stream, plain_stream
 from bindrift.sensors.image_layout import ImageFormatError, Layer, read_images
 from bindrift.sensors.tar_stream import HARDLINK, REGULAR, TarEntry, TarFormatError, TarStream
@@ -31,8 +35,8 @@ HEAD_KEPT = 64 * 2**20
 TAIL_KEPT = 8 * 2**20
 # ELF bytes kept for hard links met later in the layer; links beyond it are served by a second read.
 RECENT_BUDGET = 48 * 2**20
-# ELF members up to this size are held whole for triage; larger ones keep their head and tail.
-MAX_BUFFER = 128 * 2**20
+IN_MEMORY = 32 * 2**20
+MAX_SPILL = 4 * 2**30
 ELF_MAGIC = b"\x7fELF"
 
 
@@ -75,14 +79,14 @@ class _Shadow:
         self.non_dirs |= layer.non_dirs
 
 
-def iter_image_members(archive: str, *, want_hash: bool = True, max_buffer: int = MAX_BUFFER) -> Iterator[ImageItem]:
+def iter_image_members(archive: str, *, want_hash: bool = True, max_spill: int = MAX_SPILL) -> Iterator[ImageItem]:
     """Every regular file visible in the image(s) of `archive` (docker save / OCI archive / OCI layout),
     each layer's members followed by its `LayerEnd`."""
     try:
         for image in read_images(archive):
             shadow = _Shadow()
             for layer in reversed(image.layers):
-                reader = _LayerReader(image.name, layer, shadow, want_hash, max_buffer)
+                reader = _LayerReader(image.name, layer, shadow, want_hash, max_spill)
                 yield from reader.members()
                 shadow.merge(reader.shadow)
     except (ImageFormatError, OSError, EOFError, TarFormatError) as exc:
@@ -98,9 +102,9 @@ def _normalise(name: str) -> str:
 class _LayerReader:
     """One layer's visible members, its hard links resolved, then its `LayerEnd`."""
 
-    def __init__(self, image: str, layer: Layer, below: _Shadow, want_hash: bool, max_buffer: int) -> None:
+    def __init__(self, image: str, layer: Layer, below: _Shadow, want_hash: bool, max_spill: int) -> None:
         self.image, self.layer, self.below = image, layer, below
-        self.want_hash, self.max_buffer = want_hash, max_buffer
+        self.want_hash, self.max_spill = want_hash, max_spill
         self.shadow = _Shadow()
         self.files: dict[str, ImageMember] = {}  # regular files read from this layer, by path
         self.recent: OrderedDict[str, ByteSource] = OrderedDict()  # ELF bytes by path, within RECENT_BUDGET
@@ -155,24 +159,25 @@ class _LayerReader:
     def _read(self, tar: TarStream, entry: TarEntry, path: str) -> ImageMember:
         member = ImageMember(path=path, image=self.image, layer=self.layer.digest, size=entry.size, is_elf=False,
                              executable=bool(entry.mode & 0o111))  # fmt: skip
-        whole = entry.size <= self.max_buffer
-        want = entry.size if whole else min(HEAD_KEPT, self.max_buffer)
-        head = tar.peek(4)
-        if len(head) < min(4, entry.size):
-            head = tar.read(4)
-            if head != ELF_MAGIC:
-                return member
-            data = head + tar.read(want - 4)
-        elif head != ELF_MAGIC:
+        head = consumed = tar.peek(4)
+        if len(head) < min(4, entry.size):  # the stream's buffer ends within the magic: read it
+            head = consumed = tar.read(4)
+        else:
+            consumed = b""
+        if head != ELF_MAGIC:
             return member
-        else:
-            data = tar.read(want)
+        head = consumed
         member.is_elf = True
-        digest = hashlib.sha256(data) if self.want_hash else None
-        if whole:
+        digest = hashlib.sha256(head) if self.want_hash else None
+        if entry.size <= IN_MEMORY:
+            data = head + tar.read(entry.size)
+            if digest is not None:
+                digest.update(data[len(head) :])
             member.source = BufferSource(data)
+        elif entry.size <= self.max_spill:
+            member.source = _spill(tar, head, entry.size, digest)
         else:
-            member.source, member.complete = _window(tar, data, entry.size, digest), False
+            member.source, member.complete = _window(tar, head, entry.size, digest), False
         member.sha256 = digest.hexdigest() if digest is not None else None
         return member
 
@@ -227,12 +232,41 @@ def _as(member: ImageMember, path: str, source: ByteSource | None) -> ImageMembe
     )  # fmt: skip
 
 
+def _spill(tar: TarStream, head: bytes, size: int, digest: hashlib._Hash | None) -> ByteSource:
+    """A large member copied to an unlinked temporary file (bounded memory, every byte still there)."""
+    import tempfile
+
+    spilled = tempfile.TemporaryFile()  # noqa: SIM115 - open for as long as the source is referenced
+    spilled.write(head)
+    while chunk := tar.read(CHUNK):
+        if digest is not None:
+            digest.update(chunk)
+        spilled.write(chunk)
+    spilled.flush()
+    return SpilledSource(spilled, size)
+
+
+class SpilledSource(FdSource):
+    """The bytes of a member spilled to a temporary file, which lives as long as this source."""
+
+    __slots__ = ("_file",)
+
+    def __init__(self, spilled: IO[bytes], size: int) -> None:
+        super().__init__(spilled.fileno(), size)
+        self._file = spilled
+
+
 def _window(tar: TarStream, head: bytes, size: int, digest: hashlib._Hash | None) -> ByteSource:
-    """A member larger than the buffer: its head and tail kept, the whole of it still hashed."""
+    """A member too large even to spill: its head and tail kept, the whole of it still hashed."""
+    kept = bytearray(head)
     tail = bytearray()
     while chunk := tar.read(CHUNK):
         if digest is not None:
             digest.update(chunk)
+        room = HEAD_KEPT - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+            chunk = chunk[room:]
         tail += chunk
         del tail[: max(0, len(tail) - TAIL_KEPT)]
-    return WindowSource(head, bytes(tail), size)
+    return WindowSource(bytes(kept), bytes(tail), size)
