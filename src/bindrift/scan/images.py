@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from bindrift.analysis.arch import HostProfile
 from bindrift.analysis.safe_open import open_nofollow
-from bindrift.analysis.triage import triage_source
 from bindrift.schema.triage import TriageReport
-from bindrift.sensors.image_layout import is_image_archive, is_oci_layout
-from bindrift.sensors.images import LayerEnd, iter_image_members
 from bindrift.sensors.targets import ImageMember, ScanError
+
+if TYPE_CHECKING:
+    from bindrift.analysis.arch import HostProfile
 
 TAR_MAGIC_OFFSET = 257
 GZIP_MAGIC = b"\x1f\x8b"
@@ -20,6 +20,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def is_image(path: str) -> bool:
     """An image archive or OCI layout named on the command line (a symlink the user named is followed)."""
+    from bindrift.sensors.image_layout import is_image_archive, is_oci_layout
+
     real = os.path.realpath(path)
     if os.path.isdir(real):
         return is_oci_layout(real)
@@ -39,6 +41,8 @@ def image_reports(
     path: str, host: HostProfile, compute_hash: bool, progress: Callable[[int], None] | None
 ) -> Iterator[TriageReport | ScanError]:
     """Reports of the image's members, each layer's held until its `LayerEnd` says they may be credited."""
+    from bindrift.sensors.images import LayerEnd, iter_image_members
+
     held: list[TriageReport] = []
     for item in iter_image_members(os.path.realpath(path), want_hash=compute_hash):
         if isinstance(item, ScanError):
@@ -59,6 +63,8 @@ def image_reports(
 
 def member_report(member: ImageMember, host: HostProfile) -> TriageReport:
     """The triage of one image member (non-ELF members: a report saying so)."""
+    from bindrift.analysis.triage import triage_source
+
     if not member.is_elf or member.source is None:
         return TriageReport(path=member.path, size=member.size, is_elf=False, image=member.image, layer=member.layer)
     report = triage_source(
