@@ -3,6 +3,7 @@ streams, oversized metadata and hard links. Each asserts the error named, and th
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -196,3 +197,14 @@ def test_a_1_gib_long_name_is_refused_within_bounded_memory(tmp_path: Path) -> N
     assert "GNU long name of 1073741824 bytes exceeds the cap" in stderr and digests[1] in stderr
     assert all(len(path) <= MAX_PATH for path in reports)
     assert 0 < rss < 256 * 2**20, f"max RSS {rss / 2**20:.0f} MiB"
+
+
+def test_gzip_compressed_docker_archive_with_large_layers(tmp_path: Path) -> None:
+    big = ELF + bytes(5 * 2**20)  # layers larger than a JSON document: streamed from the inflating archive
+    lower = layer_tar({"bin/a": big, "bin/b": Link("bin/a"), "bin/c": ELF2})
+    docker_archive(tmp_path / "docker.tar", [lower, layer_tar({"bin/.wh.a": b""})])
+    compressed = tmp_path / "docker.tar.gz"
+    compressed.write_bytes(gzip.compress((tmp_path / "docker.tar").read_bytes(), compresslevel=1))
+    members, errors, ends = _items(compressed)
+    assert not errors and all(not end.problems for end in ends)
+    assert members["/bin/b"].sha256 == hashlib.sha256(big).hexdigest() and members["/bin/c"].is_elf

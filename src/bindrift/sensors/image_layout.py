@@ -8,6 +8,7 @@ An archive's own members are indexed with the bounded tar reader, their data ski
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -161,30 +162,25 @@ def _local_blob(fd: int, size: int) -> Iterator[IO[bytes]]:
 @contextmanager
 def _gzip_member(path: str, offset: int, size: int) -> Iterator[IO[bytes]]:
     """A member of a gzip-compressed archive: inflated up to it, then read to its end."""
-    import io
-
     with _open_archive(path) as stream:
         stream.seek(offset)
         yield io.BytesIO(stream.read(size)) if size <= MAX_JSON else _Limited(stream, size)  # type: ignore[misc]
 
 
-class _Limited:
+class _Limited(io.RawIOBase):
     """The next `size` bytes of a stream."""
 
     def __init__(self, stream: IO[bytes], size: int) -> None:
         self._stream, self._left = stream, size
 
-    def read(self, size: int = -1) -> bytes:
-        want = self._left if size < 0 else min(size, self._left)
-        data = self._stream.read(want)
-        self._left -= len(data)
-        return data
+    def readable(self) -> bool:
+        return True
 
-    def readinto(self, buffer: memoryview | bytearray) -> int:
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         view = memoryview(buffer)[: self._left]
-        got = self._stream.readinto(view)  # type: ignore[attr-defined]
+        got = int(self._stream.readinto(view) or 0)  # type: ignore[attr-defined]
         self._left -= got
-        return int(got)
+        return got
 
 
 def read_images(path: str) -> Iterator[Image]:
