@@ -1,5 +1,6 @@
 """Files on disk in a scan: triaged in batches, in forked worker processes when `jobs` > 1 and the walk
-is large (results keep input order)."""
+is large (results keep input order). For JSON Lines, workers write their own output: each returns its
+batch encoded and counted, and the parent only copies the bytes out in order."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bindrift.analysis.arch import HostProfile
 from bindrift.analysis.safe_open import open_nofollow
 from bindrift.analysis.triage import triage
 from bindrift.scan.options import ScanOptions
+from bindrift.schema.severity import SEVERITIES, Severity, at_least
 from bindrift.schema.triage import TriageReport
 from bindrift.sensors.files import iter_files
 from bindrift.sensors.targets import DiskFile, ScanError
@@ -36,13 +38,27 @@ class BatchResult:
     non_elf: int
 
 
-def disk_results(roots: list[str], options: ScanOptions) -> Iterator[BatchResult | ScanError]:
-    """Batches of reports for the files under `roots`, in walk order."""
+@dataclass(slots=True)
+class EncodedBatch:
+    """A batch a worker wrote itself: its JSON Lines (findings filtered) and what the summary counts."""
+
+    lines: bytes
+    elf_files: int
+    non_elf: int
+    by_severity: dict[Severity, int]
+    errors: list[tuple[str, str]]
+
+
+def disk_results(
+    roots: list[str], options: ScanOptions, encoded: bool = False
+) -> Iterator[BatchResult | EncodedBatch | ScanError]:
+    """Batches of reports for the files under `roots`, in walk order; `encoded`: workers, if any, return
+    `EncodedBatch`es of JSON Lines instead."""
     batches = _batches(iter_files(roots))
     first = list(islice(batches, PARALLEL_AFTER_BATCHES + 1))
     batches = chain(first, batches)
     if options.jobs > 1 and len(first) > PARALLEL_AFTER_BATCHES:
-        return _parallel(batches, options)
+        return _parallel(batches, options, encoded)
     return (b if isinstance(b, ScanError) else triage_batch(b, options.host, options.compute_hash) for b in batches)
 
 
@@ -90,18 +106,45 @@ def _worker(paths: list[str], host: HostProfile, compute_hash: bool) -> tuple[by
     return _ENCODER.encode(result.reports), result.non_elf
 
 
-def _parallel(batches: Iterator[list[str] | ScanError], options: ScanOptions) -> Iterator[BatchResult | ScanError]:
+def _json_worker(paths: list[str], host: HostProfile, compute_hash: bool, floor: Severity) -> EncodedBatch:
+    """A batch triaged, filtered, counted and encoded as the parent's `run_scan` would have done."""
+    result = triage_batch(paths, host, compute_hash)
+    batch = EncodedBatch(b"", 0, result.non_elf, dict.fromkeys(SEVERITIES, 0), [])
+    encoder = msgspec.json.Encoder()
+    lines = bytearray()
+    for report in result.reports:
+        if report.error is not None:
+            batch.errors.append((report.path, report.error))
+        if not report.is_elf:
+            batch.non_elf += report.error is None
+            continue
+        report.findings = [f for f in report.findings if at_least(f.severity, floor)]
+        batch.elf_files += 1
+        for finding in report.findings:
+            batch.by_severity[finding.severity] += 1
+        encoder.encode_into(report, lines, len(lines))
+        lines += b"\n"
+    batch.lines = bytes(lines)
+    return batch
+
+
+def _parallel(
+    batches: Iterator[list[str] | ScanError], options: ScanOptions, encoded: bool
+) -> Iterator[BatchResult | EncodedBatch | ScanError]:
     """Batches triaged by `jobs` forked workers, at most 4 per worker in flight, yielded in input order."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    window: deque[Future[tuple[bytes, int]] | ScanError] = deque()
+    window: deque[Future[tuple[bytes, int]] | Future[EncodedBatch] | ScanError] = deque()
     with ProcessPoolExecutor(max_workers=options.jobs, mp_context=get_context("fork")) as pool:
 
         def submit(count: int) -> None:
             for batch in islice(batches, count):
                 if isinstance(batch, ScanError):
                     window.append(batch)
+                elif encoded:
+                    window.append(pool.submit(_json_worker, batch, options.host, options.compute_hash,
+                                              options.min_severity))  # fmt: skip
                 else:
                     window.append(pool.submit(_worker, batch, options.host, options.compute_hash))
 
@@ -110,7 +153,11 @@ def _parallel(batches: Iterator[list[str] | ScanError], options: ScanOptions) ->
             head = window.popleft()
             if isinstance(head, ScanError):
                 yield head
+                submit(1)
+                continue
+            result = head.result()
+            if isinstance(result, EncodedBatch):
+                yield result
             else:
-                encoded, non_elf = head.result()
-                yield BatchResult(_DECODER.decode(encoded), non_elf)
+                yield BatchResult(_DECODER.decode(result[0]), result[1])
             submit(1)
