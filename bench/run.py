@@ -108,7 +108,10 @@ def main() -> None:
     subprocess.run(["bash", "-c", f"xargs -0 cat < {nul_list} > /dev/null"], check=False)  # warm the page cache
 
     scan = f"{BINDRIFT} scan --format json --files-from {nul_list}"
+    one_file = f"{BINDRIFT} scan --no-hash --format json {files[0]}"
     rows = {
+        "start-up: python -c pass": timed(f"{sys.executable} -c pass", reps),
+        "start-up: bindrift scan of one file": timed(one_file, reps),
         "readelf -h -l -S -W (xargs)": timed(f"xargs -0 readelf -h -l -S -W < {nul_list}", reps),
         "bindrift scan --no-hash --jobs 1": timed(f"{scan} --no-hash --jobs 1", reps),
         "bindrift scan --no-hash (default jobs)": timed(f"{scan} --no-hash", reps),
@@ -125,7 +128,7 @@ def main() -> None:
              "bindrift scan (": "openssl dgst -sha256 (xargs)"}  # fmt: skip
     for name, seconds in rows.items():
         peer = next((rows[p] for prefix, p in peers.items() if name.startswith(prefix)), None)
-        ratio = f"{peer / seconds:.2f}×" if peer else "peer"
+        ratio = f"{peer / seconds:.2f}×" if peer else "peer" if name in peers.values() else "—"
         print(f"| {name} | {seconds:.3f} | {len(files) / seconds:,.0f} | {mb / seconds:,.0f} | {ratio} |")
     scaling = rows["bindrift scan --no-hash --jobs 1"] / rows["bindrift scan --no-hash --jobs 2"]
     print(f"\n--jobs 2 vs --jobs 1 (header checks): {scaling:.2f}×")
