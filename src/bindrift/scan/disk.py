@@ -38,8 +38,7 @@ class BatchResult:
     non_elf: int
 
 
-@dataclass(slots=True)
-class EncodedBatch:
+class EncodedBatch(msgspec.Struct):
     """A batch a worker wrote itself: its JSON Lines (findings filtered) and what the summary counts."""
 
     lines: bytes

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+import msgspec
+
 from bindrift.analysis.source import BufferSource, ByteSource, FdSource, WindowSource
 from bindrift.sensors.blob_stream import layer_stream, plain_stream
 from bindrift.sensors.image_layout import ImageFormatError, Layer, read_images
@@ -40,8 +42,7 @@ MAX_SPILL = 4 * 2**30
 ELF_MAGIC = b"\x7fELF"
 
 
-@dataclass(frozen=True, slots=True)
-class LayerEnd:
+class LayerEnd(msgspec.Struct, frozen=True):
     """After a layer's members: `problems` (digest mismatches, a stream that broke off) mean none of
     the members just sent may be credited to the layer."""
 
