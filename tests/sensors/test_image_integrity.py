@@ -166,6 +166,12 @@ def test_metadata_caps_are_per_entry_errors() -> None:
     with io.BytesIO(layer_tar({str(i): b"x" for i in range(5)})) as buffer, pytest.raises(TarFormatError) as caught:
         list(TarStream(buffer, max_entries=3))
     assert "more than 3 entries" in str(caught.value)
+    with (
+        io.BytesIO(layer_tar({"a": bytes(10_000), "b": bytes(10_000)})) as buffer,
+        pytest.raises(TarFormatError) as caught,
+    ):
+        list(TarStream(buffer, max_expanded=16_384))
+    assert "layer expands beyond 16384 bytes at offset 10752" in str(caught.value)
 
 
 def _long_name_layer() -> bytes:

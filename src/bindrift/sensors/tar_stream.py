@@ -114,6 +114,8 @@ class TarStream:
             typeflag, size, mode = _parse_header(header, start)
             if typeflag not in _META:
                 break
+            if self.offset + size > self._max_expanded:
+                raise TarFormatError(f"layer expands beyond {self._max_expanded} bytes", start)
             if size > (MAX_PAX if typeflag in b"xg" else MAX_PATH if typeflag == b"L" else MAX_LINK):
                 error = f"{_META_NAMES[typeflag]} of {size} bytes exceeds the cap"
                 self._skip(size + _padding(size))
