@@ -27,7 +27,7 @@ import msgspec
 from bindrift.analysis.source import BufferSource, ByteSource, FdSource, WindowSource
 from bindrift.sensors.blob_stream import layer_stream, plain_stream
 from bindrift.sensors.image_layout import ImageFormatError, Layer, read_images
-from bindrift.sensors.tar_stream import HARDLINK, REGULAR, TarEntry, TarFormatError, TarStream
+from bindrift.sensors.tar_stream import DIRECTORY, HARDLINK, REGULAR, TarEntry, TarFormatError, TarStream
 from bindrift.sensors.targets import ImageMember, ScanError
 
 WHITEOUT = ".wh."
@@ -111,7 +111,6 @@ class _LayerReader:
         self.recent: OrderedDict[str, ByteSource] = OrderedDict()  # ELF bytes by path, within RECENT_BUDGET
         self.recent_bytes = 0
         self.links: dict[str, str] = {}  # hard links not yet resolved: link path → the path holding the bytes
-        self.label = f"{image}@{layer.digest}"
 
     def members(self) -> Iterator[ImageItem]:
         problems: list[str] = []
@@ -123,9 +122,7 @@ class _LayerReader:
                 problems += check()
             if self.links:
                 yield from self._second_pass()
-        except TarFormatError as exc:
-            problems.append(f"layer unreadable: {exc}")
-        except (OSError, EOFError, ImageFormatError) as exc:
+        except (TarFormatError, OSError, EOFError, ImageFormatError) as exc:
             problems.append(f"layer unreadable: {exc}")
         yield LayerEnd(self.image, self.layer.digest, problems)
 
@@ -146,7 +143,7 @@ class _LayerReader:
             if self.below.hides(path):
                 continue
             self.shadow.supplied.add(path)
-            if entry.kind != "dir":
+            if entry.kind != DIRECTORY:
                 self.shadow.non_dirs.add(path)
             if entry.kind == HARDLINK:
                 resolved = self._link(path, _normalise(entry.linkname))
