@@ -19,11 +19,15 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 def is_image(path: str) -> bool:
-    """An image archive or OCI layout named on the command line (a symlink the user named is followed)."""
-    from bindrift.sensors.image_layout import is_image_archive, is_oci_layout
-
+    """An image archive or OCI layout named on the command line (a symlink the user named is followed).
+    The image readers are imported only once the cheap checks (an `oci-layout` file, a tar or gzip magic)
+    pass, so scanning plain files and folders does not pay for them."""
     real = os.path.realpath(path)
     if os.path.isdir(real):
+        if not os.path.isfile(os.path.join(real, "oci-layout")):
+            return False
+        from bindrift.sensors.image_layout import is_oci_layout
+
         return is_oci_layout(real)
     try:
         fd = open_nofollow(real)
@@ -34,7 +38,11 @@ def is_image(path: str) -> bool:
         tar_magic = os.pread(fd, 5, TAR_MAGIC_OFFSET)
     finally:
         os.close(fd)
-    return (tar_magic == b"ustar" or gzip_magic == GZIP_MAGIC) and is_image_archive(real)
+    if tar_magic != b"ustar" and gzip_magic != GZIP_MAGIC:
+        return False
+    from bindrift.sensors.image_layout import is_image_archive
+
+    return is_image_archive(real)
 
 
 def image_reports(
