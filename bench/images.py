@@ -78,6 +78,19 @@ def measured(command: str) -> tuple[float, int]:
     return elapsed, int(out.split()[-1]) * 1024
 
 
+def same_elf_files(ours: str, peer: str) -> dict[str, float]:
+    """Both scans once more, output kept: the ELF files (path → SHA-256) each reports, and the difference."""
+    found = []
+    for command in (ours, peer):
+        out = subprocess.run(["bash", "-c", command], capture_output=True, check=False).stdout
+        found.append({r["path"]: r["sha256"] for r in map(json.loads, out.splitlines())})
+    return {
+        "in-stream": len(found[0]),
+        "tree": len(found[1]),
+        "differing": len(set(found[0].items()) ^ set(found[1].items())),
+    }
+
+
 # Runs a shell command and prints the peak RSS of its largest descendant (KiB) last on stdout.
 MEASURE = """import resource, subprocess, sys
 subprocess.run(["bash", "-c", sys.argv[1]], stdout=subprocess.DEVNULL, check=False)
@@ -103,6 +116,7 @@ def main() -> None:
                             "> /dev/null"], check=False)  # fmt: skip  # warm the page cache
             runs = {"in-stream": [measured(ours) for _ in range(reps)],
                     "extract+scan": [measured(peer) for _ in range(reps)]}  # fmt: skip
+            rows[f"{name} same ELF files"] = same_elf_files(ours, f'{peer} | sed \'s#"path":"{shm}/t#"path":"#\'')
             subprocess.run(["rm", "-rf", f"{shm}/t"], check=False)
             for kind, results in runs.items():
                 rows[f"{name} {kind}"] = {
@@ -120,6 +134,10 @@ def main() -> None:
                 ratio = f"{peer_s / row['seconds']:.2f}×" if kind == "in-stream" else "peer"
                 print(f"| {name} | {kind} | {row['archive_mb']:,.0f} | {row['seconds']:.2f} | {row['rss_mb']:.0f} "
                       f"| {ratio} |")  # fmt: skip
+        for name in saved:
+            same = rows[f"{name} same ELF files"]
+            print(f"\n{name}: {same['in-stream']:.0f} ELF files in-stream, {same['tree']:.0f} in the extracted tree, "
+                  f"{same['differing']:.0f} differing (path or SHA-256)")  # fmt: skip
         (HERE / "results").mkdir(exist_ok=True)
         (HERE / "results" / "images.json").write_text(json.dumps({"reps": reps, "rows": rows}, indent=2))
     finally:
