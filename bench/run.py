@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -94,13 +95,21 @@ def in_process(tool: str, list_file: str) -> tuple[float, float, int] | None:
 
 
 def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="bindrift-bench-"))
+    try:
+        measure(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work: Path) -> None:
+    """Every measurement, with the file lists kept in `work`."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one repetition and a 300-file in-process sample")
     args = parser.parse_args()
     reps = 1 if args.quick else 3
     files = elf_files()
     total_bytes = sum(os.path.getsize(p) for p in files)
-    work = Path(tempfile.mkdtemp(prefix="bindrift-bench-"))
     nul_list = work / "files.nul"
     nul_list.write_bytes(b"\0".join(p.encode() for p in files))
     sample = work / "sample.nul"
