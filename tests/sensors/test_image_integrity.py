@@ -214,3 +214,13 @@ def test_gzip_compressed_docker_archive_with_large_layers(tmp_path: Path) -> Non
     members, errors, ends = _items(compressed)
     assert not errors and all(not end.problems for end in ends)
     assert members["/bin/b"].sha256 == hashlib.sha256(big).hexdigest() and members["/bin/c"].is_elf
+
+
+def test_member_beyond_the_spill_cap_keeps_head_and_tail_and_full_hash(tmp_path: Path) -> None:
+    huge = ELF + bytes(3 * 2**20) + b"TAIL"
+    archive = _archive_of(tmp_path, [layer_tar({"huge": huge})])
+    (member,) = [m for m in iter_image_members(str(archive), max_spill=2**20) if isinstance(m, ImageMember)]
+    assert member.is_elf and not member.complete and member.size == len(huge)
+    assert member.sha256 == hashlib.sha256(huge).hexdigest(), "hashed whole though not kept whole"
+    assert member.source is not None and member.source.read(0, 4) == b"\x7fELF"
+    assert member.source.read(len(huge) - 4, 4) == b"TAIL"

@@ -167,7 +167,7 @@ class _LayerReader:
         head = consumed
         member.is_elf = True
         digest = hashlib.sha256(head) if self.want_hash else None
-        if entry.size <= IN_MEMORY:
+        if entry.size <= min(IN_MEMORY, self.max_spill):
             data = head + tar.read(entry.size)
             if digest is not None:
                 digest.update(data[len(head) :])
