@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -94,13 +95,21 @@ def in_process(tool: str, list_file: str) -> tuple[float, float, int] | None:
 
 
 def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="bindrift-bench-"))
+    try:
+        measure(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work: Path) -> None:
+    """Every measurement, with the file lists kept in `work`."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one repetition and a 300-file in-process sample")
     args = parser.parse_args()
     reps = 1 if args.quick else 3
     files = elf_files()
     total_bytes = sum(os.path.getsize(p) for p in files)
-    work = Path(tempfile.mkdtemp(prefix="bindrift-bench-"))
     nul_list = work / "files.nul"
     nul_list.write_bytes(b"\0".join(p.encode() for p in files))
     sample = work / "sample.nul"
@@ -108,7 +117,10 @@ def main() -> None:
     subprocess.run(["bash", "-c", f"xargs -0 cat < {nul_list} > /dev/null"], check=False)  # warm the page cache
 
     scan = f"{BINDRIFT} scan --format json --files-from {nul_list}"
+    one_file = f"{BINDRIFT} scan --no-hash --format json {files[0]}"
     rows = {
+        "start-up: python -c pass": timed(f"{sys.executable} -c pass", reps),
+        "start-up: bindrift scan of one file": timed(one_file, reps),
         "readelf -h -l -S -W (xargs)": timed(f"xargs -0 readelf -h -l -S -W < {nul_list}", reps),
         "bindrift scan --no-hash --jobs 1": timed(f"{scan} --no-hash --jobs 1", reps),
         "bindrift scan --no-hash (default jobs)": timed(f"{scan} --no-hash", reps),
@@ -125,7 +137,7 @@ def main() -> None:
              "bindrift scan (": "openssl dgst -sha256 (xargs)"}  # fmt: skip
     for name, seconds in rows.items():
         peer = next((rows[p] for prefix, p in peers.items() if name.startswith(prefix)), None)
-        ratio = f"{peer / seconds:.2f}×" if peer else "peer"
+        ratio = f"{peer / seconds:.2f}×" if peer else "peer" if name in peers.values() else "—"
         print(f"| {name} | {seconds:.3f} | {len(files) / seconds:,.0f} | {mb / seconds:,.0f} | {ratio} |")
     scaling = rows["bindrift scan --no-hash --jobs 1"] / rows["bindrift scan --no-hash --jobs 2"]
     print(f"\n--jobs 2 vs --jobs 1 (header checks): {scaling:.2f}×")

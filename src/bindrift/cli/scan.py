@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO
@@ -13,10 +10,9 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO
 import typer
 
 if TYPE_CHECKING:
-    from bindrift.cli.scan_pipeline import ScanOptions
-    from bindrift.sinks.scan_report.summary import ReportWriter, ScanSummary
-
-Progress = AbstractContextManager[Callable[[int], None] | None]
+    from bindrift.scan.command import Progress
+    from bindrift.scan.options import ScanOptions
+    from bindrift.sinks.scan_report.summary import ReportWriter
 
 
 class OutputFormat(StrEnum):
@@ -70,60 +66,44 @@ def scan(
     Exit status: 0 when nothing at or above --min-severity was found, 1 when something was, 2 on usage or
     I/O errors.
     """
-    from bindrift.analysis.arch import HostProfile
-    from bindrift.cli.scan_pipeline import ScanOptions, run_scan
-    from bindrift.schema.severity import parse_severity
+    from bindrift.cli.progress import progress_for
+    from bindrift.scan.command import execute, interactive, writer_for
+    from bindrift.scan.options import build_options, read_list
 
-    listed = _read_list(files_from) if files_from is not None else []
-    if not paths and not listed:
-        raise typer.BadParameter("no paths to scan", param_hint="PATH")
     try:
-        host = HostProfile.parse(host_arch) if host_arch else HostProfile.detect()
+        listed = read_list(str(files_from)) if files_from is not None else []
+        options = build_options(list(paths or []), listed, min_severity.value, no_hash, host_arch, jobs)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {files_from}: {exc.strerror}", param_hint="--files-from") from exc
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--host-arch") from exc
-    options = ScanOptions(
-        paths=list(paths or []), plain_paths=listed, min_severity=parse_severity(min_severity.value),
-        compute_hash=not no_hash, host=host,
-        jobs=jobs or len(os.sched_getaffinity(0)),
-    )  # fmt: skip
+        hint, _, message = str(exc).partition(": ")
+        raise typer.BadParameter(message, param_hint=hint) from exc
     out = _open_output(output)
     try:
-        writer, progress = _writer(output_format, out)
-        if not store:
-            with progress as hook:
-                summary = run_scan(options, writer, hook)
-        else:
-            summary = _scan_and_store(options, writer, progress, db)
+        writer = writer_for(output_format.value, out)
+        progress = progress_for(interactive(output_format.value))
+        status = _execute_and_store(options, writer, progress, db) if store else execute(options, writer, progress)
     finally:
         if out is not sys.stdout.buffer:
             out.close()
-    if summary.errors:
-        raise typer.Exit(2)
-    raise typer.Exit(1 if summary.findings else 0)
+    raise typer.Exit(status)
 
 
-def _scan_and_store(options: ScanOptions, writer: ReportWriter, progress: Progress, db: str | None) -> ScanSummary:
+def _execute_and_store(options: ScanOptions, writer: ReportWriter, progress: Progress, db: str | None) -> int:
     """The scan, with every suspicious binary also processed into a stored finding."""
     from bindrift.cli.common import open_store
-    from bindrift.cli.scan_pipeline import run_scan
     from bindrift.cli.scan_store import ScanFindings
+    from bindrift.scan.command import execute
 
     findings_store = open_store(db)
     try:
         recorder = ScanFindings(findings_store)
-        with progress as hook:
-            summary = run_scan(options, writer, hook, recorder)
+        status = execute(options, writer, progress, recorder)
     finally:
         findings_store.close()
     where = findings_store.display_url
     print(f"bindrift: {recorder.stored} suspicious binary finding(s) stored in {where}", file=sys.stderr)
-    return summary
-
-
-def _read_list(source: Path) -> list[str]:
-    data = sys.stdin.buffer.read() if str(source) == "-" else source.read_bytes()
-    separator = b"\0" if b"\0" in data else b"\n"
-    return [item.decode("utf-8", "surrogateescape") for item in data.split(separator) if item.strip()]
+    return status
 
 
 def _open_output(output: Path | None) -> BinaryIO:
@@ -133,23 +113,3 @@ def _open_output(output: Path | None) -> BinaryIO:
         return output.open("wb")
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {output}: {exc.strerror}", param_hint="--output") from exc
-
-
-def _writer(output_format: OutputFormat, out: BinaryIO) -> tuple[ReportWriter, Progress]:
-    """The report writer for the format, and a progress context (a live counter for tables on a TTY)."""
-    from bindrift.cli.progress import progress_for
-
-    if output_format is OutputFormat.json:
-        from bindrift.sinks.scan_report.jsonl import JsonLinesWriter
-
-        return JsonLinesWriter(out), progress_for(False)
-    if output_format is OutputFormat.sarif:
-        from bindrift.sinks.scan_report.sarif import SarifWriter
-
-        return SarifWriter(out), progress_for(False)
-    import io
-
-    from bindrift.sinks.scan_report.table import TableWriter
-
-    text = io.TextIOWrapper(out, encoding="utf-8", errors="replace", write_through=True)
-    return TableWriter(text), progress_for(sys.stderr.isatty())

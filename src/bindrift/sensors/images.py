@@ -4,19 +4,30 @@ Layers are visited top-most first, so each path is settled by the first layer th
 whiteouts (`.wh.NAME`) and opaque directories (`.wh..wh..opq`) hide what lies below, and a file
 replaced in a later layer is reported once, from the layer that supplies it. The result is exactly
 that of applying the layers in manifest order, yet every member is read once and nothing is extracted.
+
+Every layer's digests are verified while it streams; a `LayerEnd` follows its members and says whether
+they may be credited. Hard links resolve to their target whatever it is: from the recently read ELF
+bytes kept within a budget, else by reading the layer a second time for the targets still wanted.
+Memory stays bounded: ELF members up to `IN_MEMORY` are held, larger ones spill to an unlinked
+temporary file (complete, read like a file on disk), and only beyond `MAX_SPILL` is a member reduced to
+its head and tail.
 """
 
 from __future__ import annotations
 
 import hashlib
 import posixpath
-import tarfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from bindrift.analysis.source import BufferSource, ByteSource, WindowSource
-from bindrift.sensors.image_layout import Image, ImageFormatError, Layer, read_images
+import msgspec
+
+from bindrift.analysis.source import BufferSource, ByteSource, FdSource, WindowSource
+from bindrift.sensors.blob_stream import layer_stream, plain_stream
+from bindrift.sensors.image_layout import ImageFormatError, Layer, read_images
+from bindrift.sensors.tar_stream import DIRECTORY, HARDLINK, REGULAR, TarEntry, TarFormatError, TarStream
 from bindrift.sensors.targets import ImageMember, ScanError
 
 WHITEOUT = ".wh."
@@ -24,8 +35,23 @@ OPAQUE = ".wh..wh..opq"
 CHUNK = 1 << 20
 HEAD_KEPT = 64 * 2**20
 TAIL_KEPT = 8 * 2**20
-HARDLINK_BUDGET = 128 * 2**20
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# ELF bytes kept for hard links met later in the layer; links beyond it are served by a second read.
+RECENT_BUDGET = 48 * 2**20
+IN_MEMORY = 32 * 2**20
+MAX_SPILL = 4 * 2**30
+ELF_MAGIC = b"\x7fELF"
+
+
+class LayerEnd(msgspec.Struct, frozen=True):
+    """After a layer's members: `problems` (digest mismatches, a stream that broke off) mean none of
+    the members just sent may be credited to the layer."""
+
+    image: str
+    layer: str
+    problems: list[str]
+
+
+ImageItem = ImageMember | ScanError | LayerEnd
 
 
 @dataclass(slots=True)
@@ -54,56 +80,18 @@ class _Shadow:
         self.non_dirs |= layer.non_dirs
 
 
-def iter_image_members(
-    archive: str, *, want_hash: bool = True, max_buffer: int = 256 * 2**20
-) -> Iterator[ImageMember | ScanError]:
-    """Every regular file visible in the image(s) of `archive` (docker save / OCI archive / OCI layout)."""
+def iter_image_members(archive: str, *, want_hash: bool = True, max_spill: int = MAX_SPILL) -> Iterator[ImageItem]:
+    """Every regular file visible in the image(s) of `archive` (docker save / OCI archive / OCI layout),
+    each layer's members followed by its `LayerEnd`."""
     try:
         for image in read_images(archive):
-            yield from _image_members(image, want_hash, max_buffer)
-    except (ImageFormatError, OSError, tarfile.TarError, EOFError) as exc:
+            shadow = _Shadow()
+            for layer in reversed(image.layers):
+                reader = _LayerReader(image.name, layer, shadow, want_hash, max_spill)
+                yield from reader.members()
+                shadow.merge(reader.shadow)
+    except (ImageFormatError, OSError, EOFError, TarFormatError) as exc:
         yield ScanError(archive, f"not a readable container image: {exc}")
-
-
-def _image_members(image: Image, want_hash: bool, max_buffer: int) -> Iterator[ImageMember | ScanError]:
-    shadow = _Shadow()
-    for layer in reversed(image.layers):
-        this_layer = _Shadow()
-        try:
-            yield from _layer_members(image.name, layer, shadow, this_layer, want_hash, max_buffer)
-        except (OSError, tarfile.TarError, EOFError, ImageFormatError) as exc:
-            yield ScanError(f"{image.name}@{layer.digest}", f"layer unreadable: {exc}")
-        shadow.merge(this_layer)
-
-
-def _layer_members(
-    image: str, layer: Layer, shadow: _Shadow, this_layer: _Shadow, want_hash: bool, max_buffer: int
-) -> Iterator[ImageMember | ScanError]:
-    kept: dict[str, ImageMember] = {}
-    kept_bytes = 0
-    with layer.open() as blob, _Decompressed(blob) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
-        for member in tar:
-            path = _normalise(member.name)
-            name = posixpath.basename(path)
-            if name == OPAQUE:
-                this_layer.opaque.add(posixpath.dirname(path))
-                continue
-            if name.startswith(WHITEOUT):
-                this_layer.deleted.add(posixpath.join(posixpath.dirname(path), name[len(WHITEOUT) :]))
-                continue
-            if shadow.hides(path):
-                continue
-            this_layer.supplied.add(path)
-            if not member.isdir():
-                this_layer.non_dirs.add(path)
-            if member.islnk():
-                yield _hardlink(image, layer, path, _normalise(member.linkname), kept)
-            elif member.isreg():
-                found = _read_member(image, layer.digest, path, member, tar, want_hash, max_buffer)
-                if found.is_elf and found.source is not None and kept_bytes + found.size <= HARDLINK_BUDGET:
-                    kept[path] = found
-                    kept_bytes += found.size
-                yield found
 
 
 def _normalise(name: str) -> str:
@@ -112,83 +100,171 @@ def _normalise(name: str) -> str:
     return "/" + path.lstrip("/")
 
 
-def _hardlink(
-    image: str, layer: Layer, path: str, target: str, kept: dict[str, ImageMember]
-) -> ImageMember | ScanError:
-    original = kept.get(target)
-    if original is None:
-        return ScanError(f"{image}!{path}", f"hard link to {target}, which is not an ELF file of this layer")
+class _LayerReader:
+    """One layer's visible members, its hard links resolved, then its `LayerEnd`."""
+
+    def __init__(self, image: str, layer: Layer, below: _Shadow, want_hash: bool, max_spill: int) -> None:
+        self.image, self.layer, self.below = image, layer, below
+        self.want_hash, self.max_spill = want_hash, max_spill
+        self.shadow = _Shadow()
+        self.files: dict[str, ImageMember] = {}  # regular files read from this layer, by path
+        self.recent: OrderedDict[str, ByteSource] = OrderedDict()  # ELF bytes by path, within RECENT_BUDGET
+        self.recent_bytes = 0
+        self.links: dict[str, str] = {}  # hard links not yet resolved: link path → the path holding the bytes
+
+    def members(self) -> Iterator[ImageItem]:
+        problems: list[str] = []
+        try:
+            with self.layer.open() as raw, layer_stream(raw, self.layer.expected) as (stream, check):
+                if self.layer.expected.blob is None and self.layer.expected.diff_id is None:
+                    problems.append("no digest to verify the layer against")
+                yield from self._first_pass(TarStream(stream))
+                problems += check()
+            if self.links:
+                yield from self._second_pass()
+        except (TarFormatError, OSError, EOFError, ImageFormatError) as exc:
+            problems.append(f"layer unreadable: {exc}")
+        yield LayerEnd(self.image, self.layer.digest, problems)
+
+    def _first_pass(self, tar: TarStream) -> Iterator[ImageMember | ScanError]:
+        for entry in tar:
+            path = _normalise(entry.name)
+            if entry.error is not None:
+                yield ScanError(f"{self.image}!{path}", f"{entry.error} (layer {self.layer.digest}, offset "
+                                f"{entry.offset}); entry skipped")  # fmt: skip
+                continue
+            name = posixpath.basename(path)
+            if name == OPAQUE:
+                self.shadow.opaque.add(posixpath.dirname(path))
+                continue
+            if name.startswith(WHITEOUT):
+                self.shadow.deleted.add(posixpath.join(posixpath.dirname(path), name[len(WHITEOUT) :]))
+                continue
+            if self.below.hides(path):
+                continue
+            self.shadow.supplied.add(path)
+            if entry.kind != DIRECTORY:
+                self.shadow.non_dirs.add(path)
+            if entry.kind == HARDLINK:
+                resolved = self._link(path, _normalise(entry.linkname))
+                if resolved is not None:
+                    yield resolved
+            elif entry.kind == REGULAR:
+                member = self._read(tar, entry, path)
+                self._remember(member)
+                yield member
+
+    def _read(self, tar: TarStream, entry: TarEntry, path: str) -> ImageMember:
+        member = ImageMember(path=path, image=self.image, layer=self.layer.digest, size=entry.size, is_elf=False,
+                             executable=bool(entry.mode & 0o111))  # fmt: skip
+        head = consumed = tar.peek(4)
+        if len(head) < min(4, entry.size):  # the stream's buffer ends within the magic: read it
+            head = consumed = tar.read(4)
+        else:
+            consumed = b""
+        if head != ELF_MAGIC:
+            return member
+        head = consumed
+        member.is_elf = True
+        digest = hashlib.sha256(head) if self.want_hash else None
+        if entry.size <= min(IN_MEMORY, self.max_spill):
+            data = head + tar.read(entry.size)
+            if digest is not None:
+                digest.update(data[len(head) :])
+            member.source = BufferSource(data)
+        elif entry.size <= self.max_spill:
+            member.source = _spill(tar, head, entry.size, digest)
+        else:
+            member.source, member.complete = _window(tar, head, entry.size, digest), False
+        member.sha256 = digest.hexdigest() if digest is not None else None
+        return member
+
+    def _remember(self, member: ImageMember) -> None:
+        self.files[member.path] = ImageMember(
+            path=member.path, image=member.image, layer=member.layer, size=member.size, is_elf=member.is_elf,
+            executable=member.executable, sha256=member.sha256, complete=member.complete,
+        )  # fmt: skip
+        if member.source is None or member.size > RECENT_BUDGET:
+            return
+        self.recent[member.path] = member.source
+        self.recent_bytes += member.size
+        while self.recent_bytes > RECENT_BUDGET:
+            _, dropped = self.recent.popitem(last=False)
+            self.recent_bytes -= dropped.size
+
+    def _link(self, path: str, target: str) -> ImageMember | None:
+        """The member for a hard link when its target is at hand; else remembered for the second pass."""
+        target = self.links.get(target, target)  # a link to a pending link: to the same bytes
+        known = self.files.get(target)
+        if known is not None and (not known.is_elf or target in self.recent):
+            self.files[path] = known
+            return _as(known, path, self.recent.get(target))
+        self.links[path] = target
+        return None
+
+    def _second_pass(self) -> Iterator[ImageMember | ScanError]:
+        """Read the layer again for the targets of the links still pending (their layer is verified)."""
+        wanted: dict[str, list[str]] = {}
+        for link, target in self.links.items():
+            wanted.setdefault(target, []).append(link)
+        with self.layer.open() as raw, plain_stream(raw) as (stream, seekable):
+            tar = TarStream(stream, seek_skip=seekable)
+            for entry in tar:
+                links = wanted.pop(_normalise(entry.name), None) if entry.error is None else None
+                if links is None:
+                    continue
+                if entry.kind == REGULAR:
+                    member = self._read(tar, entry, _normalise(entry.name))
+                    yield from (_as(member, link, member.source) for link in links)
+                if not wanted:
+                    break
+        for target, links in wanted.items():
+            for link in links:
+                yield ScanError(f"{self.image}!{link}", f"hard link to {target}, which its layer does not hold")
+
+
+def _as(member: ImageMember, path: str, source: ByteSource | None) -> ImageMember:
     return ImageMember(
-        path=path, image=image, layer=layer.digest, size=original.size, is_elf=True, executable=original.executable,
-        source=original.source, sha256=original.sha256, complete=original.complete,
+        path=path, image=member.image, layer=member.layer, size=member.size, is_elf=member.is_elf,
+        executable=member.executable, source=source, sha256=member.sha256, complete=member.complete,
     )  # fmt: skip
 
 
-def _read_member(
-    image: str, layer: str, path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, want_hash: bool, max_buffer: int
-) -> ImageMember:
-    executable = bool(member.mode & 0o111)
-    handle = tar.extractfile(member)
-    head = handle.read(4) if handle is not None else b""
-    base = ImageMember(path=path, image=image, layer=layer, size=member.size, is_elf=False, executable=executable)
-    if head != b"\x7fELF" or handle is None:
-        return base
-    digest = hashlib.sha256(head) if want_hash else None
-    source, complete = _buffer(handle, head, member.size, digest, max_buffer)
-    base.is_elf, base.source, base.complete = True, source, complete
-    base.sha256 = digest.hexdigest() if digest is not None else None
-    return base
+def _spill(tar: TarStream, head: bytes, size: int, digest: hashlib._Hash | None) -> ByteSource:
+    """A large member copied to an unlinked temporary file (bounded memory, every byte still there)."""
+    import tempfile
 
-
-def _buffer(
-    handle: IO[bytes], head: bytes, size: int, digest: hashlib._Hash | None, max_buffer: int
-) -> tuple[ByteSource, bool]:
-    """The member's bytes: all of them up to `max_buffer`, else its head and tail (still hashed whole)."""
-    parts = [head]
-    held = len(head)
-    tail = bytearray()
-    while True:
-        chunk = handle.read(CHUNK)
-        if not chunk:
-            break
+    spilled = tempfile.TemporaryFile()  # noqa: SIM115 - open for as long as the source is referenced
+    spilled.write(head)
+    while chunk := tar.read(CHUNK):
         if digest is not None:
             digest.update(chunk)
-        if size <= max_buffer:
-            parts.append(chunk)
-            continue
-        room = HEAD_KEPT - held
+        spilled.write(chunk)
+    spilled.flush()
+    return SpilledSource(spilled, size)
+
+
+class SpilledSource(FdSource):
+    """The bytes of a member spilled to a temporary file, which lives as long as this source."""
+
+    __slots__ = ("_file",)
+
+    def __init__(self, spilled: IO[bytes], size: int) -> None:
+        super().__init__(spilled.fileno(), size)
+        self._file = spilled
+
+
+def _window(tar: TarStream, head: bytes, size: int, digest: hashlib._Hash | None) -> ByteSource:
+    """A member too large even to spill: its head and tail kept, the whole of it still hashed."""
+    kept = bytearray(head)
+    tail = bytearray()
+    while chunk := tar.read(CHUNK):
+        if digest is not None:
+            digest.update(chunk)
+        room = HEAD_KEPT - len(kept)
         if room > 0:
-            parts.append(chunk[:room])
-            held += min(room, len(chunk))
+            kept += chunk[:room]
             chunk = chunk[room:]
         tail += chunk
         del tail[: max(0, len(tail) - TAIL_KEPT)]
-    data = b"".join(parts)
-    if size <= max_buffer:
-        return BufferSource(data), True
-    return WindowSource(data, bytes(tail), size), False
-
-
-class _Decompressed:
-    """The layer blob as an uncompressed stream: zstd through `zstandard` when installed; gzip, bzip2
-    and xz are left to tarfile's own stream detection."""
-
-    def __init__(self, blob: IO[bytes]) -> None:
-        self.blob = blob
-        self.reader: IO[bytes] | None = None
-
-    def __enter__(self) -> IO[bytes]:
-        peek = self.blob.read(4)
-        self.blob.seek(0)
-        if peek != ZSTD_MAGIC:
-            return self.blob
-        try:
-            import zstandard
-        except ImportError as exc:
-            raise ImageFormatError("zstd-compressed layer: install the 'zstandard' package to read it") from exc
-        self.reader = zstandard.ZstdDecompressor().stream_reader(self.blob)
-        return self.reader
-
-    def __exit__(self, *_exc: object) -> None:
-        if self.reader is not None:
-            self.reader.close()
+    return WindowSource(bytes(kept), bytes(tail), size)

@@ -27,6 +27,12 @@ class JsonLinesWriter:
         if len(self._buffer) >= FLUSH_AT:
             self._flush()
 
+    def write_lines(self, lines: bytes) -> None:
+        """JSON Lines a worker process encoded itself, exactly as `write` would have."""
+        self._buffer += lines
+        if len(self._buffer) >= FLUSH_AT:
+            self._flush()
+
     def _flush(self) -> None:
         self._out.write(self._buffer)
         self._buffer.clear()

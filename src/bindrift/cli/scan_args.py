@@ -1,0 +1,59 @@
+"""`bindrift scan` arguments parsed with argparse (the same options as cli/scan.py's typer command), for a
+start-up without the framework. Returns None whenever typer should answer instead (help, errors, --store)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+FORMATS = ("table", "json", "sarif")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+class _RefusedError(Exception):
+    """argparse met something the typer command must answer."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _RefusedError(message)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(add_help=False, allow_abbrev=False)
+    parser.add_argument("paths", nargs="*")
+    parser.add_argument("--format", "-f", dest="output_format", choices=FORMATS, default="table")
+    parser.add_argument("--min-severity", choices=SEVERITIES, default="low")
+    parser.add_argument("--no-hash", action="store_true")
+    parser.add_argument("--host-arch")
+    parser.add_argument("--jobs", "-j", type=int, default=0)
+    parser.add_argument("--output", "-o")
+    parser.add_argument("--files-from")
+    return parser
+
+
+def quick_scan(argv: list[str]) -> int | None:
+    """Run the scan and return its exit status, or None to hand the command line to typer."""
+    if any(arg in ("--help", "--store", "--db") or arg.startswith(("--db=", "--store=")) for arg in argv):
+        return None
+    try:
+        args = _parser().parse_args(argv)
+    except _RefusedError:
+        return None
+    if args.jobs < 0 or args.files_from == "-":  # stdin can be read only once: typer reads it
+        return None
+    from bindrift.cli.progress import progress_for
+    from bindrift.scan.command import execute, interactive, writer_for
+    from bindrift.scan.options import build_options, read_list
+
+    try:
+        listed = read_list(args.files_from) if args.files_from is not None else []
+        options = build_options(args.paths, listed, args.min_severity, args.no_hash, args.host_arch, args.jobs)
+        out = open(args.output, "wb") if args.output is not None else sys.stdout.buffer  # noqa: SIM115
+    except (OSError, ValueError):
+        return None
+    try:
+        return execute(options, writer_for(args.output_format, out), progress_for(interactive(args.output_format)))
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()

@@ -1,0 +1,165 @@
+"""Files on disk in a scan: triaged in batches, in forked worker processes when `jobs` > 1 and the walk
+is large (results keep input order). For JSON Lines, workers write their own output: each returns its
+batch encoded and counted, and the parent only copies the bytes out in order."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain, islice
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from bindrift.analysis.arch import HostProfile
+from bindrift.analysis.provenance import host_index
+from bindrift.analysis.safe_open import open_nofollow
+from bindrift.analysis.triage import triage
+from bindrift.scan.options import ScanOptions
+from bindrift.schema.severity import SEVERITIES, Severity, at_least
+from bindrift.schema.triage import TriageReport
+from bindrift.sensors.files import iter_files
+from bindrift.sensors.targets import DiskFile, ScanError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+BATCH = 64
+# Worker processes start only when the walk has more than this many batches queued.
+PARALLEL_AFTER_BATCHES = 4
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """The reports of one batch (ELF files and errors) and how many non-ELF files it skipped."""
+
+    reports: list[TriageReport]
+    non_elf: int
+
+
+class EncodedBatch(msgspec.Struct):
+    """A batch a worker wrote itself: its JSON Lines (findings filtered) and what the summary counts."""
+
+    lines: bytes
+    elf_files: int
+    non_elf: int
+    by_severity: dict[Severity, int]
+    errors: list[tuple[str, str]]
+
+
+def disk_results(
+    roots: list[str], options: ScanOptions, encoded: bool = False
+) -> Iterator[BatchResult | EncodedBatch | ScanError]:
+    """Batches of reports for the files under `roots`, in walk order; `encoded`: workers, if any, return
+    `EncodedBatch`es of JSON Lines instead."""
+    batches = _batches(iter_files(roots))
+    first = list(islice(batches, PARALLEL_AFTER_BATCHES + 1))
+    batches = chain(first, batches)
+    if options.jobs > 1 and len(first) > PARALLEL_AFTER_BATCHES:
+        if options.compute_hash:
+            host_index()  # loaded once, before the workers fork
+        return _parallel(batches, options, encoded)
+    return (b if isinstance(b, ScanError) else triage_batch(b, options.host, options.compute_hash) for b in batches)
+
+
+def _batches(found: Iterator[DiskFile | ScanError]) -> Iterator[list[str] | ScanError]:
+    batch: list[str] = []
+    for item in found:
+        if isinstance(item, ScanError):
+            yield item
+            continue
+        batch.append(item.path)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> BatchResult:
+    """Triage files found by the walk: opened with no symlink in any path component."""
+    reports: list[TriageReport] = []
+    non_elf = 0
+    for path in paths:
+        try:
+            fd = open_nofollow(path)
+        except OSError as exc:
+            reports.append(TriageReport(path=path, size=0, is_elf=False, error=exc.strerror or str(exc)))
+            continue
+        try:
+            report = triage(fd, host=host, compute_hash=compute_hash, label=path, packages=host_index)
+        finally:
+            os.close(fd)
+        if report.is_elf or report.error:
+            reports.append(report)
+        else:
+            non_elf += 1
+    return BatchResult(reports, non_elf)
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(list[TriageReport])
+
+
+def _worker(paths: list[str], host: HostProfile, compute_hash: bool) -> tuple[bytes, int]:
+    result = triage_batch(paths, host, compute_hash)
+    return _ENCODER.encode(result.reports), result.non_elf
+
+
+def _json_worker(paths: list[str], host: HostProfile, compute_hash: bool, floor: Severity) -> EncodedBatch:
+    """A batch triaged, filtered, counted and encoded as the parent's `run_scan` would have done."""
+    result = triage_batch(paths, host, compute_hash)
+    batch = EncodedBatch(b"", 0, result.non_elf, dict.fromkeys(SEVERITIES, 0), [])
+    encoder = msgspec.json.Encoder()
+    lines = bytearray()
+    for report in result.reports:
+        if report.error is not None:
+            batch.errors.append((report.path, report.error))
+        if not report.is_elf:
+            batch.non_elf += report.error is None
+            continue
+        report.findings = [f for f in report.findings if at_least(f.severity, floor)]
+        batch.elf_files += 1
+        for finding in report.findings:
+            batch.by_severity[finding.severity] += 1
+        encoder.encode_into(report, lines, len(lines))
+        lines += b"\n"
+    batch.lines = bytes(lines)
+    return batch
+
+
+def _parallel(
+    batches: Iterator[list[str] | ScanError], options: ScanOptions, encoded: bool
+) -> Iterator[BatchResult | EncodedBatch | ScanError]:
+    """Batches triaged by `jobs` forked workers, at most 4 per worker in flight, yielded in input order."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    window: deque[Future[tuple[bytes, int]] | Future[EncodedBatch] | ScanError] = deque()
+    with ProcessPoolExecutor(max_workers=options.jobs, mp_context=get_context("fork")) as pool:
+
+        def submit(count: int) -> None:
+            for batch in islice(batches, count):
+                if isinstance(batch, ScanError):
+                    window.append(batch)
+                elif encoded:
+                    window.append(pool.submit(_json_worker, batch, options.host, options.compute_hash,
+                                              options.min_severity))  # fmt: skip
+                else:
+                    window.append(pool.submit(_worker, batch, options.host, options.compute_hash))
+
+        submit(4 * options.jobs)
+        while window:
+            head = window.popleft()
+            if isinstance(head, ScanError):
+                yield head
+                submit(1)
+                continue
+            result = head.result()
+            if isinstance(result, EncodedBatch):
+                yield result
+            else:
+                yield BatchResult(_DECODER.decode(result[0]), result[1])
+            submit(1)
