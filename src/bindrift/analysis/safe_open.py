@@ -18,6 +18,7 @@ from typing import cast
 
 SYS_OPENAT2 = 437  # the same number on every Linux architecture (unified syscall table, 5.6+)
 AT_FDCWD = -100
+RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
@@ -76,4 +77,15 @@ def open_in_root(root_fd: int, path: str) -> int:
     )
     if fd is None:
         raise OSError(errno.ENOSYS, "openat2 with RESOLVE_IN_ROOT is not available on this kernel", path)
+    return fd
+
+
+def open_on_mount(dir_fd: int, path: str) -> int:
+    """Open `path` below the directory `dir_fd` with no symlink followed, no escape above it and no mount
+    crossed (a volume or bind mount under a container root): the file that is on `dir_fd`'s own file
+    system at that path, or OSError (ELOOP on a symlink, EXDEV across a mount, ENOSYS on an old kernel)."""
+    resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV
+    fd = _openat2(dir_fd, path.lstrip("/") or ".", READ_FLAGS, resolve)
+    if fd is None:
+        raise OSError(errno.ENOSYS, "openat2 is not available on this kernel", path)
     return fd
