@@ -60,7 +60,7 @@ class Responder:
             action = actions.failed(verb, by, f"refused: {exc}", refused=True)
         if checks.verified or checks.unverified:
             action = msgspec.structs.replace(action, values={**action.values, **checks.values()})
-        if checks.unverified:
+        if checks.unverified and not action.values.get("refused"):
             action = msgspec.structs.replace(action, detail=f"{action.detail} (forced: {'; '.join(checks.unverified)})")
         self.store.record_action(finding.id, action)
         return action
