@@ -51,7 +51,13 @@ def test_capture_record_and_export(tmp_path: Path, store: SqlStore) -> None:
     assert stored is not None
     [capture] = stored.actions
     assert (capture.action, capture.ok, capture.by) == ("capture", True, "bindrift")
-    assert capture.values == {"evidence_id": record.id, "sha256": sha, "size": len(data), "inode": blob.inode}
+    assert capture.values == {
+        "evidence_id": record.id,
+        "sha256": sha,
+        "size": len(data),
+        "path": "/tmp/x",
+        "inode": blob.inode,
+    }
     out = tmp_path / "out"
     assert evidence.export(record.id, out) == record and out.read_bytes() == data
     with pytest.raises(FileExistsError):

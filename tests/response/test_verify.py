@@ -33,7 +33,7 @@ def _file_finding(store: SqlStore, root: Path, path: str, *, capture_inode: bool
     if capture_inode:
         inode = (root / path.lstrip("/")).stat().st_ino
         store.record_action(finding.id, ResponseAction("capture", "bindrift", finding.first_seen,
-                                                       values={"inode": inode}))  # fmt: skip
+                                                       values={"inode": inode, "path": path}))  # fmt: skip
     return finding
 
 

@@ -227,7 +227,8 @@ class EvidenceStore:
         self.store.add_evidence(record)
         self.store.record_action(finding.id, ResponseAction(
             "capture", by, now, detail=f"copied {blob.size} bytes, sha256 {blob.sha256} verified",
-            values={"evidence_id": record.id, "sha256": blob.sha256, "size": blob.size, "inode": blob.inode or None},
+            values={"evidence_id": record.id, "sha256": blob.sha256, "size": blob.size, "path": finding.file.path,
+                    "inode": blob.inode or None},
         ))  # fmt: skip
         return record
 
@@ -240,7 +241,7 @@ class EvidenceStore:
         reason, detail, inode = skipped
         self.store.record_action(finding.id, ResponseAction(
             "capture", by, datetime.now(UTC), ok=False, detail=f"evidence not captured: {detail}",
-            values={"reason": reason, "sha256": finding.file.sha256, "inode": inode or None},
+            values={"reason": reason, "sha256": finding.file.sha256, "path": finding.file.path, "inode": inode or None},
         ))  # fmt: skip
         return True
 

@@ -61,10 +61,11 @@ def check_provenance(finding: Finding, checks: Checks) -> None:
 
 
 def recorded_inode(finding: Finding) -> int | None:
-    """The inode of the file the detector read, as recorded with its evidence capture."""
-    for action in finding.actions:
+    """The inode of the file the detector read at the finding's current path, as its evidence capture
+    recorded it (a repeat of the finding at another path has none: its content is still checked)."""
+    for action in reversed(finding.actions):
         inode = action.values.get("inode")
-        if action.action == "capture" and isinstance(inode, int) and not isinstance(inode, bool):
+        if action.action == "capture" and action.values.get("path") == finding.file.path and isinstance(inode, int):
             return inode
     return None
 
