@@ -70,8 +70,10 @@ def test_total_cap_records_what_is_not_captured(tmp_path: Path, store: SqlStore)
 
     degraded = responder.housekeeping(Resource(node="n1"))
     assert degraded is not None and degraded.category == "Coverage degraded"
-    assert degraded.evidence[0].summary == "2 binaries not captured as evidence (2 total-cap)"
-    assert degraded.evidence[0].values == {"total-cap": 2}
+    assert degraded.evidence[0].summary == (
+        "2 binaries not captured as evidence (2 total-cap); 2 since the agent started"
+    )
+    assert degraded.evidence[0].values == {"total-cap": 2, "since_start": 2}
     assert responder.housekeeping(Resource(node="n1")) is None, "reported once"
 
 

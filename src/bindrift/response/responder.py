@@ -125,5 +125,6 @@ class Responder:
             category="Coverage degraded", observed_at=datetime.now(UTC), resource=node,
             file=FileInfo(path="evidence-store"), source="agent",
             evidence=[Evidence("evidence-not-captured", f"{sum(new.values())} binaries not captured as evidence "
-                               f"({summary})", dict(sorted(new.items())))],
+                               f"({summary}); {sum(counts.values())} since the agent started",
+                               {**dict(sorted(new.items())), "since_start": sum(counts.values())})],
         )  # fmt: skip
