@@ -19,6 +19,8 @@ from tests.agents import BINDRIFT
 from bindrift.schema.finding import Finding
 from bindrift.sinks.store.sql_store import SqlStore
 
+pytestmark = pytest.mark.slow  # six commands, each a Python start-up
+
 
 def _ingest(db: str, alert: dict[str, object]) -> Finding:
     result = subprocess.run([BINDRIFT, "ingest", "--from", "falco", "--db", db, "-"], input=json.dumps(alert).encode(),

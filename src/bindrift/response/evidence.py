@@ -124,12 +124,12 @@ class EvidenceStore:
             if refusal is not None:
                 self._skip(sha256, st.st_ino, *refusal)
                 return None
-            blob = self._copy(fd)
+            blob = self._copy(fd, st.st_size)
         except OSError as exc:
             self._skip(sha256, 0, "failed", f"copy failed: {exc}")
             return None
         if blob is None:
-            self._skip(sha256, st.st_ino, "failed", "the copy failed, or the file grew past the cap")
+            self._skip(sha256, st.st_ino, "failed", "the copy failed verification, or the file grew while copied")
             return None
         return Blob(blob.sha256, blob.size, blob.stored, st.st_ino)
 
@@ -189,24 +189,25 @@ class EvidenceStore:
         self.purged_at = now
         return self.purge()
 
-    def _copy(self, fd: int) -> Blob | None:
+    def _copy(self, fd: int, limit: int) -> Blob | None:
+        """The copy of at most `limit` bytes (the size the budget allowed): None when the file grew past it."""
         tmp = self.root / "tmp" / uuid.uuid4().hex
         digest, size = hashlib.sha256(), 0
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o400)
         try:
             while chunk := os.pread(fd, CHUNK, size):
                 size += len(chunk)
-                if size > self.max_bytes:  # grew while being copied
+                if size > limit:  # grew while being copied
                     return None
                 digest.update(chunk)
                 os.write(out, chunk)
             os.fsync(out)
         finally:
             os.close(out)
-            if size > self.max_bytes:
+            if size > limit:
                 tmp.unlink(missing_ok=True)
         sha = digest.hexdigest()
-        if _hash_file(tmp, self.max_bytes) != (sha, size):
+        if _hash_file(tmp, limit) != (sha, size):
             tmp.unlink(missing_ok=True)
             log.warning("evidence copy of %s failed verification", sha)
             return None
