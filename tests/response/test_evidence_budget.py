@@ -68,12 +68,21 @@ def test_total_cap_records_what_is_not_captured(tmp_path: Path, store: SqlStore)
     assert capture.detail == "evidence not captured: the store holds 200 bytes: 100 more is over its 250-byte cap"
     assert capture.values == {"reason": "total-cap", "sha256": "9" * 64, "path": "/tmp/b2", "inode": inode}
 
+    fd = os.open(files[2], os.O_RDONLY)
+    try:
+        assert evidence.capture(fd, "9" * 64, "c1") is None  # the same binary again: still no room
+    finally:
+        os.close(fd)
+    responder.on_finding(store.get_finding("f1") or finding, None)
+    assert store.audit_log("f1") == [("f1", capture)], "a repeat adds no second refusal to the finding"
+    assert "9" * 64 not in evidence.skipped, "taken, not kept"
+
     degraded = responder.housekeeping(Resource(node="n1"))
     assert degraded is not None and degraded.category == "Coverage degraded"
     assert degraded.evidence[0].summary == (
-        "2 binaries not captured as evidence (2 total-cap); 2 since the agent started"
+        "3 binaries not captured as evidence (3 total-cap); 3 since the agent started"
     )
-    assert degraded.evidence[0].values == {"total-cap": 2, "since_start": 2}
+    assert degraded.evidence[0].values == {"total-cap": 3, "since_start": 3}
     assert responder.housekeeping(Resource(node="n1")) is None, "reported once"
 
 

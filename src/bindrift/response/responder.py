@@ -92,6 +92,8 @@ class Responder:
         if self.evidence is not None and not self.store.list_evidence(finding.id, limit=1):
             if blob is not None:
                 self.evidence.record(blob, finding)
+            elif any(a.action == "capture" for a in finding.actions):
+                self.evidence.take_skipped(finding.file.sha256)  # a repeat: its refusal is on the finding already
             else:
                 self.evidence.record_skipped(finding)
         if prevented is not None:
