@@ -42,23 +42,24 @@ def _readlink(directory: int, name: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _boot_time() -> float:
+def _clock() -> tuple[float, int]:
+    """(boot time in seconds since the epoch, clock ticks per second)."""
     with open("/proc/stat", "rb") as fh:
         for line in fh.read(64 * 1024).splitlines():
             if line.startswith(b"btime "):
-                return float(line.split()[1])
+                return float(line.split()[1]), os.sysconf("SC_CLK_TCK")
     raise OSError("no btime in /proc/stat")
 
 
 def start_time(stat: bytes) -> datetime | None:
     """When the process of a /proc/PID/stat line started (its field 22, clock ticks after boot); None if the
     line is malformed. Computed the same way each time, so equal values mean the same process start."""
-    fields = stat[stat.rfind(b")") + 2 :].split()
     try:
-        ticks = int(fields[19])
-        return datetime.fromtimestamp(_boot_time() + ticks / os.sysconf("SC_CLK_TCK"), UTC)
+        ticks = int(stat[stat.rfind(b")") + 2 :].split(maxsplit=20)[19])
+        boot, hz = _clock()
     except (IndexError, ValueError, OSError):
         return None
+    return datetime.fromtimestamp(boot + ticks / hz, UTC)
 
 
 def snapshot(pid: int) -> tuple[ProcessInfo, str] | None:
