@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
@@ -55,7 +56,8 @@ def test_a_file_swapped_for_a_symlink_is_refused_and_the_real_one_quarantined(ro
     (root / "tmp" / "bb").rename(root / "tmp" / "bb.real")
     (root / "tmp" / "bb").symlink_to(root.parent / "victim")  # absolute, out of the root
     refused = responder.act("quarantine", finding.id, "alice")
-    assert not refused.ok and refused.detail.startswith("refused: cannot open /tmp/bb without following a symlink")
+    assert not refused.ok
+    assert refused.detail.startswith("refused: cannot open /tmp/bb as a regular file without following a symlink")
     assert refused.values == {"refused": True}
     assert (root.parent / "victim").stat().st_mode & 0o777 == 0o755, "the host file was not touched"
     (root / "tmp" / "bb").unlink()
@@ -89,6 +91,20 @@ def test_a_replaced_file_is_refused_even_with_the_same_content(root: Path, store
     assert not changed.ok
     assert changed.detail == f"refused: /tmp/bb no longer has the finding's SHA-256 {other.file.sha256}"
     assert (root / "tmp" / "bb").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_fifo_or_device_in_its_place_is_not_opened(root: Path, store: SqlStore) -> None:
+    finding = _file_finding(store, root, "/tmp/bb")
+    responder = Responder(store, locate=lambda _cid: str(root))
+    (root / "tmp" / "bb").unlink()
+    os.mkfifo(root / "tmp" / "bb")  # opened for reading, a FIFO would block
+    fifo = responder.act("quarantine", finding.id, "bob")
+    assert not fifo.ok and fifo.detail.endswith("crossing a mount: not a regular file")
+    (root / "tmp" / "bb").unlink()
+    os.mknod(root / "tmp" / "bb", 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # a device node (here /dev/null's)
+    device = responder.act("quarantine", finding.id, "bob")
+    assert not device.ok and device.detail.endswith("crossing a mount: not a regular file")
+    assert stat.S_IMODE((root / "tmp" / "bb").lstat().st_mode) == 0o600
 
 
 def test_a_file_on_another_mount_is_refused(tmp_path: Path, tmpfs: Path, store: SqlStore) -> None:

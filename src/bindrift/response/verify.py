@@ -83,7 +83,8 @@ def open_target(root: str, finding: Finding, checks: Checks, inode: int | None =
         fd = open_on_mount(root_fd, path)
     except OSError as exc:
         why = exc.strerror
-        raise RefusedError(f"cannot open {path} without following a symlink or crossing a mount: {why}") from exc
+        raise RefusedError(f"cannot open {path} as a regular file without following a symlink or crossing a "
+                           f"mount: {why}") from exc  # fmt: skip
     finally:
         os.close(root_fd)
     try:
