@@ -66,7 +66,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> Iter
         (volume / "victim").chmod(0o755)
         cid = podman("run", "-d", "--name", name, "-v", f"{volume}:/vol", "localhost/bdrespond:latest", "sleep",
                      "600").strip()  # fmt: skip
-        wait_for(lambda: f"watching container {cid}" in log.read_text(), 10, "discovery")
+        wait_for(lambda: f"watching container {cid}" in log.read_text(), 30, "discovery")  # a loaded, shared machine
         yield Setup(podman, cid, db, volume)
     finally:
         agent.terminate()
@@ -86,7 +86,7 @@ def test_kill_the_finding_process_through_a_pidfd(setup: Setup) -> None:
         found = setup.finding("/tmp/k/busybox")
         return found is not None and [a.action for a in found.actions] == ["capture"]
 
-    wait_for(captured, 10, "the finding with its evidence")
+    wait_for(captured, 30, "the finding with its evidence")
     finding = setup.finding("/tmp/k/busybox")
     assert finding is not None and finding.process is not None
     pid = finding.process.pid
@@ -114,7 +114,7 @@ def test_kill_the_finding_process_through_a_pidfd(setup: Setup) -> None:
 
 def test_quarantine_then_restore(setup: Setup) -> None:
     assert setup.sh("mkdir /tmp/q && cp /bin/busybox /tmp/q/busybox && /tmp/q/busybox true").returncode == 0
-    wait_for(lambda: setup.finding("/tmp/q/busybox") is not None, 10, "the finding")
+    wait_for(lambda: setup.finding("/tmp/q/busybox") is not None, 30, "the finding")
     finding = setup.finding("/tmp/q/busybox")
     assert finding is not None
     done = setup.respond("quarantine", finding.id)
@@ -144,7 +144,7 @@ def test_a_file_swapped_for_a_symlink_to_a_volume_file_is_not_quarantined(setup:
         found = setup.finding("/tmp/s/busybox")
         return found is not None and any(a.action == "capture" for a in found.actions)
 
-    wait_for(captured, 10, "the finding with its evidence")
+    wait_for(captured, 30, "the finding with its evidence")
     finding = setup.finding("/tmp/s/busybox")
     assert finding is not None
     assert setup.sh("mv /tmp/s/busybox /tmp/busybox.kept && ln -s /vol/victim /tmp/s/busybox").returncode == 0
