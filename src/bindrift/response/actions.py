@@ -41,7 +41,7 @@ def _in_container(pid: int, container_id: str) -> bool:
 
 def kill_process(finding: Finding, by: str, checks: Checks) -> ResponseAction:
     """SIGKILL the finding's process through a pidfd, once it is shown to be the same process (its cgroup
-    names the finding's container, same start time and executable). RefusedError raises `RefusedError`."""
+    names the finding's container, same start time and executable). Raises RefusedError otherwise."""
     pid = finding.process.pid if finding.process else 0
     if finding.process is None or pid <= 0:
         return _action("kill", by, False, "the finding names no process", pid=pid)
@@ -112,7 +112,7 @@ def container_action(resource: Resource, verb: str, by: str, env: Mapping[str, s
 def quarantine_file(root: str, finding: Finding, by: str, checks: Checks) -> ResponseAction:
     """Make the finding's file unexecutable (mode 000: not even root can exec it) inside the container root
     `root` (e.g. `/proc/<init>/root`), once it is shown to be the same file (`verify.open_target`); the old
-    mode and inode are recorded for `restore_file`. RefusedError raises `RefusedError`."""
+    mode and inode are recorded for `restore_file`. Raises RefusedError otherwise."""
     path = finding.file.path
     fd, st = open_target(root, finding, checks)
     try:
@@ -128,7 +128,7 @@ def quarantine_file(root: str, finding: Finding, by: str, checks: Checks) -> Res
 
 def restore_file(root: str, finding: Finding, mode: int, inode: int, by: str, checks: Checks) -> ResponseAction:
     """Give a quarantined file back its mode, if it is still the same file (the quarantined inode, the
-    finding's SHA-256, reached the same way). RefusedError raises `RefusedError`."""
+    finding's SHA-256, reached the same way). Raises RefusedError otherwise."""
     path = finding.file.path
     fd, _st = open_target(root, finding, checks, inode=inode)
     try:
