@@ -46,7 +46,9 @@ class Checks:
 
     def values(self) -> dict[str, str | int | bool | None]:
         """For the action's record."""
-        found: dict[str, str | int | bool | None] = {"verified": ",".join(self.verified)}
+        found: dict[str, str | int | bool | None] = {}
+        if self.verified:
+            found["verified"] = ",".join(self.verified)
         if self.unverified:
             found["forced"] = "; ".join(self.unverified)
         return found
