@@ -116,6 +116,16 @@ def test_a_file_on_another_mount_is_refused(tmp_path: Path, tmpfs: Path, store: 
     assert (tmpfs / "bb").stat().st_mode & 0o777 == 0o755
 
 
+def test_a_path_with_a_nul_is_refused(root: Path, store: SqlStore) -> None:
+    finding = FindingsPipeline(store).process(detection(file=FileInfo(path="/tmp/bb\0/../x", sha256="1" * 64)))
+    refused = Responder(store, locate=lambda _cid: str(root)).act("quarantine", finding.id, "carol")
+    assert (
+        not refused.ok
+        and refused.detail == "refused: '/tmp/bb\\x00/../x' holds a NUL character: not a path that can be opened"
+    )
+    assert (root / "tmp" / "bb").stat().st_mode & 0o777 == 0o755
+
+
 @pytest.fixture
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(["sleep", "60"])

@@ -77,6 +77,8 @@ def open_target(root: str, finding: Finding, checks: Checks, inode: int | None =
     the root's own mount, reached without a symlink, same inode (`inode`, else the one recorded at capture),
     size and SHA-256. RefusedError otherwise; the caller closes the descriptor."""
     path = finding.file.path
+    if "\0" in path:  # the kernel would see only what comes before it: another path
+        raise RefusedError(f"{path!r} holds a NUL character: not a path that can be opened")
     try:
         root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
