@@ -42,7 +42,8 @@ fi
 cert=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 start=$(seconds)
 podman build --quiet --network host --file Containerfile \
-  --build-arg BASE_IMAGE="$base" --build-arg VERSION="$version" \
+  --build-arg BASE_IMAGE="${base%:*}" --build-arg BASE_DIGEST="$(podman image inspect --format '{{.Digest}}' "$base")" \
+  --build-arg VERSION="$version" \
   --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
   --build-arg PIP_CERT=/run/bindrift-build/ca.crt --volume "$cert:/run/bindrift-build/ca.crt:ro" \
   --tag "$image" . >/dev/null

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Creates .venv with bindrift installed (editable). Usage: scripts/setup.sh [--dev]
+# Every dependency comes from a lock file with hashes (requirements.lock, or requirements-dev.lock with the
+# test and bench extras): pip refuses any file whose hash is not in it. scripts/lock.sh regenerates them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check --upgrade pip
+lock=requirements.lock
 if [ "${1:-}" = "--dev" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,bench]'
-else
-  .venv/bin/pip install -q --disable-pip-version-check -e .
+  lock=requirements-dev.lock
 fi
+python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check --require-hashes --only-binary :all: -r "$lock"
+# The project itself: no dependencies of its own to fetch, built with the locked setuptools and wheel.
+.venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 # An editable install leaves the sources uncompiled; with PYTHONDONTWRITEBYTECODE set (as on CI and
 # many hosts) every run would recompile them: ~20 ms of start-up per command, measured.
 .venv/bin/python -m compileall -q src

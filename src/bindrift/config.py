@@ -14,12 +14,32 @@ explorer_url = "https://bindrift.example:8080"          # externalUri: the findi
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 
 import msgspec
 
 from bindrift.schema.severity import Severity
+
+MAX_SECRET_FILE = 1 * 2**20
+
+
+def read_secret_file(path: Path) -> str:
+    """The text of a file holding secrets (API tokens), once its descriptor shows a regular file that only
+    its owner (root or this user) can read or write. ValueError, saying how to fix it, otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077:
+            raise ValueError(f"{path} holds secrets but is open to its group or others (mode {mode:04o}): "
+                             f"chmod 600 {path}")  # fmt: skip
+        if st.st_uid not in (0, os.geteuid()):
+            raise ValueError(f"{path} holds secrets but belongs to uid {st.st_uid}: chown it to uid {os.geteuid()}")
+        return fh.read(MAX_SECRET_FILE).decode()
 
 
 class SccSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

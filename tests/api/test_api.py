@@ -190,6 +190,7 @@ def test_tokens_file_and_short_tokens(tmp_path: Path) -> None:
 
     path = tmp_path / "tokens"
     path.write_text("# who may do what\nadmin carol c" + "x" * 20 + "\nread dave d" + "y" * 20 + "\n")
+    path.chmod(0o600)
     tokens = load_tokens(path)
     assert tokens.authenticate("Bearer c" + "x" * 20) == Principal("carol", "admin")
     assert tokens.authenticate("bearer d" + "y" * 20) == Principal("dave", "read")

@@ -4,6 +4,7 @@ and the package indexes: docs/deployment.md records its run)."""
 from __future__ import annotations
 
 import io
+import re
 import shlex
 import subprocess
 import tomllib
@@ -15,12 +16,13 @@ from dockerfile_parse import DockerfileParser
 PROJECT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((PROJECT / "pyproject.toml").read_text())
 OCI = "org.opencontainers.image."
+DIGEST = "sha256:" + "5e" * 32
 
 
 @pytest.fixture(scope="module")
 def parser() -> DockerfileParser:
     text = io.BytesIO((PROJECT / "Containerfile").read_bytes())
-    return DockerfileParser(fileobj=text, build_args={"BASE_IMAGE": "localhost/bindrift-base:bookworm"})
+    return DockerfileParser(fileobj=text, build_args={"BASE_IMAGE": "localhost/bindrift-base", "BASE_DIGEST": DIGEST})
 
 
 def stages(parser: DockerfileParser) -> list[list[tuple[str, str]]]:
@@ -34,12 +36,15 @@ def stages(parser: DockerfileParser) -> list[list[tuple[str, str]]]:
     return result
 
 
-def test_two_stages_on_one_base_named_by_a_build_arg(parser: DockerfileParser) -> None:
+def test_two_stages_on_one_base_pinned_by_digest(parser: DockerfileParser) -> None:
     preamble, build, runtime = stages(parser)
-    assert preamble == [("ARG", "BASE_IMAGE=python:3.11-slim-bookworm")]
-    assert build[0] == ("FROM", "${BASE_IMAGE} AS build")
-    assert runtime[0] == ("FROM", "${BASE_IMAGE}")
-    assert parser.parent_images == ["localhost/bindrift-base:bookworm"] * 2
+    assert preamble == [("ARG", "BASE_IMAGE=python:3.11-slim-bookworm"), ("ARG", "BASE_DIGEST")], (
+        "no default digest: a build without one stops"
+    )
+    assert build[0] == ("FROM", "${BASE_IMAGE}@${BASE_DIGEST} AS build")
+    assert runtime[0] == ("FROM", "${BASE_IMAGE}@${BASE_DIGEST}")
+    assert parser.parent_images == [f"localhost/bindrift-base@{DIGEST}"] * 2
+    assert all(re.fullmatch(r"[^@\s]+@sha256:[0-9a-f]{64}", image) for image in parser.parent_images)
 
 
 def test_the_app_is_installed_from_the_repository_with_pip(parser: DockerfileParser) -> None:
@@ -49,10 +54,12 @@ def test_the_app_is_installed_from_the_repository_with_pip(parser: DockerfilePar
     steps = [shlex.split(step.replace("${PIP_CERT:+--cert \"$PIP_CERT\"}", "").replace(
         "${PIP_INDEX_URL:+--index-url \"$PIP_INDEX_URL\"}", "")) for step in runs[0].split("&&")]  # fmt: skip
     assert steps[0] == ["python3", "-m", "venv", "/opt/bindrift"]
-    assert steps[1] == ["/opt/bindrift/bin/pip", "install", "--quiet", "."]
+    assert steps[1] == ["/opt/bindrift/bin/pip", "install", "--quiet", "--require-hashes", "--only-binary", ":all:",
+                        "-r", "requirements.lock"]  # fmt: skip
+    assert steps[2] == ["/opt/bindrift/bin/pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "."]
     assert steps[-1] == ["/opt/bindrift/bin/bindrift", "--version"]
     copies = [value.split() for name, value in build if name == "COPY"]
-    assert copies == [["pyproject.toml", "README.md", "./"], ["src", "./src"]]
+    assert copies == [["pyproject.toml", "README.md", "requirements.lock", "./"], ["src", "./src"]]
     assert ("COPY", "--from=build /opt/bindrift /opt/bindrift") in runtime
     assert [value for name, value in runtime if name == "RUN"] == []
 
@@ -62,7 +69,7 @@ def test_what_the_build_copies_is_in_the_build_context() -> None:
                 if line.strip() and not line.startswith("#")]  # fmt: skip
     assert patterns[0] == "*"
     included = {pattern[1:].rstrip("/") for pattern in patterns if pattern.startswith("!")}
-    assert included == {"pyproject.toml", "README.md", "src"}
+    assert included == {"pyproject.toml", "README.md", "requirements.lock", "src"}
     assert all((PROJECT / name).exists() for name in included)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bindrift.response.evidence import EvidenceError, EvidenceStore
+from bindrift.response.evidence import EvidenceBudget, EvidenceError, EvidenceStore
 from bindrift.schema.finding import FileInfo, Finding, Resource
 from bindrift.sinks.store.sql_store import SqlStore
 
@@ -31,14 +31,15 @@ def test_capture_record_and_export(tmp_path: Path, store: SqlStore) -> None:
     data = os.urandom(3 * 2**20 + 17)
     sha = hashlib.sha256(data).hexdigest()
     (tmp_path / "bin").write_bytes(data)
-    evidence = EvidenceStore(tmp_path / "ev", store, max_bytes=4 * 2**20)
+    evidence = EvidenceStore(tmp_path / "ev", store, budget=EvidenceBudget(max_bytes=4 * 2**20))
     fd = _fd(tmp_path / "bin")
+    inode = os.fstat(fd).st_ino
     try:
         (tmp_path / "bin").unlink()  # the attacker deletes it: the descriptor still holds the content
         blob = evidence.capture(fd)
     finally:
         os.close(fd)
-    assert blob is not None and (blob.sha256, blob.size) == (sha, len(data))
+    assert blob is not None and (blob.sha256, blob.size, blob.inode) == (sha, len(data), inode)
     assert blob.stored == tmp_path / "ev" / "sha256" / sha[:2] / sha and blob.stored.read_bytes() == data
     assert blob.stored.stat().st_mode & 0o777 == 0o400 and list((tmp_path / "ev" / "tmp").iterdir()) == []
     store.upsert_finding(_finding("f1", "/tmp/x", sha))
@@ -50,7 +51,13 @@ def test_capture_record_and_export(tmp_path: Path, store: SqlStore) -> None:
     assert stored is not None
     [capture] = stored.actions
     assert (capture.action, capture.ok, capture.by) == ("capture", True, "bindrift")
-    assert capture.values == {"evidence_id": record.id, "sha256": sha, "size": len(data)}
+    assert capture.values == {
+        "evidence_id": record.id,
+        "sha256": sha,
+        "size": len(data),
+        "path": "/tmp/x",
+        "inode": blob.inode,
+    }
     out = tmp_path / "out"
     assert evidence.export(record.id, out) == record and out.read_bytes() == data
     with pytest.raises(FileExistsError):
@@ -60,7 +67,7 @@ def test_capture_record_and_export(tmp_path: Path, store: SqlStore) -> None:
 def test_size_cap_and_reuse(tmp_path: Path, store: SqlStore) -> None:
     (tmp_path / "big").write_bytes(b"x" * 101)
     (tmp_path / "small").write_bytes(b"y" * 100)
-    evidence = EvidenceStore(tmp_path / "ev", store, max_bytes=100)
+    evidence = EvidenceStore(tmp_path / "ev", store, budget=EvidenceBudget(max_bytes=100))
     for name in ("big", "small"):
         fd = _fd(tmp_path / name)
         try:
@@ -69,10 +76,10 @@ def test_size_cap_and_reuse(tmp_path: Path, store: SqlStore) -> None:
         finally:
             os.close(fd)
         if name == "big":
-            assert blob is None and evidence.too_large == 2
+            assert blob is None and evidence.not_captured == {"too-large": 2}
         else:
             assert blob is not None and again == blob, "a stored copy with the detector's hash is reused"
-    assert evidence.failed == 0
+    assert evidence.not_captured == {"too-large": 2} and evidence.used == 100
 
 
 def test_a_tampered_copy_is_not_handed_out(tmp_path: Path, store: SqlStore) -> None:
@@ -97,7 +104,7 @@ def test_a_tampered_copy_is_not_handed_out(tmp_path: Path, store: SqlStore) -> N
 def test_retention_keeps_copies_still_referenced(tmp_path: Path, store: SqlStore) -> None:
     (tmp_path / "a").write_bytes(b"shared")
     (tmp_path / "b").write_bytes(b"alone")
-    evidence = EvidenceStore(tmp_path / "ev", store, retention=timedelta(days=30))
+    evidence = EvidenceStore(tmp_path / "ev", store, budget=EvidenceBudget(retention=timedelta(days=30)))
     blobs = []
     for name in ("a", "b"):
         fd = _fd(tmp_path / name)
@@ -115,3 +122,4 @@ def test_retention_keeps_copies_still_referenced(tmp_path: Path, store: SqlStore
     assert removed == 2, [r.id for r in old]
     assert store.list_evidence() == [fresh]
     assert blobs[0].stored.exists() and not blobs[1].stored.exists()
+    assert evidence.used == len(b"shared"), "the total follows what retention removed"

@@ -1,5 +1,6 @@
 """`bindrift respond` on findings a real agent raised in a real podman container: kill (pidfd), pause,
-quarantine and restore, and delete-pod outside a cluster; each recorded on the finding and in the audit log."""
+quarantine and restore, and delete-pod outside a cluster; each recorded on the finding and in the audit log.
+The container swapping the file for a symlink to a file on its volume, or for a copy, is refused."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Setup:
     podman: Podman
     cid: str
     db: str
+    volume: Path
 
     def sh(self, script: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["podman", "exec", self.cid, "sh", "-c", script], env=self.podman.env,
@@ -58,9 +60,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> Iter
     try:
         wait_for(lambda: "agent started" in log.read_text() or agent.poll() is not None, 20, "the agent")
         name = f"bdrespond-{uuid.uuid4().hex[:8]}"
-        cid = podman("run", "-d", "--name", name, "localhost/bdrespond:latest", "sleep", "600").strip()
-        wait_for(lambda: f"watching container {cid}" in log.read_text(), 10, "discovery")
-        yield Setup(podman, cid, db)
+        volume = work / "volume"
+        volume.mkdir()
+        (volume / "victim").write_bytes(b"a file of the host, shared with the container")
+        (volume / "victim").chmod(0o755)
+        cid = podman("run", "-d", "--name", name, "-v", f"{volume}:/vol", "localhost/bdrespond:latest", "sleep",
+                     "600").strip()  # fmt: skip
+        wait_for(lambda: f"watching container {cid}" in log.read_text(), 30, "discovery")  # a loaded, shared machine
+        yield Setup(podman, cid, db, volume)
     finally:
         agent.terminate()
         agent.wait(timeout=30)
@@ -79,7 +86,7 @@ def test_kill_the_finding_process_through_a_pidfd(setup: Setup) -> None:
         found = setup.finding("/tmp/k/busybox")
         return found is not None and [a.action for a in found.actions] == ["capture"]
 
-    wait_for(captured, 10, "the finding with its evidence")
+    wait_for(captured, 30, "the finding with its evidence")
     finding = setup.finding("/tmp/k/busybox")
     assert finding is not None and finding.process is not None
     pid = finding.process.pid
@@ -92,7 +99,10 @@ def test_kill_the_finding_process_through_a_pidfd(setup: Setup) -> None:
     finding = setup.finding("/tmp/k/busybox")
     assert finding is not None
     kills = [a for a in finding.actions if a.action == "kill"]
-    assert [(a.ok, a.by, a.values) for a in kills] == [(True, "tester", {"pid": pid}), (False, "tester", {"pid": pid})]
+    assert [(a.ok, a.by, a.values) for a in kills] == [
+        (True, "tester", {"pid": pid, "verified": "start time,executable"}),
+        (False, "tester", {"pid": pid}),
+    ]
     assert [a.action for a in finding.actions] == ["capture", "kill", "kill"], "evidence captured at detection"
     store = SqlStore(setup.db)
     try:
@@ -104,7 +114,7 @@ def test_kill_the_finding_process_through_a_pidfd(setup: Setup) -> None:
 
 def test_quarantine_then_restore(setup: Setup) -> None:
     assert setup.sh("mkdir /tmp/q && cp /bin/busybox /tmp/q/busybox && /tmp/q/busybox true").returncode == 0
-    wait_for(lambda: setup.finding("/tmp/q/busybox") is not None, 10, "the finding")
+    wait_for(lambda: setup.finding("/tmp/q/busybox") is not None, 30, "the finding")
     finding = setup.finding("/tmp/q/busybox")
     assert finding is not None
     done = setup.respond("quarantine", finding.id)
@@ -118,7 +128,45 @@ def test_quarantine_then_restore(setup: Setup) -> None:
     assert finding is not None
     quarantine, restore = [a for a in finding.actions if a.action in ("quarantine", "restore")]
     assert quarantine.values["mode"] == 0o755 and quarantine.values["sha256"] == finding.file.sha256
-    assert isinstance(quarantine.values["inode"], int) and restore.values == {"path": "/tmp/q/busybox", "mode": 0o755}
+    assert isinstance(quarantine.values["inode"], int) and quarantine.values["verified"] == "sha256", (
+        "a repeat of the /tmp/k finding: no inode recorded at this path"
+    )
+    assert restore.values == {"path": "/tmp/q/busybox", "mode": 0o755, "verified": "inode,sha256"}
+
+
+def test_a_file_swapped_for_a_symlink_to_a_volume_file_is_not_quarantined(setup: Setup) -> None:
+    made = setup.sh(
+        "mkdir /tmp/s && cp /bin/busybox /tmp/s/busybox && echo swap >> /tmp/s/busybox && /tmp/s/busybox true"
+    )
+    assert made.returncode == 0, "a binary of its own: a new finding, its inode recorded at capture"
+
+    def captured() -> bool:
+        found = setup.finding("/tmp/s/busybox")
+        return found is not None and any(a.action == "capture" for a in found.actions)
+
+    wait_for(captured, 30, "the finding with its evidence")
+    finding = setup.finding("/tmp/s/busybox")
+    assert finding is not None
+    assert setup.sh("mv /tmp/s/busybox /tmp/busybox.kept && ln -s /vol/victim /tmp/s/busybox").returncode == 0
+    refused = setup.respond("quarantine", finding.id)
+    assert refused.returncode == 1
+    assert refused.stderr == ("failed: refused: cannot open /tmp/s/busybox as a regular file without following a "
+                              "symlink or crossing a mount: Too many levels of symbolic links\n")  # fmt: skip
+    assert (setup.volume / "victim").stat().st_mode & 0o777 == 0o755, "the volume's file was not touched"
+    swapped_dir = setup.sh(
+        "rm /tmp/s/busybox && rmdir /tmp/s && cp /tmp/busybox.kept /vol/busybox && ln -s /vol /tmp/s"
+    )
+    assert swapped_dir.returncode == 0
+    assert setup.respond("quarantine", finding.id).stderr.endswith("Too many levels of symbolic links\n")
+    assert (setup.volume / "busybox").stat().st_mode & 0o777 == 0o755
+    copied = setup.sh("rm /tmp/s && mkdir /tmp/s && cp /tmp/busybox.kept /tmp/s/busybox")  # same bytes, new inode
+    assert copied.returncode == 0
+    replaced = setup.respond("quarantine", finding.id)
+    assert replaced.returncode == 1 and "refused: /tmp/s/busybox was replaced since the finding" in replaced.stderr
+    assert setup.sh("mv /tmp/busybox.kept /tmp/s/busybox").returncode == 0  # the detected file, back in place
+    done = setup.respond("quarantine", finding.id)
+    assert (done.returncode, done.stdout) == (0, "done: /tmp/s/busybox made unexecutable (mode 755 → 000)\n")
+    assert setup.sh("stat -c %a /tmp/s/busybox").stdout == "0\n"
 
 
 def test_pause_through_podman_and_no_pod_to_delete(setup: Setup) -> None:

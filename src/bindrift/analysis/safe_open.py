@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 import struct
 from collections.abc import Callable
 from functools import lru_cache
@@ -18,6 +19,7 @@ from typing import cast
 
 SYS_OPENAT2 = 437  # the same number on every Linux architecture (unified syscall table, 5.6+)
 AT_FDCWD = -100
+RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
@@ -77,3 +79,21 @@ def open_in_root(root_fd: int, path: str) -> int:
     if fd is None:
         raise OSError(errno.ENOSYS, "openat2 with RESOLVE_IN_ROOT is not available on this kernel", path)
     return fd
+
+
+def open_on_mount(dir_fd: int, path: str) -> int:
+    """Open the regular file `path` below the directory `dir_fd` for reading, with no symlink followed, no
+    escape above it and no mount crossed (a volume or bind mount under a container root). The path is first
+    opened `O_PATH` (nothing of the file itself runs: no device is opened) and only a regular file is then
+    reopened through its descriptor. OSError otherwise (ELOOP on a symlink, EXDEV across a mount, EINVAL for
+    anything but a regular file, ENOSYS on a kernel without openat2)."""
+    resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV
+    path_fd = _openat2(dir_fd, path.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC, resolve)
+    if path_fd is None:
+        raise OSError(errno.ENOSYS, "openat2 is not available on this kernel", path)
+    try:
+        if not stat.S_ISREG(os.fstat(path_fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return os.open(f"/proc/self/fd/{path_fd}", READ_FLAGS & ~os.O_NOFOLLOW)
+    finally:
+        os.close(path_fd)

@@ -287,7 +287,7 @@ class Agent:
         detection = suspicious_binary(report, self._resource(watched.container), datetime.now(UTC), "agent",
                                       writer=writer, intel=intel)  # fmt: skip
         if detection is not None:
-            self._capture(event.fd, detection.file.sha256)
+            self._capture(event.fd, detection.file.sha256, watched.container)
             self._emit(detection)
 
     def _on_exec(self, container: ContainerContext, event: FanEvent, path: str) -> None:
@@ -298,7 +298,7 @@ class Agent:
         if verdict.category is None:
             self.untouched.remember(container.id, path, st, time.time_ns())
             return
-        self._capture(event.fd, verdict.sha256)
+        self._capture(event.fd, verdict.sha256, container)
         writer, written_at = self.writes.get((container.id, path), (None, None))
         evidence = list(verdict.evidence)
         if writer is not None and written_at is not None:
@@ -395,7 +395,7 @@ class Agent:
             )
             evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe})]
         writer, _at = self.writes.get((container.id, program), (None, None))
-        self._capture(fd, sha)
+        self._capture(fd, sha, container)
         detection = Detection(
             category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
             file=FileInfo(path=program, sha256=sha, size=os.fstat(fd).st_size), source="agent", process=process,
@@ -424,7 +424,7 @@ class Agent:
             if verdict.category is None:
                 return
             writer, _written = self.writes.get((container.id, path), (None, None))
-            self._capture(fd, verdict.sha256)
+            self._capture(fd, verdict.sha256, container)
             detection = Detection(
                 category="Added Library Loaded", observed_at=datetime.now(UTC), resource=self._resource(container),
                 file=FileInfo(path=path, sha256=verdict.sha256, size=os.fstat(fd).st_size), source="agent",
@@ -447,12 +447,15 @@ class Agent:
             )  # fmt: skip
             self.lost_reported = lost
             self._emit(detection)
+        degraded = self.response.responder.housekeeping(self._resource(None)) if self.response is not None else None
+        if degraded is not None:
+            self._emit(degraded)
 
-    def _capture(self, fd: int, sha256: str) -> None:
+    def _capture(self, fd: int, sha256: str, container: ContainerContext | None) -> None:
         """Copy the binary into the evidence store now, while the event's descriptor still holds it."""
         if self.response is None or self.response.evidence is None or sha256 in self.blobs:
             return
-        blob = self.response.evidence.capture(fd, sha256)
+        blob = self.response.evidence.capture(fd, sha256, container.id if container else "")
         if blob is not None:
             if len(self.blobs) >= MAX_BLOBS_PENDING:
                 self.blobs.pop(next(iter(self.blobs)))
@@ -476,7 +479,9 @@ class Agent:
         if outcome.fd >= 0:  # the denied file, for the evidence
             try:
                 if self.response is not None and self.response.evidence is not None:
-                    blob = self.response.evidence.capture(outcome.fd, detection.file.sha256)
+                    blob = self.response.evidence.capture(
+                        outcome.fd, detection.file.sha256, detection.resource.container_id
+                    )
             finally:
                 os.close(outcome.fd)
         self._emit(detection, blob, prevented)

@@ -4,15 +4,14 @@ the options of `bindrift watch`."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from bindrift.cli.prevent_process import PreventionProcess
 from bindrift.config import data_dir
 from bindrift.context.containers import running_containers
-from bindrift.response.evidence import DEFAULT_MAX_BYTES, EvidenceStore
+from bindrift.response.evidence import EvidenceBudget, EvidenceStore
 from bindrift.response.policy import load_policies
 from bindrift.response.prevent import DEFAULT_DEADLINE_S
 from bindrift.response.responder import Responder
@@ -45,17 +44,18 @@ class AgentResponse:
 
 
 def build_response(store: SqlStore, node: Resource, *, policy_file: str = "", evidence_dir: str = "",
-                   evidence_max_bytes: int = DEFAULT_MAX_BYTES, evidence_retention_days: int = 30,
+                   evidence_budget: EvidenceBudget | None = None, on_evidence_skip: Callable[[str], None] | None = None,
                    deadline: float = DEFAULT_DEADLINE_S,
                    severity: Mapping[str, Severity] | None = None) -> AgentResponse:  # fmt: skip
-    """Evidence capture (unless `evidence_dir` is `off`), the policies of `policy_file`, and prevention when
-    any policy is `prevent` or `block` (in a process of its own). ValueError for a bad policy file."""
+    """Evidence capture within `evidence_budget` (unless `evidence_dir` is `off`; `on_evidence_skip(reason)`
+    for each capture not made), the policies of `policy_file`, and prevention when any policy is `prevent`
+    or `block` (in a process of its own). ValueError for a bad policy file."""
     policies = load_policies(policy_file) if policy_file else []
     evidence = None
     if evidence_dir != "off":
-        evidence = EvidenceStore(evidence_dir or default_evidence_dir(store), store, max_bytes=evidence_max_bytes,
-                                 retention=timedelta(days=evidence_retention_days))  # fmt: skip
-        evidence.purge()  # retention, applied at every start of the agent
+        evidence = EvidenceStore(evidence_dir or default_evidence_dir(store), store, budget=evidence_budget,
+                                 on_skip=on_evidence_skip)  # fmt: skip
+        evidence.purge()  # retention at start, then every purge_every_s while running (EvidenceStore.maintain)
     prevention = None
     if any(p.mode in ("prevent", "block") for p in policies):
         prevention = PreventionProcess(policies, intel=store.intel_sources(), severity=severity or {},

@@ -67,13 +67,12 @@ def purge(
     from datetime import timedelta
 
     from bindrift.cli.agent_response import default_evidence_dir
-    from bindrift.response.evidence import EvidenceStore
+    from bindrift.response.evidence import EvidenceBudget, EvidenceStore
 
     store = open_store(db)
     try:
-        removed = EvidenceStore(
-            evidence_dir or default_evidence_dir(store), store, retention=timedelta(days=days)
-        ).purge()
+        budget = EvidenceBudget(retention=timedelta(days=days))
+        removed = EvidenceStore(evidence_dir or default_evidence_dir(store), store, budget=budget).purge()
     finally:
         store.close()
     typer.echo(f"purged {removed} evidence record(s)")

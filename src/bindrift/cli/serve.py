@@ -108,7 +108,7 @@ def _tokens(tokens_file: Path | None) -> TokenSet:
         raise typer.BadParameter(str(exc)) from exc
     if len(tokens):
         return tokens
-    from bindrift.config import data_dir
+    from bindrift.config import data_dir, read_secret_file
 
     path = data_dir() / "api-token"
     if not path.exists():
@@ -116,6 +116,9 @@ def _tokens(tokens_file: Path | None) -> TokenSet:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(new_secret() + "\n")
-    secret = path.read_text().strip()
+    try:
+        secret = read_secret_file(path).strip()
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
     print(f"bindrift: no API tokens configured; sign in with the admin token in {path}", file=sys.stderr, flush=True)
     return TokenSet({secret: Principal("admin", "admin")})

@@ -41,8 +41,17 @@ def watch(
     evidence_dir: Annotated[
         str, typer.Option(help="Evidence store folder (default: evidence/ beside the SQLite database; `off`: none).")
     ] = "",
-    evidence_max_mb: Annotated[int, typer.Option(help="Binaries larger than this are not captured.")] = 64,
-    evidence_retention_days: Annotated[int, typer.Option(help="Evidence older than this is purged at start.")] = 30,
+    evidence_max_mb: Annotated[int, typer.Option(min=1, help="Binaries larger than this are not captured.")] = 64,
+    evidence_total_mb: Annotated[int, typer.Option(min=1, help="The evidence store's total cap.")] = 1024,
+    evidence_min_free_mb: Annotated[
+        int, typer.Option(min=0, help="Nothing is captured that would leave less free space than this.")
+    ] = 1024,
+    evidence_container_mb_per_hour: Annotated[
+        int, typer.Option(min=1, help="Evidence captured from any one container, at most.")
+    ] = 256,
+    evidence_retention_days: Annotated[
+        int, typer.Option(min=1, help="Evidence older than this is purged (at start, then hourly).")
+    ] = 30,
     batch_process_events: Annotated[
         bool,
         typer.Option(
@@ -58,10 +67,13 @@ def watch(
     """Watch every running container (podman, containerd, CRI-O, Docker): suspicious binaries written, and
     binaries not in the image executed. Findings go to the store and, as JSON lines, to stdout; with --bus,
     detections go to NATS JetStream and `bindrift worker` stores them."""
+    from datetime import timedelta
+
     from bindrift.cli.agent import Agent, print_finding
     from bindrift.cli.agent_outputs import AgentOutputs
     from bindrift.cli.agent_response import build_response
     from bindrift.config import load_settings
+    from bindrift.response.evidence import EvidenceBudget
 
     if bus:
         if db or webhook or syslog or serve:
@@ -88,7 +100,13 @@ def watch(
     try:
         response = build_response(
             store, agent._resource(None), policy_file=policy, evidence_dir=evidence_dir,
-            evidence_max_bytes=evidence_max_mb * 2**20, evidence_retention_days=evidence_retention_days,
+            evidence_budget=EvidenceBudget(
+                max_bytes=evidence_max_mb << 20, max_total_bytes=evidence_total_mb << 20,
+                min_free_bytes=evidence_min_free_mb << 20,
+                container_bytes_per_hour=evidence_container_mb_per_hour << 20,
+                retention=timedelta(days=evidence_retention_days),
+            ),
+            on_evidence_skip=lambda reason: outputs.metrics.record_drop("evidence", reason),
             deadline=prevent_deadline_ms / 1000,
             severity=load_settings().severity,
         )  # fmt: skip

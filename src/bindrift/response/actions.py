@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bindrift.analysis.safe_open import open_in_root
-from bindrift.schema.finding import Resource, ResponseAction
+from bindrift.response.verify import Checks, check_process, open_target
+from bindrift.schema.finding import Finding, Resource, ResponseAction
 
 CONTAINER_ID = re.compile(r"^[0-9a-f]{12,64}$")
 RUNTIME_TIMEOUT_S = 30.0
@@ -39,10 +39,13 @@ def _in_container(pid: int, container_id: str) -> bool:
         return False
 
 
-def kill_process(pid: int, resource: Resource, by: str) -> ResponseAction:
-    """SIGKILL `pid` through a pidfd, once its cgroup shows it is still in the finding's container."""
-    if pid <= 0:
+def kill_process(finding: Finding, by: str, checks: Checks) -> ResponseAction:
+    """SIGKILL the finding's process through a pidfd, once it is shown to be the same process (its cgroup
+    names the finding's container, same start time and executable). Raises RefusedError otherwise."""
+    pid = finding.process.pid if finding.process else 0
+    if finding.process is None or pid <= 0:
         return _action("kill", by, False, "the finding names no process", pid=pid)
+    resource = finding.resource
     try:
         pidfd = os.pidfd_open(pid)
     except OSError as exc:
@@ -51,6 +54,7 @@ def kill_process(pid: int, resource: Resource, by: str) -> ResponseAction:
         if resource.container_id and not _in_container(pid, resource.container_id):
             return _action("kill", by, False, f"pid {pid} is no longer in container {resource.container_id[:12]}",
                            pid=pid)  # fmt: skip
+        check_process(pid, finding, checks)
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     except OSError as exc:
         return _action("kill", by, False, f"kill {pid}: {exc.strerror}", pid=pid)
@@ -105,17 +109,13 @@ def container_action(resource: Resource, verb: str, by: str, env: Mapping[str, s
                    command=" ".join(command))  # fmt: skip
 
 
-def quarantine_file(root: str, path: str, sha256: str, by: str) -> ResponseAction:
-    """Make the file unexecutable (mode 000: not even root can exec it) inside the container root `root`
-    (e.g. `/proc/<init>/root`); the old mode is recorded for `restore_file`."""
+def quarantine_file(root: str, finding: Finding, by: str, checks: Checks) -> ResponseAction:
+    """Make the finding's file unexecutable (mode 000: not even root can exec it) inside the container root
+    `root` (e.g. `/proc/<init>/root`), once it is shown to be the same file (`verify.open_target`); the old
+    mode and inode are recorded for `restore_file`. Raises RefusedError otherwise."""
+    path = finding.file.path
+    fd, st = open_target(root, finding, checks)
     try:
-        fd = _open(root, path)
-    except OSError as exc:
-        return _action("quarantine", by, False, f"cannot open {path}: {exc.strerror}", path=path)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return _action("quarantine", by, False, f"{path} is not a regular file", path=path)
         os.fchmod(fd, 0)
     except OSError as exc:
         return _action("quarantine", by, False, f"chmod {path}: {exc.strerror}", path=path)
@@ -123,32 +123,21 @@ def quarantine_file(root: str, path: str, sha256: str, by: str) -> ResponseActio
         os.close(fd)
     mode = stat.S_IMODE(st.st_mode)
     return _action("quarantine", by, True, f"{path} made unexecutable (mode {mode:o} → 000)", path=path,
-                   mode=mode, inode=st.st_ino, sha256=sha256)  # fmt: skip
+                   mode=mode, inode=st.st_ino, sha256=finding.file.sha256)  # fmt: skip
 
 
-def restore_file(root: str, path: str, mode: int, inode: int, by: str) -> ResponseAction:
-    """Give a quarantined file back its mode, if it is still the same file (same inode)."""
+def restore_file(root: str, finding: Finding, mode: int, inode: int, by: str, checks: Checks) -> ResponseAction:
+    """Give a quarantined file back its mode, if it is still the same file (the quarantined inode, the
+    finding's SHA-256, reached the same way). Raises RefusedError otherwise."""
+    path = finding.file.path
+    fd, _st = open_target(root, finding, checks, inode=inode)
     try:
-        fd = _open(root, path)
-    except OSError as exc:
-        return _action("restore", by, False, f"cannot open {path}: {exc.strerror}", path=path)
-    try:
-        if os.fstat(fd).st_ino != inode:
-            return _action("restore", by, False, f"{path} was replaced since the quarantine", path=path)
         os.fchmod(fd, mode)
     except OSError as exc:
         return _action("restore", by, False, f"chmod {path}: {exc.strerror}", path=path)
     finally:
         os.close(fd)
     return _action("restore", by, True, f"{path} restored to mode {mode:o}", path=path, mode=mode)
-
-
-def _open(root: str, path: str) -> int:
-    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        return open_in_root(root_fd, path)
-    finally:
-        os.close(root_fd)
 
 
 def in_cluster() -> bool:
@@ -177,6 +166,6 @@ def delete_pod(resource: Resource, by: str) -> ResponseAction:
                    namespace=resource.namespace, pod=resource.pod)  # fmt: skip
 
 
-def failed(action: str, by: str, detail: str) -> ResponseAction:
-    """An action that could not even be attempted."""
-    return _action(action, by, False, detail)
+def failed(action: str, by: str, detail: str, **values: str | int | bool | None) -> ResponseAction:
+    """An action that could not even be attempted, or was refused."""
+    return _action(action, by, False, detail, **values)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import posixpath
 import time
+from datetime import UTC, datetime
+from functools import lru_cache
 
 from bindrift.schema.finding import ProcessInfo, ProcessRef
 
@@ -39,6 +41,27 @@ def _readlink(directory: int, name: str) -> str:
         return ""
 
 
+@lru_cache(maxsize=1)
+def _clock() -> tuple[float, int]:
+    """(boot time in seconds since the epoch, clock ticks per second)."""
+    with open("/proc/stat", "rb") as fh:
+        for line in fh.read(64 * 1024).splitlines():
+            if line.startswith(b"btime "):
+                return float(line.split()[1]), os.sysconf("SC_CLK_TCK")
+    raise OSError("no btime in /proc/stat")
+
+
+def start_time(stat: bytes) -> datetime | None:
+    """When the process of a /proc/PID/stat line started (its field 22, clock ticks after boot); None if the
+    line is malformed. Computed the same way each time, so equal values mean the same process start."""
+    try:
+        ticks = int(stat[stat.rfind(b")") + 2 :].split(maxsplit=20)[19])
+        boot, hz = _clock()
+    except (IndexError, ValueError, OSError):
+        return None
+    return datetime.fromtimestamp(boot + ticks / hz, UTC)
+
+
 def snapshot(pid: int) -> tuple[ProcessInfo, str] | None:
     """The process as /proc shows it now, with its PID namespace, or None when it is gone. Every file is read
     beneath one open /proc/PID: all from the same process even if the PID is reused meanwhile, and without a
@@ -61,7 +84,7 @@ def snapshot(pid: int) -> tuple[ProcessInfo, str] | None:
         uid_fields = status[at + 5 : status.find(b"\n", at + 5)].split() if at >= 0 else []
         uid = int(uid_fields[0]) if uid_fields else -1
         process = ProcessInfo(pid=pid, ppid=ppid, comm=comm, exe=exe, args=args, uid=uid,
-                              downloaded_by=ingress_tool(comm, args))  # fmt: skip
+                              start_time=start_time(stat), downloaded_by=ingress_tool(comm, args))  # fmt: skip
         return process, _readlink(directory, "ns/pid")
     finally:
         os.close(directory)
@@ -124,6 +147,7 @@ class ProcessTable:
         known = self._known.get(pid)
         if known is not None and known.comm != comm:
             self._known[pid] = ProcessInfo(pid=pid, ppid=known.ppid, comm=comm, exe=known.exe, uid=known.uid,
+                                           start_time=known.start_time,
                                            downloaded_by=ingress_tool(comm, []))  # fmt: skip
 
     def note_exe(self, pid: int, exe: str) -> None:
@@ -206,4 +230,5 @@ class ProcessTable:
             parent = ancestor.ppid
         exe = process.exe or exec_path
         return ProcessInfo(pid=process.pid, ppid=process.ppid, comm=process.comm, exe=exe, args=process.args,
-                           uid=process.uid, lineage=lineage, downloaded_by=process.downloaded_by)  # fmt: skip
+                           uid=process.uid, start_time=process.start_time, lineage=lineage,
+                           downloaded_by=process.downloaded_by)  # fmt: skip

@@ -1,8 +1,9 @@
 """Bearer-token authentication with two roles: `read` (explore) and `admin` (also change states).
 
-Tokens come from the environment (`BINDRIFT_ADMIN_TOKEN`, `BINDRIFT_READ_TOKEN`) or a tokens file with
-one `ROLE NAME SECRET` per line; the name is who a state change is recorded as. Tokens travel only in
-the `Authorization` header, never in URLs, and are compared in constant time.
+Tokens come from the environment (`BINDRIFT_ADMIN_TOKEN`, `BINDRIFT_READ_TOKEN`) or a tokens file (mode
+0600 or stricter, else refused) with one `ROLE NAME SECRET` per line; the name is who a state change is
+recorded as. Tokens travel only in the `Authorization` header, never in URLs, and are compared in constant
+time.
 """
 
 from __future__ import annotations
@@ -54,9 +55,12 @@ class TokenSet:
 
 
 def parse_tokens_file(path: Path) -> dict[str, Principal]:
-    """`ROLE NAME SECRET` lines; `#` comments and blank lines are skipped."""
+    """`ROLE NAME SECRET` lines; `#` comments and blank lines are skipped. ValueError for a malformed line,
+    or a file that its group or others may read (`read_secret_file`)."""
+    from bindrift.config import read_secret_file
+
     tokens: dict[str, Principal] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_secret_file(path).splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = line.split()

@@ -12,7 +12,7 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -396,8 +396,21 @@ class SqlStore:
             session.execute(update(OutboxRow).where(OutboxRow.id == outbox_id).values(attempts=OutboxRow.attempts + 1))
 
 
+def _create_private(url: str) -> None:
+    """Create a new SQLite database file 0600 (findings hold process arguments): SQLite then gives its WAL
+    and shared-memory files the same mode. An existing file keeps the mode it has."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with suppress(FileExistsError, FileNotFoundError):  # a missing folder: SQLite says so itself
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        _create_private(url)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
         @event.listens_for(engine, "connect")
