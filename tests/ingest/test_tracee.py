@@ -142,5 +142,8 @@ def test_malformed_and_filtered() -> None:
              b'{"eventName": "openat", "timestamp": 1}',
              b'{"eventName": "execve", "timestamp": 1, "args": []}']  # fmt: skip
     events, adapter = _read(b"\n".join(lines))
-    # no timestamp, a bad time, args not a list, not an object: rejected; openat and a pathless execve: filtered
-    assert events == [] and (adapter.stats.lines, adapter.stats.rejected) == (6, 4)
+    # no timestamp, a bad time, args not a list, not an object, a pathless execve: rejected; openat: ignored
+    assert events == [] and (adapter.stats.lines, adapter.stats.rejected) == (6, 5)
+    assert adapter.stats.reasons == {"Tracee event without a timestamp": 1, "bad time": 1, "not a Tracee event": 2,
+                                     "execve without a path": 1}  # fmt: skip
+    assert adapter.stats.ignored == {"eventName=openat": 1}

@@ -13,19 +13,27 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue
+from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue, Tool
 from bindrift.sensors.ingest.common import IngestStats, MalformedEventError, number
 
 # (arch, syscall) of execve and execveat: x86_64, aarch64, i386 (and x32-less b32 on x86_64).
 EXEC_SYSCALLS = {"c000003e": {59, 322}, "c00000b7": {221, 281}, "40000003": {11, 358}}
+_EXECS = frozenset((arch.encode(), number) for arch, numbers in EXEC_SYSCALLS.items() for number in numbers)
 FLUSH_AFTER_S = 2.0
 MAX_PENDING = 1024
 MAX_ARGS = 4096
-_RECORD = re.compile(rb"^(?:node=(\S+) )?type=(\S+) msg=audit\((\d+)\.(\d+):(\d+)\): ?(.*)$", re.DOTALL)
+MAX_LABELS = 256
+# The header only: the body is read (`_fields`) for the records of an exec, never for the others.
+_RECORD = re.compile(rb"(?:node=(\S+) )?type=(\S+) msg=audit\(((\d+\.\d+):\d+)\): ?")
+_SYSCALL = re.compile(rb"arch=([0-9a-f]+) syscall=(\d+)(?: success=(yes|no))?")
 _FIELD = re.compile(rb'([A-Za-z0-9_\[\]]+)=("[^"]*"|\S*)')
 _HEX = re.compile(rb"^(?:[0-9A-F]{2})+$")
 _ARG = re.compile(r"^a(\d+)(?:\[(\d+)\])?$")
 ENRICHED_SEPARATOR = b"\x1d"
+_GROUPED = frozenset({b"SYSCALL", b"EXECVE", b"CWD", b"PATH", b"PROCTITLE", b"EOE"})
+FAILED_EXEC = "SYSCALL exec failed"
+NO_SYSCALL = "records without their SYSCALL"
+_LABELS: dict[bytes, str] = {}
 
 
 def decode_value(raw: bytes, *, encoded: bool = False) -> str:
@@ -44,10 +52,21 @@ def _fields(body: bytes) -> dict[str, bytes]:
     return {m.group(1).decode("ascii"): m.group(2) for m in _FIELD.finditer(body)}
 
 
+def _label(key: bytes, make: str) -> str:
+    """A cached counting label (a node writes a few dozen record types and syscalls)."""
+    label = _LABELS.get(key)
+    if label is None:
+        label = make
+        if len(_LABELS) < MAX_LABELS:
+            _LABELS[key] = label
+    return label
+
+
 @dataclass(slots=True)
 class _Pending:
     seconds: float
     node: str = ""
+    lines: int = 0
     syscall: dict[str, bytes] = field(default_factory=dict)
     args: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     argc: int = 0
@@ -57,36 +76,83 @@ class _Pending:
 
 
 class AuditdAdapter:
-    """audit.log lines → exec events (grouped by their stamp)."""
+    """audit.log lines → exec events (grouped by their stamp). Every line is counted: the records of a kept
+    exec as kept lines, the others ignored by record type or syscall."""
+
+    tool: Tool = "auditd"
+    grouped = True
 
     def __init__(self) -> None:
         self.stats = IngestStats()
-        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
+        # stamps whose SYSCALL is not a successful exec → (what to count their records as, seconds)
+        self._skipped: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
         self._newest = 0.0
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
-        match = _RECORD.match(line.rstrip(b"\r\n"))
+        match = _RECORD.match(line)
         if match is None:
             raise MalformedEventError("not an audit record")
-        node, kind, sec, msec, serial, body = match.groups()
-        stamp = f"{sec.decode()}.{msec.decode()}:{serial.decode()}"
-        seconds = int(sec) + int(msec) / 1000
+        kind = match.group(2)
+        seconds = float(match.group(4))
         done: list[ExternalEvent] = []
-        if kind == b"EOE":
-            pending = self._pending.pop(stamp, None)
-            done += self._finish(stamp, pending)
+        if kind not in _GROUPED:
+            self.stats.ignore(_label(kind, f"type={kind.decode('ascii', 'replace')[:64]}"))
         else:
-            pending = self._pending.get(stamp)
-            if pending is None:
-                pending = self._pending[stamp] = _Pending(seconds, node.decode("utf-8", "replace") if node else "")
-            self._add(pending, kind, _fields(body))
+            stamp = match.group(3)
+            skipped = self._skipped.get(stamp)
+            if skipped is not None:
+                self.stats.ignore(skipped[0])
+            elif kind == b"EOE":
+                pending = self._pending.pop(stamp, None)
+                if pending is None:
+                    self.stats.ignore("type=EOE")
+                else:
+                    pending.lines += 1
+                    done += self._finish(stamp, pending)
+            else:
+                self._group(match, kind, stamp, seconds, line)
         self._newest = max(self._newest, seconds)
-        while self._pending:
-            oldest_stamp, oldest = next(iter(self._pending.items()))
-            if oldest.seconds > self._newest - FLUSH_AFTER_S and len(self._pending) <= MAX_PENDING:
+        if self._pending or self._skipped:
+            done += self._expire()
+        return done
+
+    def _group(self, match: re.Match[bytes], kind: bytes, stamp: bytes, seconds: float, line: bytes) -> None:
+        """Adds a record to its stamp's group; a SYSCALL that is not a successful exec ends the group at once."""
+        body_at = match.end()
+        if kind == b"SYSCALL" and (head := _SYSCALL.match(line, body_at)) is not None:
+            arch, number_, success = head.groups()
+            if (arch, int(number_)) not in _EXECS or success != b"yes":
+                label = FAILED_EXEC if (arch, int(number_)) in _EXECS else _label(
+                    arch + b":" + number_, f"SYSCALL syscall={number_.decode()} arch={arch.decode()}")  # fmt: skip
+                pending = self._pending.pop(stamp, None)
+                self.stats.ignore(label, 1 + (pending.lines if pending else 0))
+                self._skipped[stamp] = (label, seconds)
+                return
+        pending = self._pending.get(stamp)
+        if pending is None:
+            node = match.group(1)
+            pending = self._pending[stamp] = _Pending(seconds, node.decode("utf-8", "replace") if node else "")
+        pending.lines += 1
+        self._add(pending, kind, _fields(line[body_at:].rstrip(b"\r\n")))
+
+    def _expire(self) -> list[ExternalEvent]:
+        """Groups complete by time (no EOE) or by the bound, oldest first."""
+        done: list[ExternalEvent] = []
+        horizon = self._newest - FLUSH_AFTER_S
+        pending = self._pending
+        while pending:
+            stamp, oldest = next(iter(pending.items()))
+            if oldest.seconds > horizon and len(pending) <= MAX_PENDING:
                 break
-            del self._pending[oldest_stamp]
-            done += self._finish(oldest_stamp, oldest)
+            del pending[stamp]
+            done += self._finish(stamp, oldest)
+        skipped = self._skipped
+        while skipped:
+            stamp, (_, seconds) = next(iter(skipped.items()))
+            if seconds > horizon and len(skipped) <= MAX_PENDING:
+                break
+            del skipped[stamp]
         return done
 
     def flush(self) -> list[ExternalEvent]:
@@ -94,6 +160,7 @@ class AuditdAdapter:
         while self._pending:
             stamp, pending = self._pending.popitem(last=False)
             done += self._finish(stamp, pending)
+        self._skipped.clear()
         return done
 
     @staticmethod
@@ -119,14 +186,20 @@ class AuditdAdapter:
             else:
                 pending.proctitle = [decode_value(raw, encoded=True)]
 
-    def _finish(self, stamp: str, pending: _Pending | None) -> list[ExternalEvent]:
-        """The exec event of a complete record group, or nothing (not an exec, or it failed)."""
-        if pending is None or not pending.syscall:
+    def _finish(self, raw_stamp: bytes, pending: _Pending) -> list[ExternalEvent]:
+        """The exec event of a complete record group, or nothing (no SYSCALL record, not an exec, or it failed),
+        its lines counted either way."""
+        if not pending.syscall:
+            self.stats.ignore(NO_SYSCALL, pending.lines)
             return []
         sc = pending.syscall
         arch, syscall = decode_value(sc.get("arch", b"")), number(decode_value(sc.get("syscall", b"-1")), -1)
         if syscall not in EXEC_SYSCALLS.get(arch, set()) or decode_value(sc.get("success", b"")) != "yes":
+            self.stats.ignore(FAILED_EXEC if syscall in EXEC_SYSCALLS.get(arch, set()) else "SYSCALL not an exec",
+                              pending.lines)  # fmt: skip
             return []
+        self.stats.kept_lines += pending.lines
+        stamp = raw_stamp.decode("ascii")
         args = ["".join(text for _piece, text in sorted(pending.args[i])) for i in sorted(pending.args)]
         args = args or [a for a in pending.proctitle if a]
         exe = decode_value(sc.get("exe", b""), encoded=True)

@@ -14,7 +14,15 @@ from typing import Any
 
 import msgspec
 
-from bindrift.schema.external_event import Drift, EventKind, ExternalEvent, ExternalProcess, FactValue, ToolVerdict
+from bindrift.schema.external_event import (
+    Drift,
+    EventKind,
+    ExternalEvent,
+    ExternalProcess,
+    FactValue,
+    Tool,
+    ToolVerdict,
+)
 from bindrift.sensors.ingest.common import IngestStats, MalformedEventError, container_id, number, rfc3339_ns, text
 
 EXEC_EVENTS = frozenset({"sched_process_exec", "execve", "execveat"})
@@ -155,6 +163,38 @@ class _Event(msgspec.Struct, frozen=True, rename="camel", gc=False):
 
 
 _DECODER = msgspec.json.Decoder(_Event)
+_NAME_KEYS = (b'"eventName":"', b'"name":"')
+_KEPT_NAMES = frozenset(n.encode() for n in (*EXEC_EVENTS, WRITE_EVENT, *DROPPED_EVENTS))
+MAX_LABELS = 256
+_LABELS: dict[bytes, str] = {}
+
+
+def _filtered_raw(line: bytes) -> str:
+    """The event name to count when the raw bytes plainly say bindrift never keeps the line: a legacy
+    `"eventName"` or a v1beta1 top-level `"name"` (before `"workload"`) that is neither an exec nor a write,
+    on a line that is not a signature. '' when in doubt (escapes, spacing, a signature)."""
+    at = line.find(_NAME_KEYS[0])
+    key = _NAME_KEYS[0]
+    if at < 0:
+        at, key = line.find(_NAME_KEYS[1]), _NAME_KEYS[1]
+        workload = line.find(b'"workload"')
+        if at < 0 or 0 <= workload < at:
+            return ""
+    if line[at - 1 : at] not in (b"{", b","):
+        return ""
+    start = at + len(key)
+    end = line.find(b'"', start, start + 128)
+    if end < 0:
+        return ""
+    value = line[start:end]
+    if value in _KEPT_NAMES or b"\\" in value or b'"signatureID"' in line:
+        return ""
+    label = _LABELS.get(value)
+    if label is None:
+        label = f"eventName={value.decode('utf-8', 'replace')}"
+        if len(_LABELS) < MAX_LABELS:
+            _LABELS[value] = label
+    return label
 
 
 def _header(value: object) -> bytes:
@@ -181,18 +221,25 @@ def _facts(args: dict[str, object], name: str, properties: dict[str, Any]) -> di
 class TraceeAdapter:
     """Tracee JSON events (legacy or v1beta1) → exec and write events."""
 
+    tool: Tool = "tracee"
+    grouped = False
+
     def __init__(self) -> None:
         self.stats = IngestStats()
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
+        if ignored := _filtered_raw(line):
+            self.stats.ignore(ignored)
+            return []
         try:
             event = _DECODER.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise MalformedEventError(f"not a Tracee event: {exc}") from exc
+            raise MalformedEventError("not a Tracee event", str(exc)) from exc
         name = event.event_name or event.name
         properties = event.metadata.Properties if event.metadata else event.threat.properties if event.threat else {}
         dropped = name in DROPPED_EVENTS or properties.get("signatureID") == DROPPED_SIGNATURE
         if not (name in EXEC_EVENTS or name == WRITE_EVENT or dropped):
+            self.stats.ignore(f"eventName={name[:128]}")
             return []
         if event.timestamp is None:
             raise MalformedEventError("Tracee event without a timestamp")
@@ -204,7 +251,7 @@ class TraceeAdapter:
         kind: EventKind = "exec" if name in EXEC_EVENTS else "write"
         path = text(args.get("path")) if dropped else text(args.get("pathname")) or text(args.get("cmdpath"))
         if not path:
-            return []
+            raise MalformedEventError(f"{'signature' if dropped else name} without a path")
         drift: Drift = "dropped-executable" if dropped else ""
         signature = text(properties.get("signatureID"))
         verdict = ToolVerdict(
