@@ -27,8 +27,13 @@ MAX_LABELS = 256
 _RECORD = re.compile(rb"(?:node=(\S+) )?type=(\S+) msg=audit\(((\d+\.\d+):\d+)\): ?")
 _SYSCALL = re.compile(rb"arch=([0-9a-f]+) syscall=(\d+)(?: success=(yes|no))?")
 _FIELD = re.compile(rb'([A-Za-z0-9_\[\]]+)=("[^"]*"|\S*)')
+# The records of an exec: each field bindrift uses found by one regex, with findall (no Match objects).
+_ARGS = re.compile(rb'(?<![\w\[\]])a(\d+)(?:\[(\d+)\])?=("[^"]*"|\S*)')
+_ARGC = re.compile(rb"(?<!\w)argc=(\d+)")
+_CWD = re.compile(rb'cwd=("[^"]*"|\S*)')
+_PATH = re.compile(rb'item=(\d+) name=("[^"]*"|\S*)')
+_PROCTITLE = re.compile(rb'proctitle=("[^"]*"|\S*)')
 _HEX = re.compile(rb"^(?:[0-9A-F]{2})+$")
-_ARG = re.compile(r"^a(\d+)(?:\[(\d+)\])?$")
 ENRICHED_SEPARATOR = b"\x1d"
 _GROUPED = frozenset({b"SYSCALL", b"EXECVE", b"CWD", b"PATH", b"PROCTITLE", b"EOE"})
 FAILED_EXEC = "SYSCALL exec failed"
@@ -47,9 +52,9 @@ def decode_value(raw: bytes, *, encoded: bool = False) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _fields(body: bytes) -> dict[str, bytes]:
-    body = body.split(ENRICHED_SEPARATOR, 1)[0]  # log_format=ENRICHED: resolved names follow 0x1D
-    return {m.group(1).decode("ascii"): m.group(2) for m in _FIELD.finditer(body)}
+def _fields(body: bytes) -> dict[bytes, bytes]:
+    enriched = body.find(ENRICHED_SEPARATOR)  # log_format=ENRICHED: resolved names follow 0x1D
+    return dict(_FIELD.findall(body if enriched < 0 else body[:enriched]))
 
 
 def _label(key: bytes, make: str) -> str:
@@ -67,7 +72,7 @@ class _Pending:
     seconds: float
     node: str = ""
     lines: int = 0
-    syscall: dict[str, bytes] = field(default_factory=dict)
+    syscall: dict[bytes, bytes] = field(default_factory=dict)
     args: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     argc: int = 0
     cwd: str = ""
@@ -88,18 +93,18 @@ class AuditdAdapter:
         # stamps whose SYSCALL is not a successful exec → (what to count their records as, seconds)
         self._skipped: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
         self._newest = 0.0
+        self._next_expiry = float("inf")  # no group is due before the newest record reaches this time
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
         match = _RECORD.match(line)
         if match is None:
             raise MalformedEventError("not an audit record")
-        kind = match.group(2)
-        seconds = float(match.group(4))
+        kind, stamp, when = match.group(2, 3, 4)
+        seconds = float(when)
         done: list[ExternalEvent] = []
         if kind not in _GROUPED:
             self.stats.ignore(_label(kind, f"type={kind.decode('ascii', 'replace')[:64]}"))
         else:
-            stamp = match.group(3)
             skipped = self._skipped.get(stamp)
             if skipped is not None:
                 self.stats.ignore(skipped[0])
@@ -113,7 +118,7 @@ class AuditdAdapter:
             else:
                 self._group(match, kind, stamp, seconds, line)
         self._newest = max(self._newest, seconds)
-        if self._pending or self._skipped:
+        if self._newest >= self._next_expiry or len(self._pending) > MAX_PENDING or len(self._skipped) > MAX_PENDING:
             done += self._expire()
         return done
 
@@ -128,22 +133,26 @@ class AuditdAdapter:
                 pending = self._pending.pop(stamp, None)
                 self.stats.ignore(label, 1 + (pending.lines if pending else 0))
                 self._skipped[stamp] = (label, seconds)
+                self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
                 return
         pending = self._pending.get(stamp)
         if pending is None:
             node = match.group(1)
             pending = self._pending[stamp] = _Pending(seconds, node.decode("utf-8", "replace") if node else "")
+            self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
         pending.lines += 1
-        self._add(pending, kind, _fields(line[body_at:].rstrip(b"\r\n")))
+        self._add(pending, kind, line, body_at)
 
     def _expire(self) -> list[ExternalEvent]:
         """Groups complete by time (no EOE) or by the bound, oldest first."""
         done: list[ExternalEvent] = []
         horizon = self._newest - FLUSH_AFTER_S
         pending = self._pending
+        self._next_expiry = float("inf")
         while pending:
             stamp, oldest = next(iter(pending.items()))
             if oldest.seconds > horizon and len(pending) <= MAX_PENDING:
+                self._next_expiry = oldest.seconds + FLUSH_AFTER_S
                 break
             del pending[stamp]
             done += self._finish(stamp, oldest)
@@ -151,6 +160,7 @@ class AuditdAdapter:
         while skipped:
             stamp, (_, seconds) = next(iter(skipped.items()))
             if seconds > horizon and len(skipped) <= MAX_PENDING:
+                self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
                 break
             del skipped[stamp]
         return done
@@ -161,26 +171,34 @@ class AuditdAdapter:
             stamp, pending = self._pending.popitem(last=False)
             done += self._finish(stamp, pending)
         self._skipped.clear()
+        self._next_expiry = float("inf")
         return done
 
     @staticmethod
-    def _add(pending: _Pending, kind: bytes, fields: dict[str, bytes]) -> None:
+    def _add(pending: _Pending, kind: bytes, line: bytes, at: int) -> None:
+        """Joins the fields bindrift uses of one record (its body starts at `at`) to its exec group."""
         if kind == b"SYSCALL":
-            pending.syscall = fields
+            pending.syscall = _fields(line[at:])
         elif kind == b"EXECVE":
-            if "argc" in fields:
-                pending.argc = number(decode_value(fields["argc"]))
-            for key, raw in fields.items():
-                found = _ARG.match(key)
-                if found is not None and int(found.group(1)) < MAX_ARGS:
-                    index, piece = int(found.group(1)), int(found.group(2) or 0)
-                    pending.args.setdefault(index, []).append((piece, decode_value(raw, encoded=True)))
+            if (argc := _ARGC.search(line, at)) is not None:
+                pending.argc = int(argc.group(1))
+            for index, piece, raw in _ARGS.findall(line, at):
+                if len(index) < 5 and int(index) < MAX_ARGS:
+                    pending.args.setdefault(int(index), []).append((int(piece or 0), decode_value(raw, encoded=True)))
         elif kind == b"CWD":
-            pending.cwd = decode_value(fields.get("cwd", b""), encoded=True)
-        elif kind == b"PATH" and fields.get("item") == b"0":
-            pending.program = decode_value(fields.get("name", b""), encoded=True)
-        elif kind == b"PROCTITLE":
-            raw = fields.get("proctitle", b"")
+            if (cwd := _CWD.match(line, at)) is not None:
+                pending.cwd = decode_value(cwd.group(1), encoded=True)
+        elif kind == b"PATH":
+            path = _PATH.match(line, at)
+            if path is None:
+                fields = _fields(line[at:])
+                item, name = fields.get(b"item"), fields.get(b"name", b"")
+            else:
+                item, name = path.groups()
+            if item == b"0":
+                pending.program = decode_value(name, encoded=True)
+        elif kind == b"PROCTITLE" and (title := _PROCTITLE.match(line, at)) is not None:
+            raw = title.group(1)
             if _HEX.match(raw):
                 pending.proctitle = [p.decode("utf-8", "replace") for p in bytes.fromhex(raw.decode()).split(b"\0")]
             else:
@@ -193,8 +211,8 @@ class AuditdAdapter:
             self.stats.ignore(NO_SYSCALL, pending.lines)
             return []
         sc = pending.syscall
-        arch, syscall = decode_value(sc.get("arch", b"")), number(decode_value(sc.get("syscall", b"-1")), -1)
-        if syscall not in EXEC_SYSCALLS.get(arch, set()) or decode_value(sc.get("success", b"")) != "yes":
+        arch, syscall = decode_value(sc.get(b"arch", b"")), number(decode_value(sc.get(b"syscall", b"-1")), -1)
+        if syscall not in EXEC_SYSCALLS.get(arch, set()) or decode_value(sc.get(b"success", b"")) != "yes":
             self.stats.ignore(FAILED_EXEC if syscall in EXEC_SYSCALLS.get(arch, set()) else "SYSCALL not an exec",
                               pending.lines)  # fmt: skip
             return []
@@ -202,20 +220,20 @@ class AuditdAdapter:
         stamp = raw_stamp.decode("ascii")
         args = ["".join(text for _piece, text in sorted(pending.args[i])) for i in sorted(pending.args)]
         args = args or [a for a in pending.proctitle if a]
-        exe = decode_value(sc.get("exe", b""), encoded=True)
+        exe = decode_value(sc.get(b"exe", b""), encoded=True)
         program = pending.program if pending.program.startswith("/") else exe
         facts: dict[str, FactValue] = {
-            "stamp": stamp, "arch": arch, "syscall": syscall, "auid": number(decode_value(sc.get("auid", b"-1")), -1),
-            "key": decode_value(sc.get("key", b""), encoded=True), "argc": pending.argc,
-            "tty": decode_value(sc.get("tty", b"")),
+            "stamp": stamp, "arch": arch, "syscall": syscall, "auid": number(decode_value(sc.get(b"auid", b"-1")), -1),
+            "key": decode_value(sc.get(b"key", b""), encoded=True), "argc": pending.argc,
+            "tty": decode_value(sc.get(b"tty", b"")),
         }  # fmt: skip
         if pending.program and pending.program != exe:
             facts["path_name"] = pending.program
         process = ExternalProcess(
-            pid=number(decode_value(sc.get("pid", b"0"))), comm=decode_value(sc.get("comm", b""), encoded=True),
-            exe=exe, args=args, cwd=pending.cwd, uid=number(decode_value(sc.get("uid", b"-1")), -1),
+            pid=number(decode_value(sc.get(b"pid", b"0"))), comm=decode_value(sc.get(b"comm", b""), encoded=True),
+            exe=exe, args=args, cwd=pending.cwd, uid=number(decode_value(sc.get(b"uid", b"-1")), -1),
         )  # fmt: skip
-        parent = ExternalProcess(pid=number(decode_value(sc.get("ppid", b"0"))))
+        parent = ExternalProcess(pid=number(decode_value(sc.get(b"ppid", b"0"))))
         return [ExternalEvent(
             tool="auditd", kind="exec", time_ns=int(stamp.partition(":")[0].replace(".", "")) * 1_000_000,
             path=exe or program, process=process, parents=[parent] if parent.pid else [], node=pending.node,
