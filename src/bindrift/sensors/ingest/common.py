@@ -15,6 +15,9 @@ MAX_LINE = 1 << 20  # longer lines are rejected (no tool writes an exec or write
 U64 = 1 << 64
 MIN_ID = 12
 _FRACTION = re.compile(r"\.(\d+)")
+MAX_CACHED_SECONDS = 4096
+_SECONDS: dict[str, int] = {}  # `YYYY-MM-DDTHH:MM:SS` (UTC) → seconds since the epoch, for the fast path
+_RFC3339_UTC = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?[Zz]")
 _HEX = re.compile(r"[0-9a-f]+")
 _RUNTIME_PREFIX = re.compile(r"^[a-z0-9-]+://")
 
@@ -89,7 +92,22 @@ class IngestStats:
 
 
 def rfc3339_ns(text: str) -> int:
-    """Nanoseconds since the epoch for an RFC 3339 / ISO 8601 time with up to 9 fractional digits."""
+    """Nanoseconds since the epoch for an RFC 3339 / ISO 8601 time with up to 9 fractional digits. The usual
+    `YYYY-MM-DDTHH:MM:SS[.fraction]Z` takes a fast path: its seconds are cached (a stream's events share them)."""
+    if text[-1:] in "Zz" and (seconds := _SECONDS.get(text[:19])) is not None:
+        fraction = text[20:-1] if text[19:20] == "." else text[19:-1]
+        if not fraction:
+            return seconds * 1_000_000_000
+        if text[19] == "." and len(fraction) <= 9 and fraction.isascii() and fraction.isdigit():
+            return seconds * 1_000_000_000 + int(fraction.ljust(9, "0"))
+    fast = _RFC3339_UTC.fullmatch(text)
+    if fast is not None:
+        whole, digits = fast.groups()
+        seconds = _utc_seconds(whole)
+        if len(_SECONDS) >= MAX_CACHED_SECONDS:
+            _SECONDS.clear()
+        _SECONDS[whole] = seconds
+        return seconds * 1_000_000_000 + (int(digits.ljust(9, "0")) if digits else 0)
     match = _FRACTION.search(text)
     fraction = 0
     if match is not None:
@@ -103,6 +121,13 @@ def rfc3339_ns(text: str) -> int:
     if moment.tzinfo is None:
         raise MalformedEventError("time without a zone", repr(text))
     return int(moment.timestamp()) * 1_000_000_000 + fraction
+
+
+def _utc_seconds(whole: str) -> int:
+    try:
+        return int(datetime.fromisoformat(whole + "+00:00").timestamp())
+    except ValueError as exc:
+        raise MalformedEventError("bad time", repr(whole)) from exc
 
 
 def signed64(value: int) -> int:
