@@ -94,12 +94,12 @@ class IngestStats:
 def rfc3339_ns(text: str) -> int:
     """Nanoseconds since the epoch for an RFC 3339 / ISO 8601 time with up to 9 fractional digits. The usual
     `YYYY-MM-DDTHH:MM:SS[.fraction]Z` takes a fast path: its seconds are cached (a stream's events share them)."""
-    if text[-1:] in "Zz" and (seconds := _SECONDS.get(text[:19])) is not None:
-        fraction = text[20:-1] if text[19:20] == "." else text[19:-1]
-        if not fraction:
-            return seconds * 1_000_000_000
-        if text[19] == "." and len(fraction) <= 9 and fraction.isascii() and fraction.isdigit():
-            return seconds * 1_000_000_000 + int(fraction.ljust(9, "0"))
+    if text[-1:] in "Zz" and (cached := _SECONDS.get(text[:19])) is not None:
+        tail = text[20:-1] if text[19:20] == "." else text[19:-1]
+        if not tail:
+            return cached * 1_000_000_000
+        if text[19] == "." and len(tail) <= 9 and tail.isascii() and tail.isdigit():
+            return cached * 1_000_000_000 + int(tail.ljust(9, "0"))
     fast = _RFC3339_UTC.fullmatch(text)
     if fast is not None:
         whole, digits = fast.groups()

@@ -209,12 +209,14 @@ def _header(value: object) -> bytes:
 def _facts(args: dict[str, object], name: str, properties: dict[str, Any]) -> dict[str, FactValue]:
     facts: dict[str, FactValue] = {"eventName": name}
     for key, value in args.items():
-        if key not in SKIPPED_ARGS and isinstance(value, str | int | bool):
-            facts[key] = value[:MAX_FACT] if isinstance(value, str) else value
-    for key in ("signatureID", "Severity", "Technique", "external_id", "Category"):
-        value = properties.get(key)
-        if isinstance(value, str | int | bool):
-            facts[key] = value
+        kind = type(value)
+        if (kind is str or kind is int or kind is bool) and key not in SKIPPED_ARGS:
+            facts[key] = value[:MAX_FACT] if isinstance(value, str) else value  # type: ignore[assignment]
+    if properties:
+        for key in ("signatureID", "Severity", "Technique", "external_id", "Category"):
+            value = properties.get(key)
+            if isinstance(value, str | int | bool):
+                facts[key] = value
     return facts
 
 
@@ -262,12 +264,11 @@ class TraceeAdapter:
         argv = args.get("argv")
         process, parents, where = self._workload(event, [a for a in argv if isinstance(a, str)] if isinstance(
             argv, list) else [], text(args.get("pwd")))  # fmt: skip
+        # Positional, in ExternalEvent's order (five times cheaper than keywords for its 18 fields).
         return [ExternalEvent(
-            tool="tracee", kind=kind, time_ns=time_ns, path=path, process=process, parents=parents,
-            container_id=container_id(where[0]), container_name=where[1], image=where[2], image_digest=where[3],
-            pod=where[4], namespace=where[5], sha256=text(args.get("sha256")).lower(),
-            header=_header(args.get("bytes")) if kind == "write" else b"", verdict=verdict, source_event=name,
-            facts=_facts(args, name, properties),
+            "tracee", kind, time_ns, path, process, parents, "", container_id(where[0]), where[1], where[2],
+            where[3], where[4], where[5], text(args.get("sha256")).lower(),
+            _header(args.get("bytes")) if kind == "write" else b"", verdict, name, _facts(args, name, properties),
         )]  # fmt: skip
 
     @staticmethod
@@ -278,12 +279,12 @@ class TraceeAdapter:
         if event.event_name:
             box = event.container or _LegacyContainer()
             k8s = event.kubernetes or _LegacyK8s()
+            # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid.
             process = ExternalProcess(
-                pid=number(event.host_process_id), vpid=number(event.process_id), comm=event.process_name,
-                exe=event.executable.path if event.executable else "", args=argv, cwd=cwd,
-                uid=number(event.user_id, -1),
+                _int(event.host_process_id), _int(event.process_id), event.process_name,
+                event.executable.path if event.executable else "", argv, cwd, "", _int(event.user_id, -1),
             )  # fmt: skip
-            parent = ExternalProcess(pid=number(event.host_parent_process_id), vpid=number(event.parent_process_id))
+            parent = ExternalProcess(_int(event.host_parent_process_id), _int(event.parent_process_id))
             where = (box.id or event.container_id, box.name or event.container_name,
                      box.image or event.container_image, box.image_digest, k8s.pod_name or event.pod_name,
                      k8s.pod_namespace or event.pod_namespace)  # fmt: skip
@@ -302,6 +303,10 @@ class TraceeAdapter:
 
     def flush(self) -> list[ExternalEvent]:
         return []
+
+
+def _int(value: object, default: int = 0) -> int:
+    return value if type(value) is int else number(value, default)
 
 
 def _v1_process(found: _Process, argv: list[str], cwd: str) -> ExternalProcess:
