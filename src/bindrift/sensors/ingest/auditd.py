@@ -117,8 +117,8 @@ class AuditdAdapter:
                     done += self._finish(stamp, pending)
             else:
                 self._group(match, kind, stamp, seconds, line)
-        self._newest = max(self._newest, seconds)
-        if self._newest >= self._next_expiry or len(self._pending) > MAX_PENDING or len(self._skipped) > MAX_PENDING:
+        newest = self._newest = seconds if seconds > self._newest else self._newest
+        if newest >= self._next_expiry or len(self._pending) > MAX_PENDING or len(self._skipped) > MAX_PENDING:
             done += self._expire()
         return done
 
@@ -182,9 +182,12 @@ class AuditdAdapter:
         elif kind == b"EXECVE":
             if (argc := _ARGC.search(line, at)) is not None:
                 pending.argc = int(argc.group(1))
+            args = pending.args
             for index, piece, raw in _ARGS.findall(line, at):
-                if len(index) < 5 and int(index) < MAX_ARGS:
-                    pending.args.setdefault(int(index), []).append((int(piece or 0), decode_value(raw, encoded=True)))
+                if len(index) < 5 and (number_ := int(index)) < MAX_ARGS:
+                    value = raw[1:-1].decode("utf-8", "replace") if raw[:1] == b'"' and raw[-1:] == b'"' and len(
+                        raw) >= 2 else decode_value(raw, encoded=True)  # fmt: skip
+                    args.setdefault(number_, []).append((int(piece or 0), value))
         elif kind == b"CWD":
             if (cwd := _CWD.match(line, at)) is not None:
                 pending.cwd = decode_value(cwd.group(1), encoded=True)
@@ -218,7 +221,8 @@ class AuditdAdapter:
             return []
         self.stats.kept_lines += pending.lines
         stamp = raw_stamp.decode("ascii")
-        args = ["".join(text for _piece, text in sorted(pending.args[i])) for i in sorted(pending.args)]
+        args = [pieces[0][1] if len(pieces) == 1 else "".join(text for _piece, text in sorted(pieces))
+                for _index, pieces in sorted(pending.args.items())]  # fmt: skip
         args = args or [a for a in pending.proctitle if a]
         exe = decode_value(sc.get(b"exe", b""), encoded=True)
         program = pending.program if pending.program.startswith("/") else exe
