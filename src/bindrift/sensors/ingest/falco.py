@@ -227,13 +227,13 @@ def _facts(uuid: str, f: _Fields) -> dict[str, FactValue]:
 def _parents(fields: _Fields) -> list[ExternalProcess]:
     """Nearest first; `<NA>` is already None here."""
     pname, pexepath, ppid = fields.pname or "", fields.pexepath or "", fields.ppid
-    parents = [ExternalProcess(pid=_int(ppid), comm=pname, exe=pexepath)] if pname or pexepath or ppid else []
+    parents = [ExternalProcess(_int(ppid), 0, pname, pexepath)] if pname or pexepath or ppid else []
     if not fields.aname2:
         return parents
     for name, pid in ((fields.aname2, fields.apid2), (fields.aname3, fields.apid3), (fields.aname4, fields.apid4)):
         if not name:
             break
-        parents.append(ExternalProcess(pid=_int(pid), comm=name))
+        parents.append(ExternalProcess(_int(pid), 0, name))
     return parents
 
 
@@ -295,10 +295,10 @@ def _convert(alert: _Alert, f: _Fields, kind: str) -> ExternalEvent:
     cmdline = f.cmdline
     args = cmdline.split(" ") if cmdline else []
     pid, vpid, uid = f.pid, f.vpid, f.user_uid
+    # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid (3x cheaper).
     process = ExternalProcess(
-        pid=pid if type(pid) is int else number(pid), vpid=vpid if type(vpid) is int else number(vpid),
-        comm=f.name or "", exe=exe, args=args, cwd=f.cwd or "", user=f.user_name or "",
-        uid=uid if type(uid) is int else number(uid, -1),
+        pid if type(pid) is int else number(pid), vpid if type(vpid) is int else number(vpid), f.name or "", exe,
+        args, f.cwd or "", f.user_name or "", uid if type(uid) is int else number(uid, -1),
     )  # fmt: skip
     image = f.image or (f"{f.repository}:{f.tag}" if f.repository and f.tag else f.repository or "")
     rule = alert.rule
