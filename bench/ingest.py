@@ -78,10 +78,13 @@ def falco_templates() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return kept, ignored
 
 
+CONTAINERS = [f"{random.Random(n).getrandbits(256):064x}" for n in range(150)]  # the containers of a busy node
+
+
 def _vary_falco(alert: dict[str, Any], i: int, rng: random.Random) -> None:
     fields = alert["output_fields"]
     fields["evt.time"] = 1783763098682419669 + i * 1000
-    fields["container.id"] = f"{rng.getrandbits(48):012x}"
+    fields["container.id"] = rng.choice(CONTAINERS)[:12]
     fields["proc.pid"] = 40000 + i % 20000
 
 
@@ -119,7 +122,7 @@ def _vary_tracee(event: dict[str, Any], i: int, rng: random.Random) -> None:
     event["timestamp"] = 1657290245020855990 + i * 1000
     event["processId"] = event["hostProcessId"] = 40000 + i % 20000
     if "containerId" in event:
-        event["containerId"] = f"{rng.getrandbits(256):064x}" if event["containerId"] else ""
+        event["containerId"] = rng.choice(CONTAINERS) if event["containerId"] else ""
 
 
 def auditd_lines(count: int, rng: random.Random) -> list[bytes]:

@@ -243,6 +243,8 @@ def _without_na(fields: _Fields) -> _Fields:
 
 
 def _int(value: Num, default: int = 0) -> int:
+    if value is None:
+        return default
     return value if type(value) is int else number(value, default)
 
 
@@ -297,8 +299,8 @@ def _convert(alert: _Alert, f: _Fields, kind: str) -> ExternalEvent:
     pid, vpid, uid = f.pid, f.vpid, f.user_uid
     # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid (3x cheaper).
     process = ExternalProcess(
-        pid if type(pid) is int else number(pid), vpid if type(vpid) is int else number(vpid), f.name or "", exe,
-        args, f.cwd or "", f.user_name or "", uid if type(uid) is int else number(uid, -1),
+        pid if type(pid) is int else _int(pid), vpid if type(vpid) is int else _int(vpid), f.name or "", exe,
+        args, f.cwd or "", f.user_name or "", uid if type(uid) is int else _int(uid, -1),
     )  # fmt: skip
     image = f.image or (f"{f.repository}:{f.tag}" if f.repository and f.tag else f.repository or "")
     rule = alert.rule
