@@ -66,10 +66,29 @@ class _Process(msgspec.Struct, frozen=True, gc=False):
     binary_properties: _BinaryProperties | None = None
 
 
+class _PidOnly(msgspec.Struct, frozen=True, gc=False):
+    pid: Num = None
+
+
+class _ParentPod(msgspec.Struct, frozen=True, gc=False):
+    container: _PidOnly | None = None
+
+
+class _Parent(msgspec.Struct, frozen=True, gc=False):
+    """A parent or ancestor: what the lineage shows (its image, labels and binary properties left undecoded)."""
+
+    pod: _ParentPod | None = None
+    pid: Num = None
+    uid: Num = None
+    cwd: str = ""
+    binary: str = ""
+    arguments: str = ""
+
+
 class _Exec(msgspec.Struct, frozen=True, gc=False):
     process: _Process | None = None
-    parent: _Process | None = None
-    ancestors: list[_Process] = msgspec.field(default_factory=list)
+    parent: _Parent | None = None
+    ancestors: list[_Parent] = msgspec.field(default_factory=list)
 
 
 class _PathArg(msgspec.Struct, frozen=True, gc=False):
@@ -84,8 +103,8 @@ class _KprobeArg(msgspec.Struct, frozen=True, gc=False):
 
 class _Kprobe(msgspec.Struct, frozen=True, gc=False):
     process: _Process | None = None
-    parent: _Process | None = None
-    ancestors: list[_Process] = msgspec.field(default_factory=list)
+    parent: _Parent | None = None
+    ancestors: list[_Parent] = msgspec.field(default_factory=list)
     function_name: str = ""
     policy_name: str = ""
     args: list[_KprobeArg] = msgspec.field(default_factory=list)
@@ -128,7 +147,7 @@ def _filtered_raw(line: bytes) -> str:
     return label
 
 
-def _args(process: _Process) -> list[str]:
+def _args(process: _Process | _Parent) -> list[str]:
     """argv: the binary, then `arguments` (one string, argv[0] excluded, an argument with spaces in double
     quotes, as Tetragon writes them). Without single quotes or backslashes, a split or one regex gives shlex's
     words 20 times faster (shlex was 85% of this adapter's time, measured)."""
@@ -149,7 +168,7 @@ def _int(value: Num, default: int = 0) -> int:
     return value if type(value) is int else number(value, default)
 
 
-def _process(process: _Process) -> ExternalProcess:
+def _process(process: _Process | _Parent) -> ExternalProcess:
     """The process in bindrift's shape; the same one seen again (a parent of many, a process of several
     events) is taken from a bounded cache keyed by every field it is made of (4x cheaper than building it)."""
     container = process.pod.container if process.pod else None
@@ -225,7 +244,7 @@ class TetragonAdapter:
         return [self._event(response, kind, path, function, process, found.parent, found.ancestors, when)]
 
     def _event(self, response: _Response, kind: str, path: str, function: str, process: _Process,
-               parent: _Process | None, ancestors: list[_Process], when: str) -> ExternalEvent:  # fmt: skip
+               parent: _Parent | None, ancestors: list[_Parent], when: str) -> ExternalEvent:  # fmt: skip
         pod = process.pod or _Pod()
         container = pod.container or _Container()
         image = container.image or _Image()
