@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue, Tool
@@ -28,7 +29,7 @@ _RECORD = re.compile(rb"(?:node=(\S+) )?type=(\S+) msg=audit\(((\d+\.\d+):\d+)\)
 _SYSCALL = re.compile(rb"arch=([0-9a-f]+) syscall=(\d+)(?: success=(yes|no))?")
 _FIELD = re.compile(rb'([A-Za-z0-9_\[\]]+)=("[^"]*"|\S*)')
 # The records of an exec: each field bindrift uses found by one regex, with findall (no Match objects).
-_ARGS = re.compile(rb'(?<![\w\[\]])a(\d+)(?:\[(\d+)\])?=("[^"]*"|\S*)')
+_ARGS = re.compile(rb'(?<![\w\[\]])a(\d{1,4})(?:\[(\d{1,4})\])?=(?:"([^"]*)"|(\S*))')
 _ARGC = re.compile(rb"(?<!\w)argc=(\d+)")
 _CWD = re.compile(rb'cwd=("[^"]*"|\S*)')
 _PATH = re.compile(rb'item=(\d+) name=("[^"]*"|\S*)')
@@ -57,11 +58,11 @@ def _fields(body: bytes) -> dict[bytes, bytes]:
     return dict(_FIELD.findall(body if enriched < 0 else body[:enriched]))
 
 
-def _label(key: bytes, make: str) -> str:
+def _label(key: bytes, make: Callable[[], str]) -> str:
     """A cached counting label (a node writes a few dozen record types and syscalls)."""
     label = _LABELS.get(key)
     if label is None:
-        label = make
+        label = make()
         if len(_LABELS) < MAX_LABELS:
             _LABELS[key] = label
     return label
@@ -103,7 +104,8 @@ class AuditdAdapter:
         seconds = float(when)
         done: list[ExternalEvent] = []
         if kind not in _GROUPED:
-            self.stats.ignore(_label(kind, f"type={kind.decode('ascii', 'replace')[:64]}"))
+            label = _LABELS.get(kind) or _label(kind, lambda: f"type={kind.decode('ascii', 'replace')[:64]}")
+            self.stats.ignore(label)
         else:
             skipped = self._skipped.get(stamp)
             if skipped is not None:
@@ -128,8 +130,8 @@ class AuditdAdapter:
         if kind == b"SYSCALL" and (head := _SYSCALL.match(line, body_at)) is not None:
             arch, number_, success = head.groups()
             if (arch, int(number_)) not in _EXECS or success != b"yes":
-                label = FAILED_EXEC if (arch, int(number_)) in _EXECS else _label(
-                    arch + b":" + number_, f"SYSCALL syscall={number_.decode()} arch={arch.decode()}")  # fmt: skip
+                label = FAILED_EXEC if (arch, int(number_)) in _EXECS else _label(arch + b":" + number_, lambda: (
+                    f"SYSCALL syscall={number_.decode()} arch={arch.decode()}"))  # fmt: skip
                 pending = self._pending.pop(stamp, None)
                 self.stats.ignore(label, 1 + (pending.lines if pending else 0))
                 self._skipped[stamp] = (label, seconds)
@@ -183,11 +185,10 @@ class AuditdAdapter:
             if (argc := _ARGC.search(line, at)) is not None:
                 pending.argc = int(argc.group(1))
             args = pending.args
-            for index, piece, raw in _ARGS.findall(line, at):
-                if len(index) < 5 and (number_ := int(index)) < MAX_ARGS:
-                    value = raw[1:-1].decode("utf-8", "replace") if raw[:1] == b'"' and raw[-1:] == b'"' and len(
-                        raw) >= 2 else decode_value(raw, encoded=True)  # fmt: skip
-                    args.setdefault(number_, []).append((int(piece or 0), value))
+            for index, piece, quoted, plain in _ARGS.findall(line, at):  # an empty value reads "" either way
+                if (number_ := int(index)) < MAX_ARGS:
+                    value = decode_value(plain, encoded=True) if plain else quoted.decode("utf-8", "replace")
+                    args.setdefault(number_, []).append((int(piece) if piece else 0, value))
         elif kind == b"CWD":
             if (cwd := _CWD.match(line, at)) is not None:
                 pending.cwd = decode_value(cwd.group(1), encoded=True)
