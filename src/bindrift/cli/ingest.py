@@ -61,6 +61,8 @@ def ingest(
 
     if bus and db:
         raise typer.BadParameter("with --bus the workers store the findings: --db belongs to `bindrift worker`")
+    if check and (listen or bus):
+        raise typer.BadParameter("--check reads a file or stdin and only counts: not with --listen or --bus")
     options = IngestOptions(
         source=source.value, input_file=input_file, db=db, listen=_listen_address(listen) if listen else None,
         node=node_name, cluster=cluster, bus=bus, spool=Path(spool), spool_max_mb=spool_max_mb, check=check,
