@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from bindrift.bus.publisher import BusPublisher
-    from bindrift.ingest.metrics import IngestMetrics
     from bindrift.ingest.run import IngestRun
 
 
@@ -45,7 +44,6 @@ class IngestOptions:
 
 def run_ingest(options: IngestOptions) -> int:
     """Runs the command; returns its exit status. ValueError / OSError for a bad option or input."""
-    from bindrift.ingest.metrics import IngestMetrics
     from bindrift.ingest.run import IngestRun
     from bindrift.sensors.ingest.reader import make_adapter
 
@@ -53,7 +51,7 @@ def run_ingest(options: IngestOptions) -> int:
     if options.check:
         run = IngestRun(adapter, None)
         _read_input(run, options)
-        return _finish(run, IngestMetrics(run), options)
+        return _finish(run, [], options)
     from bindrift.analysis.intel.intel_set import IntelSet, Kind
     from bindrift.ingest.analyser import IngestAnalyser, Sink
 
@@ -81,15 +79,14 @@ def run_ingest(options: IngestOptions) -> int:
             raise
         sink = pipeline.process
     run = IngestRun(adapter, IngestAnalyser(sink, intel, node=node, cluster=options.cluster))
-    metrics = IngestMetrics(run, extra)
     try:
         if options.listen is not None:
-            _serve(run, metrics, options)
+            _serve(run, extra, options)
         else:
             _read_input(run, options)
     finally:
         close()
-    return _finish(run, metrics, options)
+    return _finish(run, extra, options)
 
 
 def _publisher(options: IngestOptions, node: str) -> BusPublisher:
@@ -118,7 +115,8 @@ def _read_input(run: IngestRun, options: IngestOptions) -> None:
         run.read(stream)
 
 
-def _serve(run: IngestRun, metrics: IngestMetrics, options: IngestOptions) -> None:
+def _serve(run: IngestRun, extra: list[CollectorRegistry], options: IngestOptions) -> None:
+    from bindrift.ingest.metrics import IngestMetrics
     from bindrift.ingest.server import IngestServer
     from bindrift.sensors.ingest.http import Limits
     from bindrift.sinks.api.auth import load_tokens
@@ -130,11 +128,14 @@ def _serve(run: IngestRun, metrics: IngestMetrics, options: IngestOptions) -> No
                          "BINDRIFT_ADMIN_TOKEN")  # fmt: skip
     limits = Limits(max_body=options.max_request_bytes, max_lines=options.max_request_lines, rate=options.rate,
                     burst=max(2 * options.rate, options.max_request_lines))  # fmt: skip
-    IngestServer(run, metrics).serve(*options.listen, tokens, limits)
+    IngestServer(run, IngestMetrics(run, extra)).serve(*options.listen, tokens, limits)
 
 
-def _finish(run: IngestRun, metrics: IngestMetrics, options: IngestOptions) -> int:
+def _finish(run: IngestRun, extra: list[CollectorRegistry], options: IngestOptions) -> int:
+    """The metrics file (prometheus-client imported only then) and the summary; the exit status."""
     if options.metrics_file:
-        metrics.write(options.metrics_file)
+        from bindrift.ingest.metrics import IngestMetrics
+
+        IngestMetrics(run, extra).write(options.metrics_file)
     print(run.summary(), file=sys.stderr, flush=True)
     return run.exit_status()
