@@ -86,7 +86,7 @@ def start_listener(tmp_path: Path, *extra: str) -> Listener:
 
 @pytest.fixture
 def listener(tmp_path: Path) -> Iterator[Listener]:
-    started = start_listener(tmp_path, "--max-request-lines", "50", "--max-request-mb", "0.25", "--rate", "40")
+    started = start_listener(tmp_path, "--max-request-lines", "50", "--max-request-mb", "0.25", "--rate", "2")
     yield started
     if started.process.poll() is None:
         started.stop()
@@ -117,17 +117,18 @@ def test_authentication_bounds_and_rate(listener: Listener) -> None:
     tetragon = b'{"process_exec":{"process":{"binary":"/bin/sh"}},"node_name":"n","time":"2026-07-11T09:44:58Z"}'
     status, _headers, answer = listener.post(tetragon)
     assert status == 400 and "looks like tetragon output" in str(answer["error"])
-    # 40 lines a second, bursts of 80: the next 50-line request passes, the one after is over the rate
-    assert listener.post(forged(50))[0] == 202
+    # 2 lines a second in bursts of 50 (a request's bound), 2 taken above: 48 lines pass, 50 more are over the
+    # rate, answered with the ~25 s they would wait (however slow this shared machine is, far from refilled)
+    assert listener.post(forged(48))[0] == 202
     status, headers, answer = listener.post(forged(50))
-    assert status == 429 and 1 <= int(headers["retry-after"]) <= 3, (status, headers, answer)
+    assert status == 429 and 10 <= int(headers["retry-after"]) <= 26, (status, headers, answer)
     status, metrics = listener.get("/metrics", READER)
     assert status == 200
-    assert b'bindrift_ingest_lines_total{outcome="kept",tool="falco"} 51.0' in metrics
+    assert b'bindrift_ingest_lines_total{outcome="kept",tool="falco"} 49.0' in metrics
     assert b"bindrift_ingest_rejected_lines_total" in metrics
     elapsed, err = listener.stop()
     assert listener.process.returncode == 0 and elapsed < 10, err
-    assert "51 events kept" in err
+    assert "49 events kept" in err
 
 
 @pytest.mark.slow
@@ -140,6 +141,6 @@ def test_a_3mb_request_then_sigterm_stops_promptly(tmp_path: Path) -> None:
     time.sleep(0.5)  # the analysis is under way, writing finding after finding
     elapsed, err = started.stop()
     assert started.process.returncode == 0, err
-    assert elapsed < 5, f"{elapsed:.1f} s to stop"
+    assert elapsed < 6, f"{elapsed:.1f} s to stop"
     summary = next(line for line in err.splitlines() if line.startswith("bindrift ingest:"))
     assert "2500 events kept" in summary and "events not analysed (stopped)" in summary, summary
