@@ -31,6 +31,7 @@ DROPPED_EVENTS = frozenset({"dropped_executable", "New executable dropped"})
 DROPPED_SIGNATURE = "TRC-1022"
 SKIPPED_ARGS = frozenset({"argv", "envp", "env", "bytes", "pathname", "cmdpath", "path", "sha256", "pwd"})
 MAX_FACT = 1024
+_SCALARS = frozenset({str, int, bool})
 
 
 class _Arg(msgspec.Struct, frozen=True, gc=False):
@@ -207,11 +208,10 @@ def _header(value: object) -> bytes:
 
 
 def _facts(args: dict[str, object], name: str, properties: dict[str, Any]) -> dict[str, FactValue]:
+    """The event name, the scalar arguments (strings cut to MAX_FACT) and the signature's properties."""
     facts: dict[str, FactValue] = {"eventName": name}
-    for key, value in args.items():
-        kind = type(value)
-        if (kind is str or kind is int or kind is bool) and key not in SKIPPED_ARGS:
-            facts[key] = value[:MAX_FACT] if isinstance(value, str) else value  # type: ignore[assignment]
+    facts.update({key: value[:MAX_FACT] if type(value) is str else value  # type: ignore[misc]
+                  for key, value in args.items() if type(value) in _SCALARS and key not in SKIPPED_ARGS})  # fmt: skip
     if properties:
         for key in ("signatureID", "Severity", "Technique", "external_id", "Category"):
             value = properties.get(key)
