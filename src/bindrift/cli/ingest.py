@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bindrift.cli.common import DbOption
+from bindrift.cli.common import DbOption, open_store
 from bindrift.cli.serve import TokensOption
 
 
@@ -63,8 +63,9 @@ def ingest(
         raise typer.BadParameter("with --bus the workers store the findings: --db belongs to `bindrift worker`")
     if check and (listen or bus):
         raise typer.BadParameter("--check reads a file or stdin and only counts: not with --listen or --bus")
+    address = _listen_address(listen) if listen else None
     options = IngestOptions(
-        source=source.value, input_file=input_file, db=db, listen=_listen_address(listen) if listen else None,
+        source=source.value, input_file=input_file, store=None if bus or check else open_store(db), listen=address,
         node=node_name, cluster=cluster, bus=bus, spool=Path(spool), spool_max_mb=spool_max_mb, check=check,
         metrics_file=metrics_file, tokens_file=tokens_file, max_request_lines=max_request_lines,
         max_request_bytes=int(max_request_mb * (1 << 20)), rate=rate,

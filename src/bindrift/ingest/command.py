@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from bindrift.bus.publisher import BusPublisher
     from bindrift.ingest.run import IngestRun
+    from bindrift.sinks.store.sql_store import SqlStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,7 @@ class IngestOptions:
 
     source: Tool
     input_file: str = "-"
-    db: str | None = None
+    store: SqlStore | None = None  # opened by the command line (its --db, BINDRIFT_DB or the configuration)
     listen: tuple[str, int] | None = None
     node: str = ""
     cluster: str = ""
@@ -67,9 +68,10 @@ def run_ingest(options: IngestOptions) -> int:
         from bindrift.config import load_settings
         from bindrift.findings.pipeline import FindingsPipeline
         from bindrift.findings.severity import SeverityPolicy
-        from bindrift.sinks.store.sql_store import SqlStore
 
-        store = SqlStore(options.db)
+        store = options.store
+        if store is None:
+            raise ValueError("without --bus the findings need a store")
         close = store.close
         try:
             pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity))
