@@ -126,17 +126,24 @@ _KEPT_TYPES = (b"process_exec", b"process_kprobe")
 _WORDS = re.compile(r'"([^"]*)"|([^\s"]+)')
 MAX_LABELS = 256
 _LABELS: dict[bytes, str] = {}
+_KPROBE_LABELS: dict[bytes, str] = {}
+_FUNCTION_KEY = b'"function_name":"'
+_FIRST_KEY = re.compile(rb'\s*\{\s*"(process_[a-z_]{1,48})"\s*:')
+_WRITE_CANDIDATES = frozenset(f.encode() for f in (*WRITE_HOOKS, PERMISSION_HOOK))
 
 
 def _filtered_raw(line: bytes) -> str:
-    """The event type to count when the raw bytes plainly say it is neither an exec nor a kprobe: protojson
-    writes the event first (`{"process_exit":{…`), so the first key names it. '' when in doubt."""
+    """The event type to count when the raw bytes plainly say bindrift never keeps it: protojson writes the
+    event first (`{"process_exit":{…`), so the first key names it; a kprobe's `"function_name"` (a key:
+    a `"` inside a string is escaped) names a hook that is not a write. '' when in doubt."""
     if not line.startswith(b'{"process_'):
         return ""
     end = line.find(b'"', 2, 64)
     if end < 0 or line[end + 1 : end + 2] != b":":
         return ""
     key = line[2:end]
+    if key == b"process_kprobe":
+        return _kprobe_raw(line)
     if key in _KEPT_TYPES or not key.replace(b"_", b"").isalnum():
         return ""
     label = _LABELS.get(key)
@@ -144,6 +151,26 @@ def _filtered_raw(line: bytes) -> str:
         label = key.decode("ascii")
         if len(_LABELS) < MAX_LABELS:
             _LABELS[key] = label
+    return label
+
+
+def _kprobe_raw(line: bytes) -> str:
+    """`process_kprobe <function>` for a hook that is neither a write nor the permission check, else ''."""
+    at = line.find(_FUNCTION_KEY)
+    if at < 0 or line[at - 1 : at] not in (b"{", b","):
+        return ""
+    start = at + len(_FUNCTION_KEY)
+    end = line.find(b'"', start, start + 128)
+    if end < 0:
+        return ""
+    function = line[start:end]
+    if function in _WRITE_CANDIDATES or b"\\" in function:
+        return ""
+    label = _KPROBE_LABELS.get(function)
+    if label is None:
+        label = f"process_kprobe {function.decode('utf-8', 'replace')[:64]}"
+        if len(_KPROBE_LABELS) < MAX_LABELS:
+            _KPROBE_LABELS[function] = label
     return label
 
 
@@ -233,7 +260,8 @@ class TetragonAdapter:
             if not path:
                 raise MalformedEventError("process_kprobe write without a file argument")
         else:
-            self.stats.ignore("neither process_exec nor process_kprobe")
+            first = _FIRST_KEY.match(line)  # the event type, as the raw filter names it
+            self.stats.ignore(first.group(1).decode() if first else "neither process_exec nor process_kprobe")
             return []
         process = found.process
         if process is None:
