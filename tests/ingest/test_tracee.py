@@ -142,5 +142,28 @@ def test_malformed_and_filtered() -> None:
              b'{"eventName": "openat", "timestamp": 1}',
              b'{"eventName": "execve", "timestamp": 1, "args": []}']  # fmt: skip
     events, adapter = _read(b"\n".join(lines))
-    # no timestamp, a bad time, args not a list, not an object: rejected; openat and a pathless execve: filtered
-    assert events == [] and (adapter.stats.lines, adapter.stats.rejected) == (6, 4)
+    # no timestamp, a bad time, args not a list, not an object, a pathless execve: rejected; openat: ignored
+    assert events == [] and (adapter.stats.lines, adapter.stats.rejected) == (6, 5)
+    assert adapter.stats.reasons == {"Tracee event without a timestamp": 1, "bad time": 1, "not a Tracee event": 2,
+                                     "execve without a path": 1}  # fmt: skip
+    assert adapter.stats.ignored == {"eventName=openat": 1}
+
+
+def test_raw_filter_counts_as_the_decode_does() -> None:
+    """Every sample event: what the raw-byte filter drops (opens, reads, packets, clones, closes, the custom
+    event), the full decode drops too, counted as the same kind."""
+    from bindrift.sensors.ingest import tracee
+
+    lines = [line for name in ("docs-head-events.jsonl", "docs-outputs-2023-events.jsonl")
+             for line in (SAMPLES / name).read_bytes().splitlines() if line.strip()]  # fmt: skip
+    dropped = 0
+    for line in lines:
+        label = tracee._filtered_raw(line)
+        if not label:
+            continue
+        dropped += 1
+        adapter = TraceeAdapter()
+        spaced = json.dumps(json.loads(line)).encode()  # `"eventName": "…"`: left to the decode
+        assert not tracee._filtered_raw(spaced) and adapter.feed(spaced) == [], line[:200]
+        assert adapter.stats.ignored == {label: 1}, (line[:200], label)
+    assert dropped >= 18

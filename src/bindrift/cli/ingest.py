@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, BinaryIO, cast
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from bindrift.cli.common import DbOption, open_store
-
-if TYPE_CHECKING:
-    from bindrift.cli.ingest_analysis import IngestAnalyser
-    from bindrift.schema.external_event import ExternalEvent
-    from bindrift.schema.finding import Finding
-    from bindrift.sensors.ingest.common import Adapter
+from bindrift.cli.serve import TokensOption
 
 
 class Source(StrEnum):
@@ -26,48 +19,6 @@ class Source(StrEnum):
     tetragon = "tetragon"
     tracee = "tracee"
     auditd = "auditd"
-
-
-def _echo(finding: Finding) -> None:
-    import msgspec
-
-    sys.stdout.buffer.write(msgspec.json.encode(finding) + b"\n")
-    sys.stdout.buffer.flush()
-
-
-class _Run:
-    """One adapter feeding one analyser; safe to call from the HTTP server's worker threads."""
-
-    def __init__(self, adapter: Adapter, analyser: IngestAnalyser) -> None:
-        self.adapter, self.analyser = adapter, analyser
-        self.lock = threading.Lock()
-        self.failures = 0
-
-    def events(self, events: list[ExternalEvent]) -> None:
-        import logging
-
-        for event in events:
-            try:
-                for finding in self.analyser.handle(event):
-                    _echo(finding)
-            except Exception:  # one event or a store hiccup must not end the input; the log keeps the trace
-                self.failures += 1
-                logging.getLogger(__name__).exception("event on %s not analysed", ascii(event.path[:300]))
-
-    def lines(self, lines: list[bytes]) -> tuple[int, int]:
-        from bindrift.sensors.ingest.reader import feed_lines, finish
-
-        with self.lock:
-            kept, rejected = self.adapter.stats.kept, self.adapter.stats.rejected
-            self.events(feed_lines(self.adapter, lines))
-            self.events(finish(self.adapter))
-            return self.adapter.stats.kept - kept, self.adapter.stats.rejected - rejected
-
-    def summary(self) -> str:
-        s, a = self.adapter.stats, self.analyser
-        return (f"bindrift ingest: {s.lines} lines read, {s.kept} events kept, {s.rejected} rejected; "
-                f"{a.full} analysed in full, {a.findings} findings ({a.event_only} from the event alone)"
-                + (f", {self.failures} events failed" if self.failures else ""))  # fmt: skip
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -86,54 +37,41 @@ def ingest(
     listen: Annotated[
         str, typer.Option(help="Serve HTTP on [HOST:]PORT instead (Falco http_output, Falcosidekick webhook).")
     ] = "",
+    tokens_file: TokensOption = None,
     node_name: Annotated[str, typer.Option(help="Node name for events that do not name theirs.")] = "",
     cluster: Annotated[str, typer.Option(help="Cluster name in findings.")] = "",
+    bus: Annotated[
+        str,
+        typer.Option(envvar="BINDRIFT_BUS", help="Publish detections to these NATS servers (nats://host:4222,…)."),
+    ] = "",
+    spool: Annotated[str, typer.Option(help="With --bus: the disk spool folder.")] = "/var/lib/bindrift/ingest-spool",
+    spool_max_mb: Annotated[int, typer.Option(min=2, help="With --bus: the spool's size cap in MiB.")] = 64,
+    check: Annotated[bool, typer.Option(help="Only read and count the lines (no analysis, no store).")] = False,
+    metrics_file: Annotated[str, typer.Option(help="Write Prometheus metrics to this file at the end.")] = "",
+    max_request_lines: Annotated[int, typer.Option(min=1, help="HTTP: lines a request may hold.")] = 5000,
+    max_request_mb: Annotated[float, typer.Option(min=0.001, help="HTTP: bytes a request may hold, in MiB.")] = 4.0,
+    rate: Annotated[float, typer.Option(min=0.001, help="HTTP: lines a second per token.")] = 20_000.0,
 ) -> None:
     """Read another sensor's exec and write events (JSON lines, or audit log lines) from a file, stdin or
     HTTP; files reachable on this node get bindrift's full analysis, the rest a finding from the event alone
-    when the tool says the binary drifted. Findings go to the store and, as JSON lines, to stdout."""
-    import socket
+    when the tool says the binary drifted. Findings go to the store and, as JSON lines, to stdout (with --bus,
+    detections go to NATS JetStream and `bindrift worker` stores them). Exit status 1 when no line could be
+    read, 2 when the input is another tool's output."""
+    from bindrift.ingest.command import IngestOptions, run_ingest
 
-    from bindrift.analysis.intel.intel_set import IntelSet, Kind
-    from bindrift.cli.ingest_analysis import IngestAnalyser
-    from bindrift.config import load_settings
-    from bindrift.findings.pipeline import FindingsPipeline
-    from bindrift.findings.severity import SeverityPolicy
-    from bindrift.sensors.ingest.reader import make_adapter, read_events
-
+    if bus and db:
+        raise typer.BadParameter("with --bus the workers store the findings: --db belongs to `bindrift worker`")
+    if check and (listen or bus):
+        raise typer.BadParameter("--check reads a file or stdin and only counts: not with --listen or --bus")
     address = _listen_address(listen) if listen else None
-    store = open_store(db)
+    options = IngestOptions(
+        source=source.value, input_file=input_file, store=None if bus or check else open_store(db), listen=address,
+        node=node_name, cluster=cluster, bus=bus, spool=Path(spool), spool_max_mb=spool_max_mb, check=check,
+        metrics_file=metrics_file, tokens_file=tokens_file, max_request_lines=max_request_lines,
+        max_request_bytes=int(max_request_mb * (1 << 20)), rate=rate,
+    )  # fmt: skip
     try:
-        pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity))
-        intel = IntelSet([(path, cast("Kind", kind)) for path, kind in store.intel_sources()])
-        analyser = IngestAnalyser(pipeline, intel, node=node_name or socket.gethostname(), cluster=cluster)
-        run = _Run(make_adapter(source.value), analyser)
-        if address is not None:
-            _serve(run, *address)
-        else:
-            stream: BinaryIO
-            with sys.stdin.buffer if input_file == "-" else open(input_file, "rb") as stream:
-                try:
-                    for event in read_events(stream, run.adapter):
-                        run.events([event])
-                except KeyboardInterrupt:
-                    pass  # stopped by hand: the summary still tells what was read
-    except OSError as exc:
+        status = run_ingest(options)
+    except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    finally:
-        store.close()
-    print(run.summary(), file=sys.stderr, flush=True)
-
-
-def _serve(run: _Run, host: str, port: int) -> None:
-    import uvicorn
-
-    from bindrift.sensors.ingest.http import make_app
-
-    # uvicorn shuts down gracefully on SIGINT / SIGTERM, then re-raises the signal under the handlers it found:
-    # these let the command go on to print its summary.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda _signum, _frame: None)
-    config = uvicorn.Config(make_app(run.lines), host=host, port=port, log_level="warning", access_log=False)
-    print(f"bindrift: listening on http://{host}:{port}/", file=sys.stderr, flush=True)
-    uvicorn.Server(config).run()
+    raise typer.Exit(status)

@@ -11,21 +11,35 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue
+from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue, Tool
 from bindrift.sensors.ingest.common import IngestStats, MalformedEventError, number
 
 # (arch, syscall) of execve and execveat: x86_64, aarch64, i386 (and x32-less b32 on x86_64).
 EXEC_SYSCALLS = {"c000003e": {59, 322}, "c00000b7": {221, 281}, "40000003": {11, 358}}
+_EXECS = frozenset((arch.encode(), number) for arch, numbers in EXEC_SYSCALLS.items() for number in numbers)
 FLUSH_AFTER_S = 2.0
 MAX_PENDING = 1024
 MAX_ARGS = 4096
-_RECORD = re.compile(rb"^(?:node=(\S+) )?type=(\S+) msg=audit\((\d+)\.(\d+):(\d+)\): ?(.*)$", re.DOTALL)
+MAX_LABELS = 256
+# The header only: the body is read (`_fields`) for the records of an exec, never for the others.
+_RECORD = re.compile(rb"(?:node=(\S+) )?type=(\S+) msg=audit\(((\d+\.\d+):\d+)\): ?")
+_SYSCALL = re.compile(rb"arch=([0-9a-f]+) syscall=(\d+)(?: success=(yes|no))?")
 _FIELD = re.compile(rb'([A-Za-z0-9_\[\]]+)=("[^"]*"|\S*)')
+# The records of an exec: each field bindrift uses found by one regex, with findall (no Match objects).
+_ARGS = re.compile(rb'(?<![\w\[\]])a(\d{1,4})(?:\[(\d{1,4})\])?=(?:"([^"]*)"|(\S*))')
+_ARGC = re.compile(rb"(?<!\w)argc=(\d+)")
+_CWD = re.compile(rb'cwd=("[^"]*"|\S*)')
+_PATH = re.compile(rb'item=(\d+) name=("[^"]*"|\S*)')
+_PROCTITLE = re.compile(rb'proctitle=("[^"]*"|\S*)')
 _HEX = re.compile(rb"^(?:[0-9A-F]{2})+$")
-_ARG = re.compile(r"^a(\d+)(?:\[(\d+)\])?$")
 ENRICHED_SEPARATOR = b"\x1d"
+_GROUPED = frozenset({b"SYSCALL", b"EXECVE", b"CWD", b"PATH", b"PROCTITLE", b"EOE"})
+FAILED_EXEC = "SYSCALL exec failed"
+NO_SYSCALL = "records without their SYSCALL"
+_LABELS: dict[bytes, str] = {}
 
 
 def decode_value(raw: bytes, *, encoded: bool = False) -> str:
@@ -39,16 +53,27 @@ def decode_value(raw: bytes, *, encoded: bool = False) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _fields(body: bytes) -> dict[str, bytes]:
-    body = body.split(ENRICHED_SEPARATOR, 1)[0]  # log_format=ENRICHED: resolved names follow 0x1D
-    return {m.group(1).decode("ascii"): m.group(2) for m in _FIELD.finditer(body)}
+def _fields(body: bytes) -> dict[bytes, bytes]:
+    enriched = body.find(ENRICHED_SEPARATOR)  # log_format=ENRICHED: resolved names follow 0x1D
+    return dict(_FIELD.findall(body if enriched < 0 else body[:enriched]))
+
+
+def _label(key: bytes, make: Callable[[], str]) -> str:
+    """A cached counting label (a node writes a few dozen record types and syscalls)."""
+    label = _LABELS.get(key)
+    if label is None:
+        label = make()
+        if len(_LABELS) < MAX_LABELS:
+            _LABELS[key] = label
+    return label
 
 
 @dataclass(slots=True)
 class _Pending:
     seconds: float
     node: str = ""
-    syscall: dict[str, bytes] = field(default_factory=dict)
+    lines: int = 0
+    syscall: dict[bytes, bytes] = field(default_factory=dict)
     args: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     argc: int = 0
     cwd: str = ""
@@ -57,36 +82,89 @@ class _Pending:
 
 
 class AuditdAdapter:
-    """audit.log lines → exec events (grouped by their stamp)."""
+    """audit.log lines → exec events (grouped by their stamp). Every line is counted: the records of a kept
+    exec as kept lines, the others ignored by record type or syscall."""
+
+    tool: Tool = "auditd"
+    grouped = True
 
     def __init__(self) -> None:
         self.stats = IngestStats()
-        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
+        # stamps whose SYSCALL is not a successful exec → (what to count their records as, seconds)
+        self._skipped: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
         self._newest = 0.0
+        self._next_expiry = float("inf")  # no group is due before the newest record reaches this time
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
-        match = _RECORD.match(line.rstrip(b"\r\n"))
+        match = _RECORD.match(line)
         if match is None:
             raise MalformedEventError("not an audit record")
-        node, kind, sec, msec, serial, body = match.groups()
-        stamp = f"{sec.decode()}.{msec.decode()}:{serial.decode()}"
-        seconds = int(sec) + int(msec) / 1000
+        kind, stamp, when = match.group(2, 3, 4)
+        seconds = float(when)
         done: list[ExternalEvent] = []
-        if kind == b"EOE":
-            pending = self._pending.pop(stamp, None)
-            done += self._finish(stamp, pending)
+        if kind not in _GROUPED:
+            label = _LABELS.get(kind) or _label(kind, lambda: f"type={kind.decode('ascii', 'replace')[:64]}")
+            self.stats.ignore(label)
         else:
-            pending = self._pending.get(stamp)
-            if pending is None:
-                pending = self._pending[stamp] = _Pending(seconds, node.decode("utf-8", "replace") if node else "")
-            self._add(pending, kind, _fields(body))
-        self._newest = max(self._newest, seconds)
-        while self._pending:
-            oldest_stamp, oldest = next(iter(self._pending.items()))
-            if oldest.seconds > self._newest - FLUSH_AFTER_S and len(self._pending) <= MAX_PENDING:
+            skipped = self._skipped.get(stamp)
+            if skipped is not None:
+                self.stats.ignore(skipped[0])
+            elif kind == b"EOE":
+                pending = self._pending.pop(stamp, None)
+                if pending is None:
+                    self.stats.ignore("type=EOE")
+                else:
+                    pending.lines += 1
+                    done += self._finish(stamp, pending)
+            else:
+                self._group(match, kind, stamp, seconds, line)
+        newest = self._newest = seconds if seconds > self._newest else self._newest
+        if newest >= self._next_expiry or len(self._pending) > MAX_PENDING or len(self._skipped) > MAX_PENDING:
+            done += self._expire()
+        return done
+
+    def _group(self, match: re.Match[bytes], kind: bytes, stamp: bytes, seconds: float, line: bytes) -> None:
+        """Adds a record to its stamp's group; a SYSCALL that is not a successful exec ends the group at once."""
+        body_at = match.end()
+        if kind == b"SYSCALL" and (head := _SYSCALL.match(line, body_at)) is not None:
+            arch, number_, success = head.groups()
+            if (arch, int(number_)) not in _EXECS or success != b"yes":
+                label = FAILED_EXEC if (arch, int(number_)) in _EXECS else _label(arch + b":" + number_, lambda: (
+                    f"SYSCALL syscall={number_.decode()} arch={arch.decode()}"))  # fmt: skip
+                pending = self._pending.pop(stamp, None)
+                self.stats.ignore(label, 1 + (pending.lines if pending else 0))
+                self._skipped[stamp] = (label, seconds)
+                self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
+                return
+        pending = self._pending.get(stamp)
+        if pending is None:
+            node = match.group(1)
+            pending = self._pending[stamp] = _Pending(seconds, node.decode("utf-8", "replace") if node else "")
+            self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
+        pending.lines += 1
+        self._add(pending, kind, line, body_at)
+
+    def _expire(self) -> list[ExternalEvent]:
+        """Groups complete by time (no EOE) or by the bound, oldest first."""
+        done: list[ExternalEvent] = []
+        horizon = self._newest - FLUSH_AFTER_S
+        pending = self._pending
+        self._next_expiry = float("inf")
+        while pending:
+            stamp, oldest = next(iter(pending.items()))
+            if oldest.seconds > horizon and len(pending) <= MAX_PENDING:
+                self._next_expiry = oldest.seconds + FLUSH_AFTER_S
                 break
-            del self._pending[oldest_stamp]
-            done += self._finish(oldest_stamp, oldest)
+            del pending[stamp]
+            done += self._finish(stamp, oldest)
+        skipped = self._skipped
+        while skipped:
+            stamp, (_, seconds) = next(iter(skipped.items()))
+            if seconds > horizon and len(skipped) <= MAX_PENDING:
+                self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
+                break
+            del skipped[stamp]
         return done
 
     def flush(self) -> list[ExternalEvent]:
@@ -94,55 +172,73 @@ class AuditdAdapter:
         while self._pending:
             stamp, pending = self._pending.popitem(last=False)
             done += self._finish(stamp, pending)
+        self._skipped.clear()
+        self._next_expiry = float("inf")
         return done
 
     @staticmethod
-    def _add(pending: _Pending, kind: bytes, fields: dict[str, bytes]) -> None:
+    def _add(pending: _Pending, kind: bytes, line: bytes, at: int) -> None:
+        """Joins the fields bindrift uses of one record (its body starts at `at`) to its exec group."""
         if kind == b"SYSCALL":
-            pending.syscall = fields
+            pending.syscall = _fields(line[at:])
         elif kind == b"EXECVE":
-            if "argc" in fields:
-                pending.argc = number(decode_value(fields["argc"]))
-            for key, raw in fields.items():
-                found = _ARG.match(key)
-                if found is not None and int(found.group(1)) < MAX_ARGS:
-                    index, piece = int(found.group(1)), int(found.group(2) or 0)
-                    pending.args.setdefault(index, []).append((piece, decode_value(raw, encoded=True)))
+            if (argc := _ARGC.search(line, at)) is not None:
+                pending.argc = int(argc.group(1))
+            args = pending.args
+            for index, piece, quoted, plain in _ARGS.findall(line, at):  # an empty value reads "" either way
+                if (number_ := int(index)) < MAX_ARGS:
+                    value = decode_value(plain, encoded=True) if plain else quoted.decode("utf-8", "replace")
+                    args.setdefault(number_, []).append((int(piece) if piece else 0, value))
         elif kind == b"CWD":
-            pending.cwd = decode_value(fields.get("cwd", b""), encoded=True)
-        elif kind == b"PATH" and fields.get("item") == b"0":
-            pending.program = decode_value(fields.get("name", b""), encoded=True)
-        elif kind == b"PROCTITLE":
-            raw = fields.get("proctitle", b"")
+            if (cwd := _CWD.match(line, at)) is not None:
+                pending.cwd = decode_value(cwd.group(1), encoded=True)
+        elif kind == b"PATH":
+            path = _PATH.match(line, at)
+            if path is None:
+                fields = _fields(line[at:])
+                item, name = fields.get(b"item"), fields.get(b"name", b"")
+            else:
+                item, name = path.groups()
+            if item == b"0":
+                pending.program = decode_value(name, encoded=True)
+        elif kind == b"PROCTITLE" and (title := _PROCTITLE.match(line, at)) is not None:
+            raw = title.group(1)
             if _HEX.match(raw):
                 pending.proctitle = [p.decode("utf-8", "replace") for p in bytes.fromhex(raw.decode()).split(b"\0")]
             else:
                 pending.proctitle = [decode_value(raw, encoded=True)]
 
-    def _finish(self, stamp: str, pending: _Pending | None) -> list[ExternalEvent]:
-        """The exec event of a complete record group, or nothing (not an exec, or it failed)."""
-        if pending is None or not pending.syscall:
+    def _finish(self, raw_stamp: bytes, pending: _Pending) -> list[ExternalEvent]:
+        """The exec event of a complete record group, or nothing (no SYSCALL record, not an exec, or it failed),
+        its lines counted either way."""
+        if not pending.syscall:
+            self.stats.ignore(NO_SYSCALL, pending.lines)
             return []
         sc = pending.syscall
-        arch, syscall = decode_value(sc.get("arch", b"")), number(decode_value(sc.get("syscall", b"-1")), -1)
-        if syscall not in EXEC_SYSCALLS.get(arch, set()) or decode_value(sc.get("success", b"")) != "yes":
+        arch, syscall = decode_value(sc.get(b"arch", b"")), number(decode_value(sc.get(b"syscall", b"-1")), -1)
+        if syscall not in EXEC_SYSCALLS.get(arch, set()) or decode_value(sc.get(b"success", b"")) != "yes":
+            self.stats.ignore(FAILED_EXEC if syscall in EXEC_SYSCALLS.get(arch, set()) else "SYSCALL not an exec",
+                              pending.lines)  # fmt: skip
             return []
-        args = ["".join(text for _piece, text in sorted(pending.args[i])) for i in sorted(pending.args)]
+        self.stats.kept_lines += pending.lines
+        stamp = raw_stamp.decode("ascii")
+        args = [pieces[0][1] if len(pieces) == 1 else "".join(text for _piece, text in sorted(pieces))
+                for _index, pieces in sorted(pending.args.items())]  # fmt: skip
         args = args or [a for a in pending.proctitle if a]
-        exe = decode_value(sc.get("exe", b""), encoded=True)
+        exe = decode_value(sc.get(b"exe", b""), encoded=True)
         program = pending.program if pending.program.startswith("/") else exe
         facts: dict[str, FactValue] = {
-            "stamp": stamp, "arch": arch, "syscall": syscall, "auid": number(decode_value(sc.get("auid", b"-1")), -1),
-            "key": decode_value(sc.get("key", b""), encoded=True), "argc": pending.argc,
-            "tty": decode_value(sc.get("tty", b"")),
+            "stamp": stamp, "arch": arch, "syscall": syscall, "auid": number(decode_value(sc.get(b"auid", b"-1")), -1),
+            "key": decode_value(sc.get(b"key", b""), encoded=True), "argc": pending.argc,
+            "tty": decode_value(sc.get(b"tty", b"")),
         }  # fmt: skip
         if pending.program and pending.program != exe:
             facts["path_name"] = pending.program
         process = ExternalProcess(
-            pid=number(decode_value(sc.get("pid", b"0"))), comm=decode_value(sc.get("comm", b""), encoded=True),
-            exe=exe, args=args, cwd=pending.cwd, uid=number(decode_value(sc.get("uid", b"-1")), -1),
+            pid=number(decode_value(sc.get(b"pid", b"0"))), comm=decode_value(sc.get(b"comm", b""), encoded=True),
+            exe=exe, args=args, cwd=pending.cwd, uid=number(decode_value(sc.get(b"uid", b"-1")), -1),
         )  # fmt: skip
-        parent = ExternalProcess(pid=number(decode_value(sc.get("ppid", b"0"))))
+        parent = ExternalProcess(pid=number(decode_value(sc.get(b"ppid", b"0"))))
         return [ExternalEvent(
             tool="auditd", kind="exec", time_ns=int(stamp.partition(":")[0].replace(".", "")) * 1_000_000,
             path=exe or program, process=process, parents=[parent] if parent.pid else [], node=pending.node,

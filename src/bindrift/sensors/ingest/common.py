@@ -4,28 +4,50 @@ normalisation of times, container ids and the tools' awkward values."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
 
-from bindrift.schema.external_event import ExternalEvent
+from bindrift.schema.external_event import ExternalEvent, Tool
 
 MAX_LINE = 1 << 20  # longer lines are rejected (no tool writes an exec or write event this large)
 U64 = 1 << 64
 MIN_ID = 12
 _FRACTION = re.compile(r"\.(\d+)")
+MAX_CACHED_SECONDS = 4096
+_SECONDS: dict[str, int] = {}  # `YYYY-MM-DDTHH:MM:SS` (UTC) → seconds since the epoch, for the fast path
+_RFC3339_UTC = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?[Zz]")
 _HEX = re.compile(r"[0-9a-f]+")
 _RUNTIME_PREFIX = re.compile(r"^[a-z0-9-]+://")
 
 
+MAX_KINDS = 64  # distinct ignored kinds and rejection reasons counted by name; the rest as "other"
+
+
 class MalformedEventError(ValueError):
-    """A line that cannot be read as the tool's event (counted and logged by the reader, never fatal)."""
+    """A line that cannot be read as the tool's event (counted and logged by the reader, never fatal).
+    `reason` is a short fixed text (counted, a metric label); the message adds the detail (logged)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class WrongFormatError(ValueError):
+    """The input is another tool's output (the `--from` is wrong): the run stops, naming the tool."""
+
+    def __init__(self, expected: str, found: str) -> None:
+        super().__init__(f"this input looks like {found} output, not {expected} (use --from {found})")
+        self.expected, self.found = expected, found
 
 
 class Adapter(Protocol):
-    """One tool's parser: lines in, normalised exec and write events out (others are filtered)."""
+    """One tool's parser: lines in, normalised exec and write events out (others are counted as ignored).
+    `grouped` adapters (auditd) make one event of several lines and count their kept lines themselves."""
 
+    tool: Tool
+    grouped: bool
     stats: IngestStats
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
@@ -39,15 +61,53 @@ class Adapter(Protocol):
 
 @dataclass(slots=True)
 class IngestStats:
-    """Counters of one ingest run."""
+    """Counters of one ingest run: every line read is kept (`kept_lines`, giving `kept` events), rejected with a
+    reason, or ignored by kind (another event type, an open not for writing, a failed exec…)."""
 
     lines: int = 0
     kept: int = 0
+    kept_lines: int = 0
     rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    ignored: dict[str, int] = field(default_factory=dict)
+
+    def ignore(self, kind: str, lines: int = 1) -> None:
+        """Counts `lines` ignored as `kind` (the first MAX_KINDS kinds by name, later ones as "other")."""
+        ignored = self.ignored
+        if kind not in ignored and len(ignored) >= MAX_KINDS:
+            kind = "other"
+        ignored[kind] = ignored.get(kind, 0) + lines
+
+    def reject(self, reason: str) -> None:
+        """Counts one line rejected for `reason`."""
+        reasons = self.reasons
+        if reason not in reasons and len(reasons) >= MAX_KINDS:
+            reason = "other"
+        reasons[reason] = reasons.get(reason, 0) + 1
+        self.rejected += 1
+
+    @property
+    def ignored_lines(self) -> int:
+        return sum(self.ignored.values())
 
 
 def rfc3339_ns(text: str) -> int:
-    """Nanoseconds since the epoch for an RFC 3339 / ISO 8601 time with up to 9 fractional digits."""
+    """Nanoseconds since the epoch for an RFC 3339 / ISO 8601 time with up to 9 fractional digits. The usual
+    `YYYY-MM-DDTHH:MM:SS[.fraction]Z` takes a fast path: its seconds are cached (a stream's events share them)."""
+    if text[-1:] in "Zz" and (cached := _SECONDS.get(text[:19])) is not None:
+        tail = text[20:-1] if text[19:20] == "." else text[19:-1]
+        if not tail:
+            return cached * 1_000_000_000
+        if text[19] == "." and len(tail) <= 9 and tail.isascii() and tail.isdigit():
+            return cached * 1_000_000_000 + int(tail.ljust(9, "0"))
+    fast = _RFC3339_UTC.fullmatch(text)
+    if fast is not None:
+        whole, digits = fast.groups()
+        seconds = _utc_seconds(whole)
+        if len(_SECONDS) >= MAX_CACHED_SECONDS:
+            _SECONDS.clear()
+        _SECONDS[whole] = seconds
+        return seconds * 1_000_000_000 + (int(digits.ljust(9, "0")) if digits else 0)
     match = _FRACTION.search(text)
     fraction = 0
     if match is not None:
@@ -57,10 +117,17 @@ def rfc3339_ns(text: str) -> int:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as exc:
-        raise MalformedEventError(f"bad time {text!r}") from exc
+        raise MalformedEventError("bad time", repr(text)) from exc
     if moment.tzinfo is None:
-        raise MalformedEventError(f"time without a zone {text!r}")
+        raise MalformedEventError("time without a zone", repr(text))
     return int(moment.timestamp()) * 1_000_000_000 + fraction
+
+
+def _utc_seconds(whole: str) -> int:
+    try:
+        return int(datetime.fromisoformat(whole + "+00:00").timestamp())
+    except ValueError as exc:
+        raise MalformedEventError("bad time", repr(whole)) from exc
 
 
 def signed64(value: int) -> int:

@@ -15,6 +15,7 @@ import re
 import stat
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bindrift.analysis.intel.intel_set import IntelSet
@@ -23,7 +24,6 @@ from bindrift.analysis.triage import triage
 from bindrift.context.containers import ContainerContext, ContainerDiscovery
 from bindrift.detectors.drift import classify_exec
 from bindrift.detectors.suspicious_binary import suspicious_binary
-from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue
 from bindrift.schema.finding import Category, Detection, Evidence, FileInfo, Finding, ProcessInfo, ProcessRef, Resource
 from bindrift.schema.triage import TriageReport
@@ -59,21 +59,25 @@ def _observed(event: ExternalEvent) -> datetime:
         return datetime.now(UTC)
 
 
-class IngestAnalyser:
-    """Turns each external event into zero or more stored findings (source `ingest:<tool>`)."""
+# Where detections go: the local findings pipeline (returns the stored finding) or the bus (returns None).
+Sink = Callable[[Detection], Finding | None]
 
-    def __init__(self, pipeline: FindingsPipeline, intel: IntelSet, *, node: str, cluster: str = "") -> None:
-        self.pipeline, self.intel, self.node, self.cluster = pipeline, intel, node, cluster
+
+class IngestAnalyser:
+    """Turns each external event into zero or more detections (source `ingest:<tool>`) handed to `sink`."""
+
+    def __init__(self, sink: Sink, intel: IntelSet, *, node: str, cluster: str = "") -> None:
+        self.sink, self.intel, self.node, self.cluster = sink, intel, node, cluster
         self.containers: dict[str, ContainerContext] = {}
         self.discovery = ContainerDiscovery()
         self.synced_at = float("-inf")
         # (container id or "host", path) → the writer, and whether the tool saw an executable dropped there
         self.writes: OrderedDict[tuple[str, str], tuple[ProcessInfo, ExternalEvent]] = OrderedDict()
         self.triaged: OrderedDict[tuple[str, int, int, int, int, int], TriageReport] = OrderedDict()
-        self.findings = self.full = self.event_only = 0
+        self.detections = self.full = self.event_only = 0
 
     def handle(self, event: ExternalEvent) -> list[Finding]:
-        """Analyse one event; returns the findings stored for it."""
+        """Analyse one event; returns the findings stored for it (none when the sink is the bus)."""
         container = self._container(event)
         scope = container.id if container else event.container_id or "host"
         process = process_info(event.process, event.parents, event.path if event.kind == "exec" else "")
@@ -96,9 +100,8 @@ class IngestAnalyser:
             finally:
                 os.close(fd)
             self.full += 1
-        found = [self.pipeline.process(d) for d in detections]
-        self.findings += len(found)
-        return found
+        self.detections += len(detections)
+        return [found for d in detections if (found := self.sink(d)) is not None]
 
     def _remember(self, key: tuple[str, str], writer: ProcessInfo, event: ExternalEvent) -> None:
         self.writes.pop(key, None)
