@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from bindrift.findings.correlation import DEFAULT_WINDOW, correlate
-from bindrift.findings.identity import finding_id, scope_key
+from bindrift.findings.correlation import DEFAULT_WINDOW, Correlator
+from bindrift.findings.identity import finding_id
 from bindrift.findings.mitre import techniques
-from bindrift.findings.response import response_steps
 from bindrift.findings.severity import SeverityPolicy
 from bindrift.findings.store_protocol import FindingStore
-from bindrift.findings.suppression import PACKAGE_MANAGER_RULE, first_match, trusted_installer
+from bindrift.findings.suppression import PACKAGE_MANAGER_RULE, SuppressionRule, first_match, trusted_installer
 from bindrift.schema.finding import MALICIOUS, Category, Detection, Finding, Indicator, StateChange
 
 VIRUSTOTAL = "https://www.virustotal.com/gui/file/{}"
@@ -29,7 +28,7 @@ TITLES: dict[Category, str] = {
 
 
 class FindingsPipeline:
-    """Turns detections into findings and stores them."""
+    """Turns detections into findings and stores them, a batch at a time (one transaction per batch)."""
 
     def __init__(
         self,
@@ -40,12 +39,29 @@ class FindingsPipeline:
     ) -> None:
         self.store = store
         self.policy = policy or SeverityPolicy()
-        self.window = window
+        self.correlator = Correlator(window)
         self.outbox = tuple(outbox)
 
     def process(self, detection: Detection, message_id: str = "") -> Finding:
         """Build, suppress or not, store and correlate the finding for `detection`; returns it as stored.
         `message_id` names the bus message that carried it: a message stored before is not counted again."""
+        return self.process_batch([detection], [message_id])[0]
+
+    def process_batch(self, detections: Sequence[Detection], message_ids: Sequence[str] = ()) -> list[Finding]:
+        """`process` for many detections in one transaction; returns the findings as stored, in input order."""
+        return self.store.store_findings(self._findings(detections), _ids(detections, message_ids), self.correlator,
+                                         self.outbox, hydrate=True)  # fmt: skip
+
+    def store_batch(self, detections: Sequence[Detection], message_ids: Sequence[str] = ()) -> None:
+        """`process_batch` without reading the stored findings back: the path of a worker."""
+        self.store.store_findings(self._findings(detections), _ids(detections, message_ids), self.correlator,
+                                  self.outbox, hydrate=False)  # fmt: skip
+
+    def _findings(self, detections: Sequence[Detection]) -> list[Finding]:
+        rules = self.store.suppression_rules()
+        return [self._finding(detection, rules) for detection in detections]
+
+    def _finding(self, detection: Detection, rules: list[SuppressionRule]) -> Finding:
         category: Category = detection.category
         if detection.intel and category in MALICIOUS:
             category = MALICIOUS[category]
@@ -58,26 +74,28 @@ class FindingsPipeline:
             if detection.file.sha256 else None,
             techniques=techniques(category, detection), evidence=list(detection.evidence),
         )  # fmt: skip
-        self._suppress(finding, detection)
-        # Workers sharing the bus may correlate findings of one container at once: each would drop the
-        # other's finding from the incident it read.
-        with self.store.scope_lock(scope_key(finding.resource)):
-            correlate(self.store, finding, self.window)
-            finding.response = response_steps(finding)
-            return self.store.upsert_finding(finding, self.outbox, message_id)
+        _suppress(finding, detection, rules)
+        return finding  # its incident, and the response steps that name it, are set when the batch is stored
 
-    def _suppress(self, finding: Finding, detection: Detection) -> None:
-        rule = first_match(self.store.suppression_rules(), detection, detection.observed_at)
-        if rule is not None:
-            finding.suppressed_by, reason = rule.id, rule.reason
-        else:
-            installer = trusted_installer(detection)
-            if installer is None:
-                return
-            finding.suppressed_by = PACKAGE_MANAGER_RULE
-            reason = f"written by the package manager {installer} during an install"
-        finding.state = "muted"
-        finding.state_history = [StateChange("muted", "bindrift", reason, detection.observed_at)]
+
+def _ids(detections: Sequence[Detection], message_ids: Sequence[str]) -> Sequence[str]:
+    if message_ids and len(message_ids) != len(detections):
+        raise ValueError("one message id per detection, or none")
+    return message_ids or [""] * len(detections)
+
+
+def _suppress(finding: Finding, detection: Detection, rules: list[SuppressionRule]) -> None:
+    rule = first_match(rules, detection, detection.observed_at)
+    if rule is not None:
+        finding.suppressed_by, reason = rule.id, rule.reason
+    else:
+        installer = trusted_installer(detection)
+        if installer is None:
+            return
+        finding.suppressed_by = PACKAGE_MANAGER_RULE
+        reason = f"written by the package manager {installer} during an install"
+    finding.state = "muted"
+    finding.state_history = [StateChange("muted", "bindrift", reason, detection.observed_at)]
 
 
 def _summary(category: Category, detection: Detection) -> str:
