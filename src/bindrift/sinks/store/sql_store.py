@@ -235,7 +235,8 @@ class SqlStore:
             session.execute(delete(IncidentRow).where(IncidentRow.id.in_([old for old, _ in absorbed])))
         stmt = _insert(self.engine)(IncidentRow)
         changed = {key: getattr(stmt.excluded, key) for key in ("scope", "first_seen", "last_seen", "body")}
-        session.execute(stmt.on_conflict_do_update(index_elements=[IncidentRow.id], set_=changed), rows)
+        session.execute(stmt.on_conflict_do_update(index_elements=[IncidentRow.id], set_=changed)
+                        .returning(IncidentRow.id), rows).all()  # fmt: skip
 
     def _write_findings(self, session: Session, merged: dict[str, Finding],
                         spans: dict[str, tuple[datetime, datetime]]) -> None:  # fmt: skip
@@ -251,7 +252,9 @@ class SqlStore:
                                        else_=FindingRow.last_seen)  # fmt: skip
         update_set["first_seen"] = case((excluded.first_seen < FindingRow.first_seen, excluded.first_seen),
                                         else_=FindingRow.first_seen)  # fmt: skip
-        session.execute(stmt.on_conflict_do_update(index_elements=[FindingRow.id], set_=update_set), values)
+        # RETURNING makes SQLAlchemy send the batch as multi-row INSERTs ("insertmanyvalues"), not a row each.
+        upsert = stmt.on_conflict_do_update(index_elements=[FindingRow.id], set_=update_set).returning(FindingRow.id)
+        session.execute(upsert, values).all()
         # A repeat keeps the state and history it has.
         session.add_all(_state_row(f.id, change) for f in merged.values() if f.id not in spans
                         for change in f.state_history)  # fmt: skip
