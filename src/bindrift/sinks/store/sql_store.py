@@ -150,21 +150,27 @@ class SqlStore:
         from bindrift.findings.identity import scope_key
 
         ids = list(message_ids) or [""] * len(findings)
+        # Encoded before the transaction, which holds its scopes' locks only for the statements.
+        merged = _merge(findings)
+        values = {key: _finding_values(finding) for key, finding in merged.items()}
         with self._writer(), self._session() as session:
             if self.engine.dialect.name == "postgresql":
                 keys = sorted({_lock_key(scope_key(f.resource)) for f in findings})
                 session.execute(text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) k"),
                                 {"keys": keys})  # fmt: skip
             fresh = self._first_deliveries(session, findings, ids)
-            merged = _merge([finding for finding, first in zip(findings, fresh, strict=True) if first])
+            if not all(fresh):  # redelivered messages: their findings are left out
+                merged = _merge([finding for finding, first in zip(findings, fresh, strict=True) if first])
+                values = {key: _finding_values(finding) for key, finding in merged.items()}
             spans: dict[str, tuple[datetime, datetime]] = {
                 row.id: (_utc(row.first_seen), _utc(row.last_seen)) for row in session.execute(
                     select(FindingRow.id, FindingRow.first_seen, FindingRow.last_seen)
                     .where(FindingRow.id.in_(list(merged))))
             }  # fmt: skip
             if correlator is not None and merged:
-                self._correlate(session, merged, spans, correlator)
-            self._write_findings(session, merged, spans)
+                for key, incident in self._correlate(session, merged, spans, correlator).items():
+                    values[key]["incident_id"] = incident
+            self._write_findings(session, merged, list(values.values()), spans)
             if not (hydrate or outbox):
                 return []
             stored = self._stored(session, merged, spans)
@@ -201,10 +207,9 @@ class SqlStore:
         return first
 
     def _correlate(self, session: Session, merged: dict[str, Finding], spans: dict[str, tuple[datetime, datetime]],
-                   correlator: Correlator) -> None:  # fmt: skip
-        """Place each finding of the batch in its incident, and store the incidents the batch touched."""
+                   correlator: Correlator) -> dict[str, str]:  # fmt: skip
+        """Store the incidents the batch touched; returns the incident of each finding of the batch."""
         from bindrift.findings.identity import scope_key
-        from bindrift.findings.response import set_incident
 
         by_scope: defaultdict[str, list[Finding]] = defaultdict(list)
         for finding in merged.values():
@@ -221,11 +226,11 @@ class SqlStore:
             nearby[row.scope].append(_incident_decoder.decode(row.body))
         rows: list[dict[str, Any]] = []
         absorbed: list[tuple[str, str]] = []
+        membership: dict[str, str] = {}
         for scope, group in by_scope.items():
             for plan in correlator.plan(group, nearby[scope]):
                 incident = plan.incident
-                for member in plan.members:
-                    set_incident(merged[member], incident.id)
+                membership.update(dict.fromkeys(plan.members, incident.id))
                 rows.append({"id": incident.id, "scope": scope, "first_seen": incident.first_seen,
                              "last_seen": incident.last_seen, "body": msgspec.json.encode(incident)})  # fmt: skip
                 absorbed += [(old, incident.id) for old in plan.absorbed]
@@ -237,12 +242,12 @@ class SqlStore:
         changed = {key: getattr(stmt.excluded, key) for key in ("scope", "first_seen", "last_seen", "body")}
         session.execute(stmt.on_conflict_do_update(index_elements=[IncidentRow.id], set_=changed)
                         .returning(IncidentRow.id), rows).all()  # fmt: skip
+        return membership
 
-    def _write_findings(self, session: Session, merged: dict[str, Finding],
+    def _write_findings(self, session: Session, merged: dict[str, Finding], values: list[dict[str, Any]],
                         spans: dict[str, tuple[datetime, datetime]]) -> None:  # fmt: skip
         if not merged:
             return
-        values = [_finding_values(f) for f in merged.values()]
         stmt = _insert(self.engine)(FindingRow)
         excluded = stmt.excluded
         update_set = {key: getattr(excluded, key) for key in values[0] if key not in ("id", "state")}
@@ -512,7 +517,7 @@ def _lock_key(scope: str) -> int:
     return int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
 
 
-def _merge(findings: list[Finding]) -> dict[str, Finding]:
+def _merge(findings: Sequence[Finding]) -> dict[str, Finding]:
     """One finding per id: repeats within a batch add their counts and widen the span; the first occurrence gives
     the state (with its history), the latest everything else."""
     merged: dict[str, Finding] = {}
