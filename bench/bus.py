@@ -1,6 +1,6 @@
 """Distributed-mode benchmark (not part of the test suite): detections through NATS JetStream into PostgreSQL.
 
-    python bench/bus.py            # 20,000 detections per run, 100 latency samples
+    python bench/bus.py            # 10,000 detections per run, 100 latency samples
     python bench/bus.py --quick    # 3,000 and 30
 
 Starts its own three-server JetStream cluster (R3 stream) and PostgreSQL on loopback. For three shapes of input —
@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset of: " + ", ".join(SHAPES))
     args = parser.parse_args()
-    n, samples = (3000, 30) if args.quick else (20_000, 100)
+    n, samples = (3000, 30) if args.quick else (10_000, 100)
     work = Path(tempfile.mkdtemp(prefix="bindrift-bus-bench-"))
     cluster = NatsCluster(work / "nats", 3)
     (work / "nats").mkdir()
