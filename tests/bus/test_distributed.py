@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from sqlalchemy import Connection, create_engine, func, select
 from tests.detections import POD, detection
 from tests.nats_cluster import NatsCluster
 
@@ -21,6 +22,7 @@ from bindrift.bus.publisher import BusPublisher
 from bindrift.bus.spool import Spool
 from bindrift.bus.stream import STREAM, SUBJECTS, message_id, subject_for
 from bindrift.schema.finding import Detection, FileInfo, Finding
+from bindrift.sinks.store.models import ProcessedMessageRow
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
 BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
@@ -69,6 +71,12 @@ def wait_counts(db: str, expected: dict[str, int], timeout: float = 60.0) -> dic
         if {path: f.count for path, f in stored.items()} == expected or time.monotonic() > deadline:
             return stored
         time.sleep(0.2)
+
+
+def stored_messages(connection: Connection) -> int:
+    count = connection.execute(select(func.count()).select_from(ProcessedMessageRow)).scalar_one()
+    connection.commit()
+    return int(count)
 
 
 def assert_stored_once(stored: dict[str, Finding], n: int, repeats: int) -> None:
@@ -154,18 +162,21 @@ def test_a_server_killed_mid_run_loses_and_duplicates_nothing(nats_cluster: Nats
 @pytest.mark.slow
 def test_a_worker_killed_mid_batch_has_its_messages_stored_once(nats_cluster: NatsCluster, pg_url: str,
                                                                 tmp_path: Path) -> None:  # fmt: skip
-    n, repeats = 150, 2
+    n, repeats = 600, 2
     publisher = BusPublisher(nats_cluster.urls, Spool(tmp_path / "spool"), "node-2")
     for repeat in range(repeats):
         for i in range(n):
             publisher.publish(occurrence(i, repeat))
     wait_published(publisher)
     publisher.close(drain_s=0)
-    first = start_worker(nats_cluster, pg_url, tmp_path / "first.log", batch=50)
+    first = start_worker(nats_cluster, pg_url, tmp_path / "first.log", batch=20)
+    engine = create_engine(pg_url)  # polled on one connection: a worker stores hundreds of batches a second
     deadline = time.monotonic() + 30
-    while sum(f.count for f in findings(pg_url).values()) < 40 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    first.send_signal(signal.SIGKILL)  # in the middle of a batch of 50: stored, unacknowledged, not yet taken
+    with engine.connect() as connection:
+        while stored_messages(connection) < 40 and time.monotonic() < deadline:
+            time.sleep(0.002)
+    engine.dispose()
+    first.send_signal(signal.SIGKILL)  # in the middle of a batch of 20: stored, unacknowledged, not yet taken
     first.wait(timeout=10)
     stored_by_first = sum(f.count for f in findings(pg_url).values())
     assert 40 <= stored_by_first < n * repeats
