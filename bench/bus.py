@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,19 +77,20 @@ def stored(connection: Connection) -> int:
     return int(count)
 
 
-def local_rate(url: str, items: list[Detection], batched: bool) -> float:
+def local_rate(url: str, items: list[Detection], batched: bool) -> tuple[float, float]:
+    """(detections/s, CPU µs of this process per detection)."""
     store = SqlStore(url)
     pipeline = FindingsPipeline(store)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if batched:
         for i in range(0, len(items), BATCH):
             pipeline.store_batch(items[i : i + BATCH])
     else:
         for item in items:
             pipeline.process(item)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     store.close()
-    return len(items) / elapsed
+    return len(items) / elapsed, cpu / len(items) * 1e6
 
 
 async def _reset_stream(urls: list[str]) -> None:
@@ -135,25 +138,73 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
         worker.wait(timeout=60)
 
 
-def drain_rate(k: int, cluster: NatsCluster, db: str, n: int, work: Path) -> float:
-    """Detections/s stored by `k` workers from a full stream, counted from when all of them consume."""
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids(url: str) -> list[int]:
+    """The postmaster listening on the URL's port, and its children (the backends)."""
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    parents, master = {}, 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if args[0].endswith(b"/postgres") and b"-p" in args and args[args.index(b"-p") + 1] == port.encode():
+                    master = int(entry.name)
+    return [master] + [pid for pid, parent in parents.items() if parent == master]
+
+
+class CpuMeter:
+    """CPU seconds used by groups of processes between `start` and `stop` (children started meanwhile count whole)."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups
+        self.before: dict[int, float] = {}
+
+    def start(self) -> None:
+        self.before = {pid: _cpu(pid) for pids in self.groups.values() for pid in pids()}
+
+    def stop(self) -> dict[str, float]:
+        return {
+            name: sum(_cpu(pid) - self.before.get(pid, 0.0) for pid in pids()) for name, pids in self.groups.items()
+        }
+
+
+def drain_rate(k: int, cluster: NatsCluster, db: str, n: int, work: Path) -> dict[str, float]:
+    """Detections/s stored by `k` workers from a full stream, counted from when all of them consume, and the CPU
+    each part used per detection meanwhile (µs): the workers, PostgreSQL, the NATS servers."""
     workers, logs = start_workers(k, cluster.urls, db, work)
+    meter = CpuMeter({"workers": lambda: [w.pid for w in workers], "postgresql": lambda: postgres_pids(db),
+                      "nats": lambda: [p.pid for p in cluster.processes.values()]})  # fmt: skip
     engine = create_engine(db)
     try:
         with engine.connect() as connection:
             while not all("bus worker consuming" in log.read_text() for log in logs):
                 assert all(w.poll() is None for w in workers), [log.read_text() for log in logs]
                 time.sleep(0.01)
+            meter.start()
             start, first = time.perf_counter(), stored(connection)
             deadline = time.monotonic() + 600
             while stored(connection) < n:
                 assert time.monotonic() < deadline, "workers did not store everything"
                 time.sleep(0.01)
             elapsed = time.perf_counter() - start
+            used = meter.stop()
     finally:
         engine.dispose()
         stop_workers(workers)
-    return (n - first) / elapsed
+    done = n - first
+    out = {"detections/s": done / elapsed}
+    out |= {f"{name} CPU µs/detection": seconds / done * 1e6 for name, seconds in used.items()}
+    out["detections per worker CPU-second"] = done / used["workers"] if used["workers"] else 0.0
+    return out
 
 
 def latency(cluster: NatsCluster, db: str, samples: int, work: Path) -> list[float]:
@@ -202,15 +253,17 @@ def measure_shape(server: str, cluster: NatsCluster, shape: str, n: int, work: P
     key = shape.replace(" ", "_")
     out: dict[str, float] = {}
     with fresh_database(server, f"bench_{key}_single") as db:
-        out["local, one detection a transaction"] = local_rate(db, detections(min(n, 1000), "s", shape), False)
+        out["local, one detection a transaction"] = local_rate(db, detections(min(n, 1000), "s", shape), False)[0]
     with fresh_database(server, f"bench_{key}_batch") as db:
-        out["local, batches of 256"] = local_rate(db, detections(n, "a", shape), True)
+        out["local, batches of 256"], out["local CPU µs/detection"] = local_rate(db, detections(n, "a", shape), True)
     for k in (1, 2):
         out[f"publish into the stream (before {k} worker(s))"] = fill_stream(
             cluster, detections(n, "b", shape), work, f"{key}-{k}"
         )
         with fresh_database(server, f"bench_{key}_bus{k}") as db:
-            out[f"bus, {k} worker(s)"] = drain_rate(k, cluster, db, n, work)  # fmt: skip
+            figures = drain_rate(k, cluster, db, n, work)
+        out[f"bus, {k} worker(s)"] = figures.pop("detections/s")
+        out |= {f"  {k} worker(s): {name}": value for name, value in figures.items()}
     return out
 
 
@@ -246,6 +299,7 @@ def main() -> None:
         peer = figures.get("local, batches of 256")
         for key, value in figures.items():
             ratio = f"  {value / peer:.2f}× local batches" if peer and key.startswith(("bus,", "local, one")) else ""
+            ratio = f"  {value / figures['local CPU µs/detection']:.2f}× local" if "worker(s): work" in key else ratio
             print(f"  {key:48} {value:10.1f}{ratio}")
         if "bus, 1 worker(s)" in figures:
             print(f"  {'two workers vs one':48} {figures['bus, 2 worker(s)'] / figures['bus, 1 worker(s)']:10.2f}×")

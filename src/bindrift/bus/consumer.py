@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -98,8 +99,7 @@ class BusConsumer:
                 await _sleep(stop, 0.5)
                 continue
             outcomes = await asyncio.to_thread(self._process, messages)
-            for message, outcome in zip(messages, outcomes, strict=True):
-                await self._finish(message, outcome)
+            await self._finish(messages, outcomes)
 
     async def _take(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
         """A batch: what is there (waiting up to a second for the first message), then more until the batch is
@@ -170,22 +170,26 @@ class BusConsumer:
             log.exception("storing the finding of bus message %s failed", message)
             return False
 
-    async def _finish(self, message: Msg, outcome: Outcome) -> None:
-        self.counts[outcome] += 1
-        self.metrics.consumed.labels(outcome).inc()
-        with contextlib.suppress(Exception):
-            if message.metadata.num_delivered > 1:
-                self.counts["redelivered"] += 1
-                self.metrics.redelivered.inc()
-        try:
-            if outcome == "rejected":
-                await message.term()
-            elif outcome == "failed":
-                await message.nak(delay=1.0)
-            else:
-                await message.ack()
-        except Exception as exc:  # the ack is lost with the connection: the message is redelivered, stored once
-            log.warning("bus ack failed (%s: %s)", type(exc).__name__, exc)
+    async def _finish(self, messages: list[Msg], outcomes: list[Outcome]) -> None:
+        """Acknowledge what was stored, terminate what was rejected, negative-ack what failed; count them."""
+        redelivered = 0
+        for message, outcome in zip(messages, outcomes, strict=True):
+            with contextlib.suppress(Exception):
+                redelivered += message.metadata.num_delivered > 1
+            try:
+                if outcome == "rejected":
+                    await message.term()
+                elif outcome == "failed":
+                    await message.nak(delay=1.0)
+                else:
+                    await message.ack()
+            except Exception as exc:  # the ack is lost with the connection: the message is redelivered, stored once
+                log.warning("bus ack failed (%s: %s)", type(exc).__name__, exc)
+        for outcome, count in Counter(outcomes).items():
+            self.counts[outcome] += count
+            self.metrics.consumed.labels(outcome).inc(count)
+        self.counts["redelivered"] += redelivered
+        self.metrics.redelivered.inc(redelivered)
 
 
 def _decode(data: bytes) -> Detection | None:
