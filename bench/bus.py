@@ -107,7 +107,6 @@ async def _reset_stream(urls: list[str]) -> None:
 
 def fill_stream(cluster: NatsCluster, items: list[Detection], work: Path, tag: str) -> float:
     """Publish `items` through the agent's spool and publisher; returns detections/s into the stream."""
-    asyncio.run(_reset_stream(cluster.urls))
     publisher = BusPublisher(cluster.urls, Spool(work / f"spool-{tag}"), "bench-node")
     try:
         start = time.perf_counter()
@@ -177,9 +176,12 @@ class CpuMeter:
         }
 
 
-def drain_rate(k: int, cluster: NatsCluster, db: str, n: int, work: Path) -> dict[str, float]:
-    """Detections/s stored by `k` workers from a full stream, counted from when all of them consume, and the CPU
-    each part used per detection meanwhile (µs): the workers, PostgreSQL, the NATS servers."""
+def drain_rate(k: int, cluster: NatsCluster, db: str, items: list[Detection], work: Path) -> dict[str, float]:
+    """Detections/s stored by `k` workers from a full stream, and the CPU each part used per detection meanwhile
+    (µs): the workers, PostgreSQL, the NATS servers. The workers start on an empty stream and are stopped
+    (SIGSTOP) while it is filled, so all of them start draining it at once (SIGCONT)."""
+    n = len(items)
+    asyncio.run(_reset_stream(cluster.urls))
     workers, logs = start_workers(k, cluster.urls, db, work)
     meter = CpuMeter({"workers": lambda: [w.pid for w in workers], "postgresql": lambda: postgres_pids(db),
                       "nats": lambda: [p.pid for p in cluster.processes.values()]})  # fmt: skip
@@ -189,8 +191,13 @@ def drain_rate(k: int, cluster: NatsCluster, db: str, n: int, work: Path) -> dic
             while not all("bus worker consuming" in log.read_text() for log in logs):
                 assert all(w.poll() is None for w in workers), [log.read_text() for log in logs]
                 time.sleep(0.01)
+            for worker in workers:
+                worker.send_signal(signal.SIGSTOP)
+            published = fill_stream(cluster, items, work, f"{k}-{time.monotonic_ns()}")
             meter.start()
-            start, first = time.perf_counter(), stored(connection)
+            start = time.perf_counter()
+            for worker in workers:
+                worker.send_signal(signal.SIGCONT)
             deadline = time.monotonic() + 600
             while stored(connection) < n:
                 assert time.monotonic() < deadline, "workers did not store everything"
@@ -199,11 +206,12 @@ def drain_rate(k: int, cluster: NatsCluster, db: str, n: int, work: Path) -> dic
             used = meter.stop()
     finally:
         engine.dispose()
+        for worker in workers:
+            worker.send_signal(signal.SIGCONT)
         stop_workers(workers)
-    done = n - first
-    out = {"detections/s": done / elapsed}
-    out |= {f"{name} CPU µs/detection": seconds / done * 1e6 for name, seconds in used.items()}
-    out["detections per worker CPU-second"] = done / used["workers"] if used["workers"] else 0.0
+    out = {"detections/s": n / elapsed, "publish into the stream (detections/s)": published}
+    out |= {f"{name} CPU µs/detection": seconds / n * 1e6 for name, seconds in used.items()}
+    out["detections per worker CPU-second"] = n / used["workers"] if used["workers"] else 0.0
     return out
 
 
@@ -257,11 +265,8 @@ def measure_shape(server: str, cluster: NatsCluster, shape: str, n: int, work: P
     with fresh_database(server, f"bench_{key}_batch") as db:
         out["local, batches of 256"], out["local CPU µs/detection"] = local_rate(db, detections(n, "a", shape), True)
     for k in (1, 2):
-        out[f"publish into the stream (before {k} worker(s))"] = fill_stream(
-            cluster, detections(n, "b", shape), work, f"{key}-{k}"
-        )
         with fresh_database(server, f"bench_{key}_bus{k}") as db:
-            figures = drain_rate(k, cluster, db, n, work)
+            figures = drain_rate(k, cluster, db, detections(n, "b", shape), work)
         out[f"bus, {k} worker(s)"] = figures.pop("detections/s")
         out |= {f"  {k} worker(s): {name}": value for name, value in figures.items()}
     return out

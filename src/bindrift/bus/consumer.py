@@ -89,17 +89,28 @@ class BusConsumer:
         js = client.jetstream(timeout=5)
         subscription = await self._subscribe(client, js, stop)
         log.info("bus worker consuming %s as %s", STREAM, self.settings.durable)
-        while not stop.is_set():
-            try:
-                messages = await self._take(subscription)
-            except (NatsTimeout, TimeoutError):
-                continue
-            except Exception as exc:  # a server went away, a leader is being elected: fetch again
-                log.warning("bus fetch failed (%s: %s)", type(exc).__name__, exc)
-                await _sleep(stop, 0.5)
-                continue
-            outcomes = await asyncio.to_thread(self._process, messages)
-            await self._finish(messages, outcomes)
+        # The next batch is fetched while the previous one is stored (one store at a time, in order); a batch is
+        # acknowledged as soon as its store commits, whatever the fetch is waiting for.
+        storing: asyncio.Future[None] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    messages = await self._take(subscription)
+                except (NatsTimeout, TimeoutError):
+                    continue
+                except Exception as exc:  # a server went away, a leader is being elected: fetch again
+                    log.warning("bus fetch failed (%s: %s)", type(exc).__name__, exc)
+                    await _sleep(stop, 0.5)
+                    continue
+                if storing is not None:
+                    await storing
+                storing = asyncio.ensure_future(self._store(messages))
+        finally:
+            if storing is not None:
+                await storing
+
+    async def _store(self, messages: list[Msg]) -> None:
+        await self._finish(messages, await asyncio.to_thread(self._process, messages))
 
     async def _take(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
         """A batch: what is there (waiting up to a second for the first message), then more until the batch is
