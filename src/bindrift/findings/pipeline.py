@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 from bindrift.findings.correlation import DEFAULT_WINDOW, Correlator
@@ -13,6 +13,7 @@ from bindrift.findings.store_protocol import FindingStore
 from bindrift.findings.suppression import PACKAGE_MANAGER_RULE, SuppressionRule, first_match, trusted_installer
 from bindrift.schema.finding import MALICIOUS, Category, Detection, Finding, Indicator, StateChange
 
+MAX_BATCH = 1024  # detections stored in one transaction (its statements, locks and memory are bounded by it)
 VIRUSTOTAL = "https://www.virustotal.com/gui/file/{}"
 TITLES: dict[Category, str] = {
     "Suspicious binary": "Suspicious binary written",
@@ -48,14 +49,17 @@ class FindingsPipeline:
         return self.process_batch([detection], [message_id])[0]
 
     def process_batch(self, detections: Sequence[Detection], message_ids: Sequence[str] = ()) -> list[Finding]:
-        """`process` for many detections in one transaction; returns the findings as stored, in input order."""
-        return self.store.store_findings(self._findings(detections), _ids(detections, message_ids), self.correlator,
-                                         self.outbox, hydrate=True)  # fmt: skip
+        """`process` for many detections, one transaction per `MAX_BATCH`; returns the findings as stored, in
+        input order."""
+        stored: list[Finding] = []
+        for chunk, ids in _chunks(detections, message_ids):
+            stored += self.store.store_findings(self._findings(chunk), ids, self.correlator, self.outbox)
+        return stored
 
     def store_batch(self, detections: Sequence[Detection], message_ids: Sequence[str] = ()) -> None:
-        """`process_batch` without reading the stored findings back: the path of a worker."""
-        self.store.store_findings(self._findings(detections), _ids(detections, message_ids), self.correlator,
-                                  self.outbox, hydrate=False)  # fmt: skip
+        """`process_batch` without reading the stored findings back: the path of a worker and of ingest."""
+        for chunk, ids in _chunks(detections, message_ids):
+            self.store.store_findings(self._findings(chunk), ids, self.correlator, self.outbox, hydrate=False)
 
     def _findings(self, detections: Sequence[Detection]) -> list[Finding]:
         rules = self.store.suppression_rules()
@@ -78,10 +82,15 @@ class FindingsPipeline:
         return finding  # its incident, and the response steps that name it, are set when the batch is stored
 
 
-def _ids(detections: Sequence[Detection], message_ids: Sequence[str]) -> Sequence[str]:
+def _chunks(
+    detections: Sequence[Detection], message_ids: Sequence[str]
+) -> Iterator[tuple[Sequence[Detection], Sequence[str]]]:
+    """The detections and their message ids, `MAX_BATCH` at a time."""
     if message_ids and len(message_ids) != len(detections):
         raise ValueError("one message id per detection, or none")
-    return message_ids or [""] * len(detections)
+    ids = message_ids or [""] * len(detections)
+    for start in range(0, len(detections), MAX_BATCH):
+        yield detections[start : start + MAX_BATCH], ids[start : start + MAX_BATCH]
 
 
 def _suppress(finding: Finding, detection: Detection, rules: list[SuppressionRule]) -> None:
