@@ -285,3 +285,30 @@ def test_repeats_are_deduplicated_by_the_stream_and_by_the_store(nats_folder: Pa
     assert stored["/tmp/drop1"].first_seen == occurrence(1, 0).observed_at
     assert counts == {"stored": 3, "rejected": 1, "failed": 0, "redelivered": 0}, "stored twice, counted once"
     assert "bus message rejected" in (tmp_path / "worker.log").read_text()
+
+
+def test_a_batch_the_store_refuses_is_stored_message_by_message(nats_folder: Path, pg_url: str,
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    """PostgreSQL refuses a namespace longer than its column: that message fails alone, the rest of its batch is
+    stored."""
+    server = NatsCluster(nats_folder, 1)
+    server.start(0)
+    try:
+        server.wait_jetstream()
+        publisher = BusPublisher(server.urls, Spool(tmp_path / "spool"), "node-6")
+        bad = msgspec.structs.replace(occurrence(0, 0), resource=msgspec.structs.replace(POD, namespace="n" * 300))
+        for item in [occurrence(i, 0) for i in range(1, 10)] + [bad] + [occurrence(i, 0) for i in range(10, 20)]:
+            publisher.publish(item)
+        wait_published(publisher)
+        publisher.close()
+        worker = start_worker(server, pg_url, tmp_path / "worker.log", batch=64)
+        try:
+            stored = wait_counts(pg_url, {f"/tmp/drop{i}": 1 for i in range(1, 20)}, timeout=30)
+            time.sleep(1.5)  # the refused message comes back a second later, and fails again
+        finally:
+            counts = stop_worker(worker, tmp_path / "worker.log")
+    finally:
+        server.stop()
+    assert {path: f.count for path, f in stored.items()} == {f"/tmp/drop{i}": 1 for i in range(1, 20)}
+    assert counts["stored"] == 19 and counts["failed"] >= 1 and counts["rejected"] == 0, counts
+    assert "storing them one by one" in (tmp_path / "worker.log").read_text()
