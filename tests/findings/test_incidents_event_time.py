@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.detections import POD, T0, detection
@@ -56,6 +57,7 @@ def run(batches: list[list[Detection]]) -> tuple[object, object]:
             store.close()
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=detections, order=st.randoms(use_true_random=False), cuts=st.lists(st.integers(1, 30), max_size=5))
 def test_shuffled_batches_give_the_incidents_of_time_order(items: list[Detection], order: random.Random,
