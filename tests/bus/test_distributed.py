@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from sqlalchemy import Connection, create_engine, func, select
 from tests.detections import POD, detection
 from tests.nats_cluster import NatsCluster
 
@@ -21,6 +22,7 @@ from bindrift.bus.publisher import BusPublisher
 from bindrift.bus.spool import Spool
 from bindrift.bus.stream import STREAM, SUBJECTS, message_id, subject_for
 from bindrift.schema.finding import Detection, FileInfo, Finding
+from bindrift.sinks.store.models import ProcessedMessageRow
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
 BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
@@ -69,6 +71,12 @@ def wait_counts(db: str, expected: dict[str, int], timeout: float = 60.0) -> dic
         if {path: f.count for path, f in stored.items()} == expected or time.monotonic() > deadline:
             return stored
         time.sleep(0.2)
+
+
+def stored_messages(connection: Connection) -> int:
+    count = connection.execute(select(func.count()).select_from(ProcessedMessageRow)).scalar_one()
+    connection.commit()
+    return int(count)
 
 
 def assert_stored_once(stored: dict[str, Finding], n: int, repeats: int) -> None:
@@ -154,18 +162,21 @@ def test_a_server_killed_mid_run_loses_and_duplicates_nothing(nats_cluster: Nats
 @pytest.mark.slow
 def test_a_worker_killed_mid_batch_has_its_messages_stored_once(nats_cluster: NatsCluster, pg_url: str,
                                                                 tmp_path: Path) -> None:  # fmt: skip
-    n, repeats = 150, 2
+    n, repeats = 600, 2
     publisher = BusPublisher(nats_cluster.urls, Spool(tmp_path / "spool"), "node-2")
     for repeat in range(repeats):
         for i in range(n):
             publisher.publish(occurrence(i, repeat))
     wait_published(publisher)
     publisher.close(drain_s=0)
-    first = start_worker(nats_cluster, pg_url, tmp_path / "first.log", batch=50)
+    first = start_worker(nats_cluster, pg_url, tmp_path / "first.log", batch=20)
+    engine = create_engine(pg_url)  # polled on one connection: a worker stores hundreds of batches a second
     deadline = time.monotonic() + 30
-    while sum(f.count for f in findings(pg_url).values()) < 40 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    first.send_signal(signal.SIGKILL)  # in the middle of a batch of 50: stored, unacknowledged, not yet taken
+    with engine.connect() as connection:
+        while stored_messages(connection) < 40 and time.monotonic() < deadline:
+            time.sleep(0.002)
+    engine.dispose()
+    first.send_signal(signal.SIGKILL)  # in the middle of a batch of 20: stored, unacknowledged, not yet taken
     first.wait(timeout=10)
     stored_by_first = sum(f.count for f in findings(pg_url).values())
     assert 40 <= stored_by_first < n * repeats
@@ -274,3 +285,30 @@ def test_repeats_are_deduplicated_by_the_stream_and_by_the_store(nats_folder: Pa
     assert stored["/tmp/drop1"].first_seen == occurrence(1, 0).observed_at
     assert counts == {"stored": 3, "rejected": 1, "failed": 0, "redelivered": 0}, "stored twice, counted once"
     assert "bus message rejected" in (tmp_path / "worker.log").read_text()
+
+
+def test_a_batch_the_store_refuses_is_stored_message_by_message(nats_folder: Path, pg_url: str,
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    """PostgreSQL refuses a namespace longer than its column: that message fails alone, the rest of its batch is
+    stored."""
+    server = NatsCluster(nats_folder, 1)
+    server.start(0)
+    try:
+        server.wait_jetstream()
+        publisher = BusPublisher(server.urls, Spool(tmp_path / "spool"), "node-6")
+        bad = msgspec.structs.replace(occurrence(0, 0), resource=msgspec.structs.replace(POD, namespace="n" * 300))
+        for item in [occurrence(i, 0) for i in range(1, 10)] + [bad] + [occurrence(i, 0) for i in range(10, 20)]:
+            publisher.publish(item)
+        wait_published(publisher)
+        publisher.close()
+        worker = start_worker(server, pg_url, tmp_path / "worker.log", batch=64)
+        try:
+            stored = wait_counts(pg_url, {f"/tmp/drop{i}": 1 for i in range(1, 20)}, timeout=30)
+            time.sleep(1.5)  # the refused message comes back a second later, and fails again
+        finally:
+            counts = stop_worker(worker, tmp_path / "worker.log")
+    finally:
+        server.stop()
+    assert {path: f.count for path, f in stored.items()} == {f"/tmp/drop{i}": 1 for i in range(1, 20)}
+    assert counts["stored"] == 19 and counts["failed"] >= 1 and counts["rejected"] == 0, counts
+    assert "storing them one by one" in (tmp_path / "worker.log").read_text()

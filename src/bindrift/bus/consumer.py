@@ -1,13 +1,16 @@
-"""The central side of the bus: workers share one durable pull consumer (one consumer group), take batches,
-hand each detection to the findings pipeline and acknowledge it only after the store committed it. A worker
-killed mid-batch leaves its messages unacknowledged: JetStream redelivers them after `ack_wait` to another
-worker, and the store, which recorded each message id with its finding, counts none of them twice."""
+"""The central side of the bus: workers share one durable pull consumer (one consumer group), take batches
+(bounded by size, and by time once the first message is in), hand each batch to the findings stage, which stores
+it in one transaction, and acknowledge its messages only after that committed. A worker killed mid-batch leaves
+its messages unacknowledged: JetStream redelivers them after `ack_wait` to another worker, and the store, which
+recorded each message id with its finding, counts none of them twice."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -27,17 +30,20 @@ log = logging.getLogger(__name__)
 DURABLE = "bindrift-workers"
 BUSY_FETCH_S = 0.02
 Outcome = Literal["stored", "rejected", "failed"]
-# handle(detection, message id) stores the finding; a message id stored before changes nothing.
-Handler = Callable[[Detection, str], None]
+# handle(detections, message ids) stores their findings in one transaction; a message id stored before changes
+# nothing.
+Handler = Callable[[list[Detection], list[str]], None]
 _decoder = msgspec.json.Decoder(Detection)
 
 
 @dataclass(frozen=True, slots=True)
 class ConsumerSettings:
-    """How a worker takes messages. `max_ack_pending` bounds the messages out at all workers together (the
-    back-pressure on the stream); `ack_wait` is how long a silent worker keeps its messages."""
+    """How a worker takes messages: up to `batch` at a time, waiting at most `linger_s` after the first for the
+    rest (the latency a batch adds to a lone detection). `max_ack_pending` bounds the messages out at all workers
+    together (the back-pressure on the stream); `ack_wait` is how long a silent worker keeps its messages."""
 
-    batch: int = 64
+    batch: int = 256
+    linger_s: float = 0.05
     ack_wait_s: float = 30.0
     max_ack_pending: int = 1024
     durable: str = DURABLE
@@ -83,24 +89,43 @@ class BusConsumer:
         js = client.jetstream(timeout=5)
         subscription = await self._subscribe(client, js, stop)
         log.info("bus worker consuming %s as %s", STREAM, self.settings.durable)
-        idle = True
-        while not stop.is_set():
+        # The next batch is fetched while the previous one is stored (one store at a time, in order); a batch is
+        # acknowledged as soon as its store commits, whatever the fetch is waiting for.
+        storing: asyncio.Future[None] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    messages = await self._take(subscription)
+                except (NatsTimeout, TimeoutError):
+                    continue
+                except Exception as exc:  # a server went away, a leader is being elected: fetch again
+                    log.warning("bus fetch failed (%s: %s)", type(exc).__name__, exc)
+                    await _sleep(stop, 0.5)
+                    continue
+                if storing is not None:
+                    await storing
+                storing = asyncio.ensure_future(self._store(messages))
+        finally:
+            if storing is not None:
+                await storing
+
+    async def _store(self, messages: list[Msg]) -> None:
+        await self._finish(messages, await asyncio.to_thread(self._process, messages))
+
+    async def _take(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
+        """A batch: what is there (waiting up to a second for the first message), then more until the batch is
+        full or `linger_s` has passed."""
+        from nats.errors import TimeoutError as NatsTimeout
+
+        batch = self.settings.batch
+        messages = await subscription.fetch(batch, timeout=1.0)
+        deadline = time.monotonic() + self.settings.linger_s
+        while len(messages) < batch and (left := deadline - time.monotonic()) > 0.001:
             try:
-                # Idle, wait for one message (a fetch of N waits for all N or its timeout); busy, take what is there.
-                if idle:
-                    messages = await subscription.fetch(1, timeout=1.0)
-                else:
-                    messages = await subscription.fetch(self.settings.batch, timeout=BUSY_FETCH_S)
+                messages += await subscription.fetch(batch - len(messages), timeout=left)
             except (NatsTimeout, TimeoutError):
-                idle = True
-                continue
-            except Exception as exc:  # a server went away, a leader is being elected: fetch again
-                log.warning("bus fetch failed (%s: %s)", type(exc).__name__, exc)
-                await _sleep(stop, 0.5)
-                continue
-            idle = False
-            for message in messages:
-                await self._finish(message, await asyncio.to_thread(self._process, message))
+                break
+        return messages
 
     async def _subscribe(
         self, client: Client, js: JetStreamContext, stop: asyncio.Event
@@ -125,40 +150,69 @@ class BusConsumer:
                 attempt += 1
                 await _sleep(stop, min(0.2 * attempt, 2.0))
 
-    def _process(self, message: Msg) -> Outcome:
-        """Decode and store one message (in a worker thread: the store is synchronous)."""
-        data = message.data
-        if len(data) > MAX_MESSAGE:
-            log.warning("bus message of %d bytes rejected (over %d)", len(data), MAX_MESSAGE)
-            return "rejected"
+    def _process(self, messages: list[Msg]) -> list[Outcome]:
+        """Decode and store a batch (in a worker thread: the store is synchronous). When the batch fails, each
+        message is stored alone, so one the store refuses fails alone."""
+        outcomes: list[Outcome] = ["rejected"] * len(messages)
+        taken: list[tuple[int, Detection, str]] = []
+        for index, message in enumerate(messages):
+            detection = _decode(message.data)
+            if detection is not None:
+                taken.append((index, detection, message_id(message.data)))
+        if not taken:
+            return outcomes
         try:
-            detection = _decoder.decode(data)
-        except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-            log.warning("bus message rejected: %s (%r…)", exc, data[:80])
-            return "rejected"
-        try:
-            self.handle(detection, message_id(data))
-            return "stored"
-        except Exception:  # the store is down or refused: negative-ack, the message comes back
-            log.exception("storing the finding of bus message %s failed", message_id(data))
-            return "failed"
+            self.handle([d for _, d, _ in taken], [m for _, _, m in taken])
+            stored = taken
+        except Exception:  # the store is down or refused: each alone, then negative-ack what still fails
+            log.exception("storing a batch of %d findings failed; storing them one by one", len(taken))
+            stored = [item for item in taken if len(taken) > 1 and self._alone(item[1], item[2])]
+        for index, _, _ in taken:
+            outcomes[index] = "failed"
+        for index, _, _ in stored:
+            outcomes[index] = "stored"
+        return outcomes
 
-    async def _finish(self, message: Msg, outcome: Outcome) -> None:
-        self.counts[outcome] += 1
-        self.metrics.consumed.labels(outcome).inc()
-        with contextlib.suppress(Exception):
-            if message.metadata.num_delivered > 1:
-                self.counts["redelivered"] += 1
-                self.metrics.redelivered.inc()
+    def _alone(self, detection: Detection, message: str) -> bool:
         try:
-            if outcome == "rejected":
-                await message.term()
-            elif outcome == "failed":
-                await message.nak(delay=1.0)
-            else:
-                await message.ack()
-        except Exception as exc:  # the ack is lost with the connection: the message is redelivered, stored once
-            log.warning("bus ack failed (%s: %s)", type(exc).__name__, exc)
+            self.handle([detection], [message])
+            return True
+        except Exception:
+            log.exception("storing the finding of bus message %s failed", message)
+            return False
+
+    async def _finish(self, messages: list[Msg], outcomes: list[Outcome]) -> None:
+        """Acknowledge what was stored, terminate what was rejected, negative-ack what failed; count them."""
+        redelivered = 0
+        for message, outcome in zip(messages, outcomes, strict=True):
+            with contextlib.suppress(Exception):
+                redelivered += message.metadata.num_delivered > 1
+            try:
+                if outcome == "rejected":
+                    await message.term()
+                elif outcome == "failed":
+                    await message.nak(delay=1.0)
+                else:
+                    await message.ack()
+            except Exception as exc:  # the ack is lost with the connection: the message is redelivered, stored once
+                log.warning("bus ack failed (%s: %s)", type(exc).__name__, exc)
+        for outcome, count in Counter(outcomes).items():
+            self.counts[outcome] += count
+            self.metrics.consumed.labels(outcome).inc(count)
+        self.counts["redelivered"] += redelivered
+        self.metrics.redelivered.inc(redelivered)
+
+
+def _decode(data: bytes) -> Detection | None:
+    """The detection of a message, or None (logged) when it is too large or not one."""
+    if len(data) > MAX_MESSAGE:
+        log.warning("bus message of %d bytes rejected (over %d)", len(data), MAX_MESSAGE)
+        return None
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        log.warning("bus message rejected: %s (%r…)", exc, data[:80])
+        return None
 
 
 async def _unless_stopped(pending: Coroutine[object, object, Client], stop: asyncio.Event) -> Client | None:

@@ -5,15 +5,12 @@ storing the findings in the shared database (PostgreSQL)."""
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 
 from bindrift.cli.common import DbOption, open_store
-
-INTEL_REFRESH_S = 5.0
 
 
 def worker(
@@ -21,7 +18,12 @@ def worker(
         str, typer.Option(envvar="BINDRIFT_BUS", help="NATS server URLs, comma-separated (nats://host:4222,…).")
     ],
     db: DbOption = None,
-    batch: Annotated[int, typer.Option(min=1, max=1024, help="Messages taken from the stream at a time.")] = 64,
+    batch: Annotated[
+        int, typer.Option(min=1, max=1024, help="Messages taken from the stream, and stored in one transaction.")
+    ] = 256,
+    linger_ms: Annotated[
+        float, typer.Option(min=0.0, max=5000.0, help="Milliseconds a batch waits for more after its first message.")
+    ] = 50.0,
     ack_wait: Annotated[
         float,
         typer.Option(min=1.0, help="Seconds before the unacknowledged messages of a silent worker go to another."),
@@ -35,19 +37,12 @@ def worker(
     ] = "127.0.0.1",
 ) -> None:
     """Consume the agents' detections from the bus and store them as findings (run several for more throughput)."""
-    import asyncio
-    import time
-
-    import msgspec
-
-    from bindrift.analysis.intel.intel_set import IntelSet, Kind
     from bindrift.bus.consumer import BusConsumer, ConsumerSettings
     from bindrift.bus.metrics import BusMetrics
     from bindrift.bus.stream import parse_servers
+    from bindrift.bus.worker import DetectionWorker, serve
     from bindrift.config import load_settings
-    from bindrift.findings.pipeline import FindingsPipeline
     from bindrift.findings.severity import SeverityPolicy
-    from bindrift.schema.finding import Detection
 
     logging.basicConfig(level=logging.WARNING, format="bindrift: %(message)s", stream=sys.stderr)
     logging.getLogger("bindrift").setLevel(logging.INFO)
@@ -56,37 +51,18 @@ def worker(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     store = open_store(db)
-    pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity))
-    intel = IntelSet([(path, cast(Kind, kind)) for path, kind in store.intel_sources()])
-    refreshed = time.monotonic()
-
-    def handle(detection: Detection, message_id: str) -> None:
-        nonlocal refreshed
-        if time.monotonic() - refreshed > INTEL_REFRESH_S:
-            intel.refresh()
-            refreshed = time.monotonic()
-        if detection.file.sha256 and not detection.intel:  # agents on the bus leave intelligence to the workers
-            detection = msgspec.structs.replace(detection, intel=intel.lookup(detection.file.sha256))
-        pipeline.process(detection, message_id)
-
     metrics = BusMetrics()
     if metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=metrics_address, registry=metrics.registry)
-    settings = ConsumerSettings(batch=batch, ack_wait_s=ack_wait, max_ack_pending=max_ack_pending)
-    consumer = BusConsumer(servers, handle, settings, metrics)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        print(f"bindrift: worker started, storing into {store.display_url}", file=sys.stderr, flush=True)
-        await consumer.run(stop)
-
+    settings = ConsumerSettings(batch=batch, linger_s=linger_ms / 1000, ack_wait_s=ack_wait,
+                                max_ack_pending=max_ack_pending)  # fmt: skip
+    handler = DetectionWorker(store, SeverityPolicy(load_settings().severity)).handle
+    consumer = BusConsumer(servers, handler, settings, metrics)
+    print(f"bindrift: worker started, storing into {store.display_url}", file=sys.stderr, flush=True)
     try:
-        asyncio.run(main())
+        serve(consumer)
     finally:
         store.close()
         counts = ", ".join(f"{key} {value}" for key, value in consumer.counts.items())

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
-from bindrift.findings.correlation import DEFAULT_WINDOW, correlate
-from bindrift.findings.identity import finding_id, scope_key
+from bindrift.findings.correlation import DEFAULT_WINDOW, Correlator
+from bindrift.findings.identity import finding_id
 from bindrift.findings.mitre import techniques
-from bindrift.findings.response import response_steps
 from bindrift.findings.severity import SeverityPolicy
 from bindrift.findings.store_protocol import FindingStore
-from bindrift.findings.suppression import PACKAGE_MANAGER_RULE, first_match, trusted_installer
+from bindrift.findings.suppression import PACKAGE_MANAGER_RULE, SuppressionRule, first_match, trusted_installer
 from bindrift.schema.finding import MALICIOUS, Category, Detection, Finding, Indicator, StateChange
 
+MAX_BATCH = 1024  # detections stored in one transaction (its statements, locks and memory are bounded by it)
 VIRUSTOTAL = "https://www.virustotal.com/gui/file/{}"
 TITLES: dict[Category, str] = {
     "Suspicious binary": "Suspicious binary written",
@@ -31,7 +31,7 @@ SCAN_TITLES: dict[Category, str] = {"Suspicious binary": "Suspicious binary foun
 
 
 class FindingsPipeline:
-    """Turns detections into findings and stores them."""
+    """Turns detections into findings and stores them, a batch at a time (one transaction per batch)."""
 
     def __init__(
         self,
@@ -42,12 +42,32 @@ class FindingsPipeline:
     ) -> None:
         self.store = store
         self.policy = policy or SeverityPolicy()
-        self.window = window
+        self.correlator = Correlator(window)
         self.outbox = tuple(outbox)
 
     def process(self, detection: Detection, message_id: str = "") -> Finding:
         """Build, suppress or not, store and correlate the finding for `detection`; returns it as stored.
         `message_id` names the bus message that carried it: a message stored before is not counted again."""
+        return self.process_batch([detection], [message_id])[0]
+
+    def process_batch(self, detections: Sequence[Detection], message_ids: Sequence[str] = ()) -> list[Finding]:
+        """`process` for many detections, one transaction per `MAX_BATCH`; returns the findings as stored, in
+        input order."""
+        stored: list[Finding] = []
+        for chunk, ids in _chunks(detections, message_ids):
+            stored += self.store.store_findings(self._findings(chunk), ids, self.correlator, self.outbox)
+        return stored
+
+    def store_batch(self, detections: Sequence[Detection], message_ids: Sequence[str] = ()) -> None:
+        """`process_batch` without reading the stored findings back: the path of a worker and of ingest."""
+        for chunk, ids in _chunks(detections, message_ids):
+            self.store.store_findings(self._findings(chunk), ids, self.correlator, self.outbox, hydrate=False)
+
+    def _findings(self, detections: Sequence[Detection]) -> list[Finding]:
+        rules = self.store.suppression_rules()
+        return [self._finding(detection, rules) for detection in detections]
+
+    def _finding(self, detection: Detection, rules: list[SuppressionRule]) -> Finding:
         category: Category = detection.category
         if detection.intel and category in MALICIOUS:
             category = MALICIOUS[category]
@@ -62,26 +82,33 @@ class FindingsPipeline:
             if detection.file.sha256 else None,
             techniques=techniques(category, detection), evidence=list(detection.evidence),
         )  # fmt: skip
-        self._suppress(finding, detection)
-        # Workers sharing the bus may correlate findings of one container at once: each would drop the
-        # other's finding from the incident it read.
-        with self.store.scope_lock(scope_key(finding.resource)):
-            correlate(self.store, finding, self.window)
-            finding.response = response_steps(finding)
-            return self.store.upsert_finding(finding, self.outbox, message_id)
+        _suppress(finding, detection, rules)
+        return finding  # its incident, and the response steps that name it, are set when the batch is stored
 
-    def _suppress(self, finding: Finding, detection: Detection) -> None:
-        rule = first_match(self.store.suppression_rules(), detection, detection.observed_at)
-        if rule is not None:
-            finding.suppressed_by, reason = rule.id, rule.reason
-        else:
-            installer = trusted_installer(detection)
-            if installer is None:
-                return
-            finding.suppressed_by = PACKAGE_MANAGER_RULE
-            reason = f"written by the package manager {installer} during an install"
-        finding.state = "muted"
-        finding.state_history = [StateChange("muted", "bindrift", reason, detection.observed_at)]
+
+def _chunks(
+    detections: Sequence[Detection], message_ids: Sequence[str]
+) -> Iterator[tuple[Sequence[Detection], Sequence[str]]]:
+    """The detections and their message ids, `MAX_BATCH` at a time."""
+    if message_ids and len(message_ids) != len(detections):
+        raise ValueError("one message id per detection, or none")
+    ids = message_ids or [""] * len(detections)
+    for start in range(0, len(detections), MAX_BATCH):
+        yield detections[start : start + MAX_BATCH], ids[start : start + MAX_BATCH]
+
+
+def _suppress(finding: Finding, detection: Detection, rules: list[SuppressionRule]) -> None:
+    rule = first_match(rules, detection, detection.observed_at)
+    if rule is not None:
+        finding.suppressed_by, reason = rule.id, rule.reason
+    else:
+        installer = trusted_installer(detection)
+        if installer is None:
+            return
+        finding.suppressed_by = PACKAGE_MANAGER_RULE
+        reason = f"written by the package manager {installer} during an install"
+    finding.state = "muted"
+    finding.state_history = [StateChange("muted", "bindrift", reason, detection.observed_at)]
 
 
 def _summary(category: Category, detection: Detection) -> str:

@@ -14,6 +14,12 @@ from bindrift.schema.finding import Finding, ResponseStep
 DRIFT = ("Added Binary Executed", "Modified Binary Executed", "Added Library Loaded")
 
 
+def set_incident(finding: Finding, incident_id: str) -> None:
+    """Place `finding` in its incident, and fill in the steps (one of them names the incident)."""
+    finding.incident_id = incident_id
+    finding.response = response_steps(finding)
+
+
 def response_steps(finding: Finding) -> list[ResponseStep]:
     """What a responder does next, in order: preserve, inspect, check, contain, fix."""
     r, path = finding.resource, finding.file.path

@@ -35,6 +35,9 @@ class FindingRow(Base):
     search_text: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
+    # An incident's members, earliest first, read without a sort (related findings, incident pages).
+    __table_args__ = (Index("ix_findings_incident_first_seen", "incident_id", "first_seen", "id"),)
+
 
 class StateChangeRow(Base):
     __tablename__ = "state_changes"
@@ -52,8 +55,9 @@ class IncidentRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     scope: Mapped[str] = mapped_column(String(255))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # its members are the findings naming it, not listed here
 
     __table_args__ = (Index("ix_incidents_scope_last_seen", "scope", "last_seen"),)
 

@@ -16,12 +16,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
-from sqlalchemy import Engine, Select, case, create_engine, delete, event, func, or_, select, text, update
+from sqlalchemy import Engine, Select, case, create_engine, delete, event, func, or_, select, text, union_all, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bindrift.findings.response import set_incident
 from bindrift.findings.suppression import SuppressionRule
 from bindrift.schema.finding import Finding, Incident, ResponseAction, State, StateChange
 from bindrift.schema.response import EvidenceRecord
@@ -38,9 +39,16 @@ from bindrift.sinks.store.models import (
     SuppressionRow,
 )
 
+if TYPE_CHECKING:
+    from bindrift.findings.correlation import Correlator
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
 MAX_TIMELINE_ROWS = 1_000_000
+MAX_RELATED = 100  # a finding lists this many others of its incident, earliest first (the incident has them all)
+MAX_INCIDENT_MEMBERS = 10_000  # finding ids an incident read alone lists, earliest first
+MAX_LISTED_MEMBERS = 1_000  # and each of a page of incidents
+MEMBER_QUERIES = 200  # incidents whose members one statement reads (SQLite allows 500 terms in a UNION)
 _finding_decoder = msgspec.json.Decoder(Finding)
 _incident_decoder = msgspec.json.Decoder(Incident)
 _rule_decoder = msgspec.json.Decoder(SuppressionRule)
@@ -125,49 +133,169 @@ class SqlStore:
     # Findings -------------------------------------------------------------------------------------
 
     def upsert_finding(self, finding: Finding, outbox: Sequence[str] = (), message_id: str = "") -> Finding:
-        """Insert, or merge a repeat: count added, first and last seen widened to cover it, state kept. The
-        stored finding is queued for each export sink in `outbox` in the same transaction, so a crash
-        can lose neither the finding nor its delivery. With a bus `message_id`, the id is recorded in the
-        same transaction and a message already recorded changes nothing (returns the finding as stored)."""
-        values = _finding_values(finding)
-        with self._session() as session:
-            if message_id and not self._first_delivery(session, message_id, finding.id):
-                row = session.get(FindingRow, finding.id)
-                return finding if row is None else self._hydrate(session, row)
-            is_new = session.get(FindingRow, finding.id) is None
-            insert = _insert(self.engine)
-            stmt = insert(FindingRow).values(**values)
-            excluded = stmt.excluded
-            merged = {key: getattr(excluded, key) for key in values if key not in ("id", "state")}
-            merged["count"] = FindingRow.count + excluded.count
-            # Sightings may arrive out of order (bus redeliveries, several workers): the span covers them all.
-            merged["last_seen"] = case((excluded.last_seen > FindingRow.last_seen, excluded.last_seen),
-                                       else_=FindingRow.last_seen)  # fmt: skip
-            merged["first_seen"] = case((excluded.first_seen < FindingRow.first_seen, excluded.first_seen),
-                                        else_=FindingRow.first_seen)  # fmt: skip
-            session.execute(stmt.on_conflict_do_update(index_elements=[FindingRow.id], set_=merged))
-            if is_new:  # a repeat keeps the state and history it has
-                session.add_all(_state_row(finding.id, change) for change in finding.state_history)
-            row = session.get(FindingRow, finding.id, populate_existing=True)
-            assert row is not None
-            stored = self._hydrate(session, row)
-            now = datetime.now(UTC)
-            session.add_all(OutboxRow(sink=sink, payload=msgspec.json.encode(stored), attempts=0, created_at=now)
-                            for sink in outbox)  # fmt: skip
-            return stored
+        """Store one finding as it is (its incident included, no correlation): `store_findings` of one."""
+        return self.store_findings([finding], [message_id], None, outbox)[0]
 
-    def _first_delivery(self, session: Session, message_id: str, finding_id: str) -> bool:
-        """Record `message_id`; False when it was recorded before. On PostgreSQL a concurrent transaction
-        recording the same id makes this one wait for its outcome, so only one of them stores the finding."""
-        stmt = _insert(self.engine)(ProcessedMessageRow).values(id=message_id, finding_id=finding_id,
-                                                                 at=datetime.now(UTC))  # fmt: skip
-        stmt = stmt.on_conflict_do_nothing(index_elements=[ProcessedMessageRow.id]).returning(ProcessedMessageRow.id)
-        return session.execute(stmt).scalar() is not None
+    def store_findings(
+        self, findings: Sequence[Finding], message_ids: Sequence[str], correlator: Correlator | None,
+        outbox: Sequence[str] = (), hydrate: bool = True,
+    ) -> list[Finding]:  # fmt: skip
+        """Store a batch in one transaction (`bindrift.findings.store_protocol.FindingStore`). Each finding is
+        inserted or merged into its row: count added, first and last seen widened to cover it, state kept,
+        the rest from the batch's latest occurrence. Correlation reads only the incidents near the batch and
+        writes each finding's own row: an incident's other members are rewritten only when a late finding joins
+        two incidents or moves one's start (one UPDATE). The findings of one scope are stored by one
+        transaction at a time (PostgreSQL advisory locks, taken in order; SQLite has one writer)."""
+        if not findings:
+            return []
+        from bindrift.findings.identity import scope_key
+
+        ids = list(message_ids) or [""] * len(findings)
+        # Encoded before the transaction, which holds its scopes' locks only for the statements.
+        merged = _merge(findings)
+        values = {key: _finding_values(finding) for key, finding in merged.items()}
+        with self._writer(), self._session() as session:
+            if self.engine.dialect.name == "postgresql":
+                keys = sorted({_lock_key(scope_key(f.resource)) for f in findings})
+                session.execute(text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) k"),
+                                {"keys": keys})  # fmt: skip
+            fresh = self._first_deliveries(session, findings, ids)
+            if not all(fresh):  # redelivered messages: their findings are left out
+                merged = _merge([finding for finding, first in zip(findings, fresh, strict=True) if first])
+                values = {key: _finding_values(finding) for key, finding in merged.items()}
+            spans: dict[str, tuple[datetime, datetime]] = {
+                row.id: (_utc(row.first_seen), _utc(row.last_seen)) for row in session.execute(
+                    select(FindingRow.id, FindingRow.first_seen, FindingRow.last_seen)
+                    .where(FindingRow.id.in_(list(merged))))
+            }  # fmt: skip
+            if correlator is not None and merged:
+                for key, incident in self._correlate(session, merged, spans, correlator).items():
+                    values[key]["incident_id"] = incident
+            self._write_findings(session, merged, list(values.values()), spans)
+            if not (hydrate or outbox):
+                return []
+            stored = self._stored(session, merged, spans)
+            now = datetime.now(UTC)
+            session.add_all(OutboxRow(sink=sink, payload=msgspec.json.encode(finding), attempts=0, created_at=now)
+                            for finding in stored.values() for sink in outbox)  # fmt: skip
+            return [stored.get(f.id) or self._as_stored(session, f) for f in findings]
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """PostgreSQL needs nothing here (advisory locks inside the transaction); an SQLite database has one
+        writer: this process's threads take turns, and other processes wait on the lock file."""
+        if self.engine.dialect.name == "postgresql":
+            yield
+            return
+        with self.scope_lock("findings"):
+            yield
+
+    def _first_deliveries(self, session: Session, findings: Sequence[Finding], ids: list[str]) -> list[bool]:
+        """Record the batch's message ids; False for one recorded before or earlier in the batch. On PostgreSQL
+        a concurrent transaction recording the same id makes this one wait for its outcome."""
+        wanted = {message: f.id for f, message in zip(findings, ids, strict=True) if message}
+        recorded: set[str] = set()
+        if wanted:
+            now = datetime.now(UTC)
+            stmt = _insert(self.engine)(ProcessedMessageRow).on_conflict_do_nothing(
+                index_elements=[ProcessedMessageRow.id]).returning(ProcessedMessageRow.id)  # fmt: skip
+            rows = [{"id": message, "finding_id": finding, "at": now} for message, finding in wanted.items()]
+            recorded = set(session.scalars(stmt, rows))
+        first: list[bool] = []
+        for message in ids:
+            first.append(not message or message in recorded)
+            recorded.discard(message)
+        return first
+
+    def _correlate(self, session: Session, merged: dict[str, Finding], spans: dict[str, tuple[datetime, datetime]],
+                   correlator: Correlator) -> dict[str, str]:  # fmt: skip
+        """Store the incidents the batch touched; returns the incident of each finding of the batch."""
+        from bindrift.findings.identity import scope_key
+
+        by_scope: defaultdict[str, list[Finding]] = defaultdict(list)
+        for finding in merged.values():
+            stored = spans.get(finding.id)
+            span = finding if stored is None else msgspec.structs.replace(
+                finding, first_seen=min(stored[0], _utc(finding.first_seen)),
+                last_seen=max(stored[1], _utc(finding.last_seen)))  # fmt: skip
+            by_scope[scope_key(finding.resource)].append(span)
+        reach = [correlator.reach(_utc(f.first_seen), _utc(f.last_seen)) for g in by_scope.values() for f in g]
+        low, high = min(r[0] for r in reach), max(r[1] for r in reach)
+        nearby: defaultdict[str, list[Incident]] = defaultdict(list)
+        near = IncidentRow.scope.in_(list(by_scope)), IncidentRow.last_seen >= low, IncidentRow.first_seen <= high
+        for row in session.scalars(select(IncidentRow).where(*near)):
+            nearby[row.scope].append(_incident_decoder.decode(row.body))
+        rows: list[dict[str, Any]] = []
+        absorbed: list[tuple[str, str]] = []
+        membership: dict[str, str] = {}
+        for scope, group in by_scope.items():
+            for plan in correlator.plan(group, nearby[scope]):
+                incident = plan.incident
+                membership.update(dict.fromkeys(plan.members, incident.id))
+                rows.append({"id": incident.id, "scope": scope, "first_seen": incident.first_seen,
+                             "last_seen": incident.last_seen, "body": msgspec.json.encode(incident)})  # fmt: skip
+                absorbed += [(old, incident.id) for old in plan.absorbed]
+        for old, new in absorbed:  # a late finding joined incidents, or moved one's start: the id changes
+            session.execute(update(FindingRow).where(FindingRow.incident_id == old).values(incident_id=new))
+        if absorbed:
+            session.execute(delete(IncidentRow).where(IncidentRow.id.in_([old for old, _ in absorbed])))
+        stmt = _insert(self.engine)(IncidentRow)
+        changed = {key: getattr(stmt.excluded, key) for key in ("scope", "first_seen", "last_seen", "body")}
+        session.execute(stmt.on_conflict_do_update(index_elements=[IncidentRow.id], set_=changed), rows)
+        return membership
+
+    def _write_findings(self, session: Session, merged: dict[str, Finding], values: list[dict[str, Any]],
+                        spans: dict[str, tuple[datetime, datetime]]) -> None:  # fmt: skip
+        if not merged:
+            return
+        stmt = _insert(self.engine)(FindingRow)
+        excluded = stmt.excluded
+        update_set = {key: getattr(excluded, key) for key in values[0] if key not in ("id", "state")}
+        update_set["count"] = FindingRow.count + excluded.count
+        # Sightings may arrive out of order (bus redeliveries, several workers): the span covers them all.
+        update_set["last_seen"] = case((excluded.last_seen > FindingRow.last_seen, excluded.last_seen),
+                                       else_=FindingRow.last_seen)  # fmt: skip
+        update_set["first_seen"] = case((excluded.first_seen < FindingRow.first_seen, excluded.first_seen),
+                                        else_=FindingRow.first_seen)  # fmt: skip
+        # One statement, executed for each row (psycopg pipelines them): measured 1.6x less client CPU than
+        # multi-row VALUES, whose long SQL psycopg parses anew every time (bench/bus.py, distinct containers).
+        session.execute(stmt.on_conflict_do_update(index_elements=[FindingRow.id], set_=update_set), values)
+        # A repeat keeps the state and history it has.
+        session.add_all(_state_row(f.id, change) for f in merged.values() if f.id not in spans
+                        for change in f.state_history)  # fmt: skip
+
+    def _stored(self, session: Session, merged: dict[str, Finding],
+                spans: dict[str, tuple[datetime, datetime]]) -> dict[str, Finding]:  # fmt: skip
+        """The batch's findings as now stored (the transaction sees its own writes)."""
+        session.flush()
+        rows = session.scalars(select(FindingRow).where(FindingRow.id.in_(list(merged))))
+        stored = {row.id: self._hydrate(session, row, history=False) for row in rows}
+        changes, actions = _history(session, [i for i in stored if i in spans])
+        for finding in stored.values():
+            if finding.id in spans:
+                finding.state_history, finding.actions = changes[finding.id], actions[finding.id]
+            else:
+                finding.state_history = merged[finding.id].state_history
+        _fill_related(session, list(stored.values()))
+        return stored
+
+    def _as_stored(self, session: Session, finding: Finding) -> Finding:
+        """A finding of a message stored before: as it is in the store (or as given, if since purged)."""
+        row = session.get(FindingRow, finding.id)
+        if row is None:
+            return finding
+        stored = self._hydrate(session, row)
+        _fill_related(session, [stored])
+        return stored
 
     def get_finding(self, finding_id: str) -> Finding | None:
         with self._session() as session:
             row = session.get(FindingRow, finding_id)
-            return None if row is None else self._hydrate(session, row)
+            if row is None:
+                return None
+            finding = self._hydrate(session, row)
+            _fill_related(session, [finding])
+            return finding
 
     def get_findings(self, finding_ids: Sequence[str]) -> list[Finding]:
         """The findings named (unknown ids skipped), whole with state history and actions, in three queries."""
@@ -178,6 +306,7 @@ class SqlStore:
             changes, actions = _history(session, ids)
             for finding in found:
                 finding.state_history, finding.actions = changes[finding.id], actions[finding.id]
+            _fill_related(session, found)
             return found
 
     def list_findings(self, where: FindingFilter | None = None) -> list[Finding]:
@@ -185,7 +314,9 @@ class SqlStore:
         where = where or FindingFilter()
         with self._session() as session:
             rows = session.scalars(_paginate(_sort(_filtered(select(FindingRow), where), where.sort), where))
-            return [self._hydrate(session, row, history=False) for row in rows]
+            found = [self._hydrate(session, row, history=False) for row in rows]
+            _fill_related(session, found)
+            return found
 
     def count_findings(self, where: FindingFilter | None = None) -> int:
         where = where or FindingFilter()
@@ -212,15 +343,6 @@ class SqlStore:
             session.flush()
             return self._hydrate(session, row)
 
-    def set_related(self, finding_id: str, related: list[str], incident_id: str) -> None:
-        with self._session() as session:
-            row = session.get(FindingRow, finding_id)
-            if row is None:
-                return
-            body = _finding_decoder.decode(row.body)
-            body.related, body.incident_id = related, incident_id
-            row.body, row.incident_id = msgspec.json.encode(body), incident_id
-
     def purge(self, older_than: datetime) -> int:
         """Retention: delete findings last seen before `older_than`, with their history, and the record of
         bus messages processed before it (redeliveries come within minutes)."""
@@ -236,6 +358,8 @@ class SqlStore:
         finding = _finding_decoder.decode(row.body)
         finding.count, finding.state = row.count, row.state  # type: ignore[assignment]
         finding.first_seen, finding.last_seen = _utc(row.first_seen), _utc(row.last_seen)
+        if finding.incident_id != row.incident_id:  # relabelled since: a late finding joined two incidents
+            set_incident(finding, row.incident_id)
         if history:
             changes, actions = _history(session, [row.id])
             finding.state_history, finding.actions = changes[row.id], actions[row.id]
@@ -248,7 +372,7 @@ class SqlStore:
             row = session.scalars(
                 select(IncidentRow).where(IncidentRow.scope == scope).order_by(IncidentRow.last_seen.desc()).limit(1)
             ).first()
-            return None if row is None else _incident_decoder.decode(row.body)
+            return None if row is None else _incidents(session, [row], MAX_INCIDENT_MEMBERS)[0]
 
     @contextmanager
     def scope_lock(self, scope: str) -> Iterator[None]:
@@ -256,7 +380,7 @@ class SqlStore:
         PostgreSQL advisory lock on the scope, or for SQLite an exclusive lock file beside the database."""
         with self._local_lock:
             if self.engine.dialect.name == "postgresql":
-                key = int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
+                key = _lock_key(scope)
                 with self.engine.connect() as connection:
                     connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
                     try:
@@ -276,18 +400,10 @@ class SqlStore:
             finally:
                 os.close(fd)
 
-    def upsert_incident(self, incident: Incident) -> Incident:
-        from bindrift.findings.identity import scope_key
-
-        with self._session() as session:
-            session.merge(IncidentRow(id=incident.id, scope=scope_key(incident.resource), last_seen=incident.last_seen,
-                                      body=msgspec.json.encode(incident)))  # fmt: skip
-        return incident
-
     def get_incident(self, incident_id: str) -> Incident | None:
         with self._session() as session:
             row = session.get(IncidentRow, incident_id)
-            return None if row is None else _incident_decoder.decode(row.body)
+            return None if row is None else _incidents(session, [row], MAX_INCIDENT_MEMBERS)[0]
 
     def list_incidents(self, where: FindingFilter | None = None) -> tuple[list[Incident], int]:
         """Incidents with at least one finding matching `where`, most recent first, paginated by `where`;
@@ -298,7 +414,7 @@ class SqlStore:
         with self._session() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.scalars(_paginate(query.order_by(IncidentRow.last_seen.desc(), IncidentRow.id), where))
-            return [_incident_decoder.decode(row.body) for row in rows], total
+            return _incidents(session, list(rows), MAX_LISTED_MEMBERS), total
 
     def first_seen_by_severity(self, where: FindingFilter | None = None) -> list[tuple[datetime, str]]:
         """(first seen, severity) of every finding matching `where`, oldest first: the data of a timeline."""
@@ -406,6 +522,55 @@ def _create_private(url: str) -> None:
         return
     with suppress(FileExistsError, FileNotFoundError):  # a missing folder: SQLite says so itself
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+
+
+def _lock_key(scope: str) -> int:
+    """The PostgreSQL advisory lock key of a scope."""
+    return int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
+
+
+def _merge(findings: Sequence[Finding]) -> dict[str, Finding]:
+    """One finding per id: repeats within a batch add their counts and widen the span; the first occurrence gives
+    the state (with its history), the latest everything else."""
+    merged: dict[str, Finding] = {}
+    for finding in findings:
+        seen = merged.get(finding.id)
+        merged[finding.id] = finding if seen is None else msgspec.structs.replace(
+            finding, count=seen.count + finding.count, state=seen.state, state_history=seen.state_history,
+            first_seen=min(_utc(seen.first_seen), _utc(finding.first_seen)),
+            last_seen=max(_utc(seen.last_seen), _utc(finding.last_seen)),
+        )  # fmt: skip
+    return merged
+
+
+def _members(session: Session, incident_ids: set[str], limit: int) -> dict[str, list[str]]:
+    """Up to `limit` finding ids of each incident, earliest first: one indexed, limited read per incident."""
+    ids = sorted(i for i in incident_ids if i)
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(ids), MEMBER_QUERIES):
+        columns = select(FindingRow.incident_id, FindingRow.first_seen, FindingRow.id)
+        parts = [columns.where(FindingRow.incident_id == i).order_by(FindingRow.first_seen, FindingRow.id).limit(limit)
+                 for i in ids[start : start + MEMBER_QUERIES]]  # fmt: skip
+        query = parts[0] if len(parts) == 1 else union_all(*(select(part.subquery()) for part in parts))
+        for incident, _, finding in sorted(session.execute(query), key=lambda r: (r[0], _utc(r[1]), r[2])):
+            found.setdefault(incident, []).append(finding)
+    return found
+
+
+def _fill_related(session: Session, findings: list[Finding]) -> None:
+    """Each finding's `related`: the other members of its incident, read through the membership."""
+    members = _members(session, {f.incident_id for f in findings}, MAX_RELATED + 1)
+    for finding in findings:
+        finding.related = [m for m in members.get(finding.incident_id, ()) if m != finding.id][:MAX_RELATED]
+
+
+def _incidents(session: Session, rows: list[IncidentRow], limit: int) -> list[Incident]:
+    """Incidents with (up to `limit` of) their findings, read through the membership."""
+    incidents = [_incident_decoder.decode(row.body) for row in rows]
+    members = _members(session, {i.id for i in incidents}, limit)
+    for incident in incidents:
+        incident.finding_ids = members.get(incident.id, [])
+    return incidents
 
 
 def _engine(url: str) -> Engine:

@@ -1,0 +1,54 @@
+"""A central worker: intelligence for the detections the agents leave to it, then the findings stage, one batch
+(one transaction) at a time, fed by the bus consumer until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import TYPE_CHECKING, cast
+
+import msgspec
+
+from bindrift.bus.consumer import BusConsumer
+from bindrift.findings.pipeline import FindingsPipeline
+from bindrift.findings.severity import SeverityPolicy
+from bindrift.schema.finding import Detection
+
+if TYPE_CHECKING:
+    from bindrift.sinks.store.sql_store import SqlStore
+
+INTEL_REFRESH_S = 5.0
+
+
+class DetectionWorker:
+    """`handle` is the consumer's handler: looks the hashes up, then stores the batch's findings."""
+
+    def __init__(self, store: SqlStore, policy: SeverityPolicy) -> None:
+        from bindrift.analysis.intel.intel_set import IntelSet, Kind
+
+        self.pipeline = FindingsPipeline(store, policy)
+        self.intel = IntelSet([(path, cast(Kind, kind)) for path, kind in store.intel_sources()])
+        self._refreshed = time.monotonic()
+
+    def handle(self, detections: list[Detection], message_ids: list[str]) -> None:
+        if time.monotonic() - self._refreshed > INTEL_REFRESH_S:
+            self.intel.refresh()
+            self._refreshed = time.monotonic()
+        # Agents on the bus leave intelligence to the workers.
+        enriched = [msgspec.structs.replace(d, intel=self.intel.lookup(d.file.sha256))
+                    if d.file.sha256 and not d.intel else d for d in detections]  # fmt: skip
+        self.pipeline.store_batch(enriched, message_ids)
+
+
+def serve(consumer: BusConsumer) -> None:
+    """Run `consumer` until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await consumer.run(stop)
+
+    asyncio.run(main())
