@@ -12,14 +12,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from tests.bus.test_distributed import BINDRIFT, start_worker, stop_worker
+from sqlalchemy import create_engine
+from tests.bus.test_distributed import BINDRIFT, start_worker, stop_worker, stored_messages
 from tests.ingest.test_falco import DROP
 from tests.nats_cluster import NatsCluster
 
 from bindrift.schema.finding import Finding
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
-N = 200
+N = 1000
 
 
 def _stored(db: str) -> list[Finding]:
@@ -42,7 +43,6 @@ def _alerts(n: int) -> bytes:
 @pytest.mark.slow
 def test_ingest_publishes_and_a_killed_worker_loses_nothing(nats_cluster: NatsCluster, pg_url: str,
                                                             tmp_path: Path) -> None:  # fmt: skip
-    first = start_worker(nats_cluster, pg_url, tmp_path / "first.log", batch=20)
     metrics = tmp_path / "ingest.prom"
     result = subprocess.run([BINDRIFT, "ingest", "--from", "falco", "--bus", ",".join(nats_cluster.urls),
                              "--spool", str(tmp_path / "spool"), "--node-name", "ingest-node",
@@ -55,9 +55,13 @@ def test_ingest_publishes_and_a_killed_worker_loses_nothing(nats_cluster: NatsCl
     text = metrics.read_text()
     assert f"bindrift_bus_published_total {N}.0" in text and "bindrift_bus_spool_pending 0.0" in text, text
     assert f'bindrift_ingest_events_kept_total{{tool="falco"}} {N}.0' in text
+    first = start_worker(nats_cluster, pg_url, tmp_path / "first.log", batch=20)  # the stream holds them all
+    engine = create_engine(pg_url)  # polled on one connection: a worker stores hundreds of batches a second
     deadline = time.monotonic() + 60
-    while len(_stored(pg_url)) < 30 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    with engine.connect() as connection:
+        while stored_messages(connection) < 30 and time.monotonic() < deadline:
+            time.sleep(0.002)
+    engine.dispose()
     first.send_signal(signal.SIGKILL)  # mid-run: some batches stored, one perhaps stored but unacknowledged
     first.wait(timeout=10)
     stored_by_first = len(_stored(pg_url))

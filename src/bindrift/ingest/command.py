@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from bindrift.bus.publisher import BusPublisher
+    from bindrift.findings.batcher import DetectionBatcher
     from bindrift.ingest.run import IngestRun
     from bindrift.sinks.store.sql_store import SqlStore
 
@@ -45,7 +46,7 @@ class IngestOptions:
 
 def run_ingest(options: IngestOptions) -> int:
     """Runs the command; returns its exit status. ValueError / OSError for a bad option or input."""
-    from bindrift.ingest.run import IngestRun
+    from bindrift.ingest.run import IngestRun, echo_finding
     from bindrift.sensors.ingest.reader import make_adapter
 
     adapter = make_adapter(options.source)
@@ -60,12 +61,14 @@ def run_ingest(options: IngestOptions) -> int:
     close: Callable[[], None]
     sink: Sink
     extra: list[CollectorRegistry] = []
+    batcher: DetectionBatcher | None = None
     if options.bus:
         publisher = _publisher(options, node)
         sink, close, intel = publisher.publish, publisher.close, IntelSet()  # the workers hold the intelligence
         extra.append(publisher.metrics.registry)
     else:
         from bindrift.config import load_settings
+        from bindrift.findings.batcher import DetectionBatcher
         from bindrift.findings.pipeline import FindingsPipeline
         from bindrift.findings.severity import SeverityPolicy
 
@@ -79,7 +82,9 @@ def run_ingest(options: IngestOptions) -> int:
         except BaseException:
             store.close()
             raise
-        sink = pipeline.process
+        batcher = DetectionBatcher(pipeline, echo_finding)  # one transaction per batch, not per detection
+        sink = batcher.add
+        close = _then(batcher, store.close)
     run = IngestRun(adapter, IngestAnalyser(sink, intel, node=node, cluster=options.cluster))
     try:
         if options.listen is not None:
@@ -88,6 +93,8 @@ def run_ingest(options: IngestOptions) -> int:
             _read_input(run, options)
     finally:
         close()
+        if batcher is not None:
+            run.failures += batcher.failures
     return _finish(run, extra, options)
 
 
@@ -141,3 +148,15 @@ def _finish(run: IngestRun, extra: list[CollectorRegistry], options: IngestOptio
         IngestMetrics(run, extra).write(options.metrics_file)
     print(run.summary(), file=sys.stderr, flush=True)
     return run.exit_status()
+
+
+def _then(batcher: DetectionBatcher, close_store: Callable[[], None]) -> Callable[[], None]:
+    """Store what is still waiting, then close the store."""
+
+    def close() -> None:
+        try:
+            batcher.close()
+        finally:
+            close_store()
+
+    return close
