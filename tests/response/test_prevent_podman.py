@@ -348,7 +348,7 @@ def test_agent_killed_with_a_pending_exec_does_not_hang_the_container(lab: Lab) 
     held = _start_agent(lab.work / "killed", lab.podman, policies=OWN_POLICY)
     cid = lab.run_container(f"bdown{TOKEN}-killed", held, prevented=True)
     [worker] = [int(line.rsplit(" ", 1)[1]) for line in held.text().splitlines() if "prevention process" in line]
-    assert Path(f"/proc/{worker}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"bindrift.cli.prevent_worker"]
+    assert Path(f"/proc/{worker}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"bindrift.agent.prevent_worker"]
     os.kill(worker, signal.SIGSTOP)  # the process that answers can no longer do so: the next exec waits
     waiting = subprocess.Popen(["podman", "exec", cid, "/bin/echo", "released"], env=lab.podman.env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip

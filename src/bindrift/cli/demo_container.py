@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bindrift.cli.agent import Agent
+    from bindrift.agent.loop import Agent
     from bindrift.sinks.store.sql_store import SqlStore
 
 PROGRAMS = ("sh", "cp", "cat", "chmod", "sleep")
@@ -94,7 +94,7 @@ def image_tar(dest: Path) -> Path:
 
 def container_scenario(store: SqlStore, scratch: Path, foreign: Path) -> str:
     """Run the scenario; returns what happened, in one line."""
-    from bindrift.cli.agent import Agent
+    from bindrift.agent.loop import Agent
 
     podman = Podman(scratch / "podman")
     try:

@@ -17,7 +17,7 @@ ByOption = Annotated[str, typer.Option(help="Who (default: the current user).")]
 def _act(verb: str, finding_id: str, by: str, db: str | None) -> None:
     import os
 
-    from bindrift.cli.agent_response import container_root
+    from bindrift.agent.response import container_root
     from bindrift.response.responder import Responder, UnknownFindingError
     from bindrift.sinks.scan_report.summary import inert
 

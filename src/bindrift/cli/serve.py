@@ -49,7 +49,7 @@ def make_server(
     """A uvicorn server of the API over `store` (captured binaries from `evidence_dir`); says where to sign in."""
     import uvicorn
 
-    from bindrift.cli.agent_response import default_evidence_dir
+    from bindrift.agent.response import default_evidence_dir
     from bindrift.response.evidence import EvidenceStore
     from bindrift.sinks.api.app import create_app
 

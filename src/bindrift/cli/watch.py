@@ -58,9 +58,9 @@ def watch(
     """Watch every running container (podman, containerd, CRI-O, Docker): suspicious binaries written, and
     binaries not in the image executed. Findings go to the store and, as JSON lines, to stdout; with --bus,
     detections go to NATS JetStream and `bindrift worker` stores them."""
-    from bindrift.cli.agent import Agent, print_finding
-    from bindrift.cli.agent_outputs import AgentOutputs
-    from bindrift.cli.agent_response import build_response
+    from bindrift.agent.loop import Agent, print_finding
+    from bindrift.agent.outputs import AgentOutputs
+    from bindrift.agent.response import build_response
     from bindrift.config import load_settings
 
     if bus:
@@ -121,10 +121,10 @@ def _watch_distributed(bus: str, spool: Path, spool_max_mb: int, node: str, clus
     """The agent publishing to the bus through its disk spool."""
     import socket
 
+    from bindrift.agent.loop import Agent
     from bindrift.bus.publisher import BusPublisher
     from bindrift.bus.spool import Spool
     from bindrift.bus.stream import parse_servers
-    from bindrift.cli.agent import Agent
 
     try:
         servers = parse_servers(bus)

@@ -9,7 +9,7 @@ and the classifier checks upper-layer presence before hashing anything.
 
 Events are read and answered on a thread of their own, and decisions run on a small worker pool, so a
 deadline is kept while a large file is still being hashed. The agent runs this in a process of its own
-(`bindrift.cli.prevent_worker`), so its own work never holds the interpreter lock an answer needs.
+(`bindrift.agent.prevent_worker`), so its own work never holds the interpreter lock an answer needs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The prevention process: answers the containers' exec permission events away from the agent's
 interpreter, so the agent's own work (and its GIL) never delays an exec.
 
-Started by `PreventionProcess` as `python -m bindrift.cli.prevent_worker FD` with one end of a
+Started by `PreventionProcess` as `python -m bindrift.agent.prevent_worker FD` with one end of a
 SOCK_SEQPACKET socket pair. It receives its settings, then each container's permission group (the
 descriptor itself, SCM_RIGHTS) and reports denied and degraded execs back, a denied one with a descriptor
 of the file for the evidence. It dies with the agent (PR_SET_PDEATHSIG) and on the socket's end; the

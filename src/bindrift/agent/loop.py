@@ -16,12 +16,12 @@ from typing import cast
 
 import msgspec
 
+from bindrift.agent.outputs import AgentOutputs
+from bindrift.agent.response import AgentResponse
 from bindrift.analysis.hashing import sha256_fd
 from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_in_root
 from bindrift.analysis.triage import triage
-from bindrift.cli.agent_outputs import AgentOutputs
-from bindrift.cli.agent_response import AgentResponse
 from bindrift.config import load_settings
 from bindrift.context.containers import ContainerContext, ContainerDiscovery
 from bindrift.detectors.drift import UntouchedFiles, classify_exec

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from bindrift.cli.prevent_process import PreventionProcess
+from bindrift.agent.prevent_process import PreventionProcess
 from bindrift.config import data_dir
 from bindrift.context.containers import running_containers
 from bindrift.response.evidence import DEFAULT_MAX_BYTES, EvidenceStore

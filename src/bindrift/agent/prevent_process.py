@@ -1,4 +1,4 @@
-"""The agent's side of the prevention process (`bindrift.cli.prevent_worker`): same interface as an
+"""The agent's side of the prevention process (`bindrift.agent.prevent_worker`): same interface as an
 in-process `Prevention`, the work done in a process of its own."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from bindrift.cli.prevent_worker import Report, Start, Unwatch, Watch, decoder, encoder, receive
+from bindrift.agent.prevent_worker import Report, Start, Unwatch, Watch, decoder, encoder, receive
 from bindrift.context.containers import ContainerContext
 from bindrift.response.policy import in_scope
 from bindrift.response.prevent import Outcome, permission_group
@@ -35,7 +35,7 @@ class PreventionProcess:
         for end in (self.sock, child):
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
             end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-        self.process = subprocess.Popen([sys.executable, "-m", "bindrift.cli.prevent_worker", str(child.fileno())],
+        self.process = subprocess.Popen([sys.executable, "-m", "bindrift.agent.prevent_worker", str(child.fileno())],
                                         pass_fds=[child.fileno()])  # fmt: skip
         child.close()
         self.sock.send(encoder.encode(Start(self.policies, intel, dict(severity), deadline)))
