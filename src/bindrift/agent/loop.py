@@ -7,24 +7,34 @@ import logging
 import os
 import selectors
 import socket
+import stat
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import cast
 
 import msgspec
 
+from bindrift.agent.coverage import coverage_degraded, discovery_failed, last_path
 from bindrift.agent.outputs import AgentOutputs
 from bindrift.agent.response import AgentResponse
-from bindrift.analysis.hashing import sha256_fd
+from bindrift.agent.watches import RETRY_S, Attachment, Route, Watches, mount_values
+from bindrift.analysis.hashing import sha256_fd, sha256_fd_bounded
 from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_in_root
 from bindrift.analysis.triage import triage
 from bindrift.config import load_settings
 from bindrift.context.containers import ContainerContext, ContainerDiscovery
-from bindrift.detectors.drift import UntouchedFiles, classify_exec
+from bindrift.detectors.drift import (
+    UntouchedFiles,
+    budget_evidence,
+    classify_exec,
+    classify_mount_exec,
+    deleted_evidence,
+    script_interpreter,
+)
 from bindrift.detectors.exec_paths import unusual_exec
 from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.pipeline import FindingsPipeline
@@ -32,13 +42,7 @@ from bindrift.findings.severity import SeverityPolicy
 from bindrift.response.evidence import Blob
 from bindrift.response.prevent import Outcome
 from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource, ResponseAction
-from bindrift.sensors.runtime.fanotify import (
-    FAN_CLOSE_WRITE,
-    FAN_OPEN_EXEC,
-    FanEvent,
-    FanotifyGroup,
-    raise_descriptor_limit,
-)
+from bindrift.sensors.runtime.fanotify import FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FanEvent, raise_descriptor_limit
 from bindrift.sensors.runtime.proc_connector import ProcConnector
 from bindrift.sensors.runtime.process_pacing import ProcessPacing
 from bindrift.sensors.runtime.process_table import ProcessTable
@@ -58,13 +62,6 @@ MAX_WRITES_REMEMBERED = 100_000
 DRAIN_EVERY_S = 0.01
 MAX_READS_PER_DRAIN = 64
 MAX_BLOBS_PENDING = 1_000
-
-
-@dataclass(slots=True)
-class _Watched:
-    group: FanotifyGroup
-    container: ContainerContext | None  # None for a host path
-    label: str
 
 
 class Agent:
@@ -94,8 +91,10 @@ class Agent:
         self._follow_pacing()
         self.next_drain = 0.0
         self.discovery = ContainerDiscovery()
+        self.discovery_reported: dict[str, str] = {}
         raise_descriptor_limit()
-        self.watched: dict[str, _Watched] = {}
+        self.watches = Watches()
+        self.refused = 0  # events on files that are not regular: never read
         self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
         self.lost_reported = 0
         self.errors = 0
@@ -105,9 +104,8 @@ class Agent:
         self.untouched = UntouchedFiles()
         self.libraries_seen: set[tuple[str, str, int]] = set()
         for path in host_paths:
-            group = FanotifyGroup()
-            group.mark_filesystem(path)
-            self._watch(f"host:{path}", _Watched(group, None, path))
+            self.watches.watch_host_path(path)
+            print(f"bindrift: watching {path}", file=sys.stderr, flush=True)
 
     def attach_response(self, response: AgentResponse) -> None:
         """Evidence capture, block policies and prevention (before `run`)."""
@@ -116,43 +114,60 @@ class Agent:
             self.selector.register(response.prevention, selectors.EVENT_READ, "prevention")
             print(f"bindrift: prevention process {response.prevention.pid}", file=sys.stderr, flush=True)
 
-    def _watch(self, key: str, watched: _Watched) -> None:
-        self.watched[key] = watched
-        print(f"bindrift: watching {watched.label}", file=sys.stderr, flush=True)
-
     def sync_containers(self) -> None:
-        """Start watching new containers, let go of ended ones."""
+        """Start watching new containers, retry those whose marks failed, let go of ended ones. One container
+        that cannot be read or marked never stops the others: it is reported as *Coverage degraded*."""
         current = self.discovery.running()
+        now = time.monotonic()
+        self._report_discovery_errors()
         for cid, container in current.items():
-            if cid in self.watched:
-                continue
-            group = FanotifyGroup()
-            try:
-                group.mark_filesystem(f"/proc/{container.init_pid}/root")
-            except OSError as exc:
-                group.close()
-                log.warning("cannot watch container %s: %s", cid, exc)
-                continue
+            if cid not in self.watches.attached:
+                self._attach(container, now)
+        for container in self.watches.due_retries(now):
+            if container.id in current:
+                self._attach(current[container.id], now)
+        unreadable = {Path(state_dir).name for state_dir in self.discovery.errors}
+        for cid in [k for k in self.watches.attached if k not in current and k not in unreadable]:
+            self.watches.detach(cid)
+            self.namespaces.pop(cid, None)
+            self.untouched.forget(cid)
+            if self.response is not None and self.response.prevention is not None:
+                self.response.prevention.unwatch(cid)
+            print(f"bindrift: container {cid} ended", file=sys.stderr, flush=True)
+
+    def _attach(self, container: ContainerContext, now: float) -> None:
+        cid = container.id
+        try:
+            attachment = self.watches.attach(container, now)
+        except Exception as exc:  # an unexpected error attaching one container: reported, retried
+            log.exception("cannot watch container %s", cid)
+            attachment = self.watches.attached.setdefault(cid, Attachment(container))
+            attachment.failures, attachment.retry_at = {"/": f"{type(exc).__name__}: {exc}"}, now + RETRY_S
+        if not attachment.announced and "/" not in attachment.failures:
+            attachment.announced = True
             try:
                 self.namespaces[cid] = os.readlink(f"/proc/{container.init_pid}/ns/pid")
             except OSError:
                 self.namespaces[cid] = ""
-            self._watch(cid, _Watched(group, container, f"container {cid} ({container.runtime})"))
+            watched = ", ".join(m.mountpoint for m in container.mounts if m.mountpoint not in attachment.failures)
+            print(f"bindrift: watching container {cid} ({container.runtime}): {watched}", file=sys.stderr,
+                  flush=True)  # fmt: skip
             prevention = self.response.prevention if self.response is not None else None
             if prevention is not None and prevention.covers(self._resource(container)):
-                try:
-                    prevention.watch(cid, f"/proc/{container.init_pid}/root", container, self._resource(container))
-                    print(f"bindrift: preventing in container {cid}", file=sys.stderr, flush=True)
-                except OSError as exc:
-                    log.warning("cannot prevent in container %s: %s", cid, exc)
-        for key in [k for k, w in self.watched.items() if w.container is not None and k not in current]:
-            watched = self.watched.pop(key)
-            self.namespaces.pop(key, None)
-            self.untouched.forget(key)
-            watched.group.close()
-            if self.response is not None and self.response.prevention is not None:
-                self.response.prevention.unwatch(key)
-            print(f"bindrift: container {key} ended", file=sys.stderr, flush=True)
+                prevention.watch(cid, container, self._resource(container))
+                print(f"bindrift: preventing in container {cid}", file=sys.stderr, flush=True)
+        failed = frozenset(attachment.failures.items())
+        if failed and failed != attachment.reported:
+            self._emit(coverage_degraded(self._resource(container), attachment.failures))
+        attachment.reported = failed
+
+    def _report_discovery_errors(self) -> None:
+        """A container that discovery could not read: Coverage degraded, once per distinct error."""
+        for state_dir, error in self.discovery.errors.items():
+            if self.discovery_reported.get(state_dir) != error:
+                log.warning("cannot read container %s: %s", state_dir, error)
+                self._emit(discovery_failed(self._resource(None), state_dir, error))
+        self.discovery_reported = dict(self.discovery.errors)
 
     def run(self, duration: float = 0.0) -> None:
         """Process events until `duration` seconds have passed (forever when 0)."""
@@ -175,8 +190,7 @@ class Agent:
             self.sync_containers()
             self._check_coverage()
             if self.outputs is not None:
-                overflows = sum(w.group.overflows for w in self.watched.values())
-                self.outputs.tick(self.proc.lost, overflows, self.pacing.bursts)
+                self.outputs.tick(self.proc.lost, self.watches.group.overflows, self.pacing.bursts)
             next_sync = time.monotonic() + SYNC_EVERY_S
         due = min(self.next_drain, next_sync, self.pacing.next_read or next_sync)
         timeout = max(0.0, due - time.monotonic())
@@ -199,13 +213,12 @@ class Agent:
         # Process events first, always: a writer such as `cp` must be in the table before its close-write
         # is looked at, and it may be gone from /proc a moment later.
         self._process_events()
-        for watched in list(self.watched.values()):
-            for _ in range(MAX_READS_PER_DRAIN):
-                events = watched.group.read()
-                if not events:
-                    break
-                for event in events:
-                    self._handle(watched, event)
+        for _ in range(MAX_READS_PER_DRAIN):
+            events = self.watches.group.read()
+            if not events:
+                break
+            for event in events:
+                self._handle(event)
 
     def _follow_pacing(self) -> None:
         """Wake on the proc connector, or not, as the pacing says."""
@@ -238,16 +251,24 @@ class Agent:
         self.pacing.read(execs, time.monotonic())
         self._follow_pacing()
 
-    def _handle(self, watched: _Watched, event: FanEvent) -> None:
+    def _handle(self, event: FanEvent) -> None:
+        """Decide from the event's descriptor: only a regular file is looked at, a deleted one included."""
         path = ""
         try:
-            path = event.path
+            st = os.fstat(event.fd)
+            if not stat.S_ISREG(st.st_mode):
+                self.refused += 1  # a FIFO, a device: never read
+                return
+            route = self.watches.route(event.fd, st.st_dev)
+            if route is None:
+                return
+            path, deleted = last_path(event.path, st)
             if event.mask & FAN_CLOSE_WRITE:
-                self._on_write(watched, event, path)
+                self._on_write(route, event, st, path, deleted)
             if event.mask & FAN_OPEN_EXEC:
                 self.table.note_exe(event.pid, path)
-                if watched.container is not None:
-                    self._on_exec(watched.container, event, path)
+                if route.container is not None:
+                    self._on_exec(route, event, st, path, deleted)
         except OSError as exc:
             log.warning("event on %r not analysed: %s", path, exc)
         except Exception:  # the agent must outlive one bad event or a store hiccup; the log keeps the trace
@@ -268,47 +289,66 @@ class Agent:
     def _process(self, pid: int, container: ContainerContext | None) -> ProcessInfo | None:
         return self.table.get(pid, container.init_pid if container else 0) if pid > 0 else None
 
-    def _on_write(self, watched: _Watched, event: FanEvent, path: str) -> None:
+    def _on_write(self, route: Route, event: FanEvent, st: os.stat_result, path: str, deleted: bool) -> None:
         is_elf = os.pread(event.fd, 4, 0) == b"\x7fELF"
+        container = route.container
         # Most writes are not ELF files: remember their writer cheaply (no lineage walk through /proc).
         if is_elf and event.pid > 0:
-            stop_at = watched.container.init_pid if watched.container else 0
-            writer = self.table.writer(event.pid, path, os.fstat(event.fd), stop_at)
+            writer = self.table.writer(event.pid, path, st, container.init_pid if container else 0)
         else:
             writer = self.table.peek(event.pid)
-        key = (watched.container.id if watched.container else watched.label, path)
+        key = (container.id if container else route.label, path)
         if len(self.writes) >= MAX_WRITES_REMEMBERED:
             self.writes.pop(next(iter(self.writes)))
         self.writes[key] = (writer, datetime.now(UTC))
         if not is_elf:
             return
-        report = triage(event.fd, label=path)
-        intel = self.intel.lookup(report.sha256) if report.sha256 else []
-        detection = suspicious_binary(report, self._resource(watched.container), datetime.now(UTC), "agent",
+        report = triage(event.fd, label=path, compute_hash=False)  # bounded: head and tail of a huge file
+        digest = sha256_fd_bounded(event.fd)
+        report.sha256 = digest.sha256 or None
+        intel = self.intel.lookup(digest.sha256) if digest.sha256 else []
+        detection = suspicious_binary(report, self._resource(container), datetime.now(UTC), "agent",
                                       writer=writer, intel=intel)  # fmt: skip
         if detection is not None:
-            self._capture(event.fd, detection.file.sha256)
+            notes = [*budget_evidence(digest), *deleted_evidence(path, deleted)]
+            if route.on_volume and route.mount is not None:
+                notes.append(Evidence("mount", f"written on {route.mount.kind} mount {route.mount.mountpoint}",
+                                      mount_values(route.mount)))  # fmt: skip
+            detection = msgspec.structs.replace(detection, evidence=[*detection.evidence, *notes])
+            self._capture(event.fd, digest.sha256)
             self._emit(detection)
 
-    def _on_exec(self, container: ContainerContext, event: FanEvent, path: str) -> None:
-        st = os.fstat(event.fd)
+    def _on_exec(self, route: Route, event: FanEvent, st: os.stat_result, path: str, deleted: bool) -> None:
+        container = route.container
+        assert container is not None
         if self.untouched.untouched(container.id, path, st):
             return
-        verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started)
+        if route.on_volume and route.mount is not None:
+            seen = (container.id, path) in self.writes
+            verdict = classify_mount_exec(event.fd, path, mount_values(route.mount), container.started,
+                                          seen_written=seen, deleted=deleted)  # fmt: skip
+        else:
+            verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started,
+                                    deleted=deleted)  # fmt: skip
         if verdict.category is None:
             self.untouched.remember(container.id, path, st, time.time_ns())
             return
         self._capture(event.fd, verdict.sha256)
         writer, written_at = self.writes.get((container.id, path), (None, None))
-        evidence = list(verdict.evidence)
+        category, evidence = verdict.category, list(verdict.evidence)
+        interpreter = script_interpreter(event.fd)
+        if interpreter is not None:  # run through its #! line: a script, not a binary
+            category = "Added Script Executed"
+            evidence.append(Evidence("script", f"script {path} run by its interpreter {interpreter}",
+                                     {"interpreter": interpreter, "script": path}))  # fmt: skip
         if writer is not None and written_at is not None:
             evidence.append(Evidence("writer", f"written by {writer.exe or writer.comm} (pid {writer.pid}) at "
                                      f"{written_at.isoformat()}", {"pid": writer.pid, "exe": writer.exe}))  # fmt: skip
         detection = Detection(
-            category=verdict.category, observed_at=datetime.now(UTC), resource=self._resource(container),
+            category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
             file=FileInfo(path=path, sha256=verdict.sha256, size=st.st_size), source="agent",
             process=ProcessInfo(pid=event.pid), writer=writer, evidence=evidence,
-            intel=self.intel.lookup(verdict.sha256),
+            intel=self.intel.lookup(verdict.sha256) if verdict.sha256 else [],
         )  # fmt: skip
         if event.pid <= 0:
             self._emit(detection)
@@ -322,8 +362,7 @@ class Agent:
     def _flush_exec(self, pid: int) -> None:
         """Emit a pending exec finding with the process as it is after the exec."""
         detection, _since = self.pending_execs.pop(pid)
-        cid = detection.resource.container_id
-        container = next((w.container for w in self.watched.values() if w.container and w.container.id == cid), None)
+        container = self._watched(detection.resource.container_id)
         process = self._process(pid, container) or detection.process
         self._emit(msgspec.structs.replace(detection, process=process))
 
@@ -337,11 +376,14 @@ class Agent:
         namespace = self.table.namespace(pid)
         if not namespace:
             return None
-        for watched in self.watched.values():
-            container = watched.container
-            if container is not None and self.namespaces.get(container.id) == namespace:
-                return container
+        for cid, attached in self.watches.attached.items():
+            if self.namespaces.get(cid) == namespace:
+                return attached.container
         return None
+
+    def _watched(self, cid: str) -> ContainerContext | None:
+        attached = self.watches.attached.get(cid) if cid else None
+        return attached.container if attached is not None else None
 
     def _check_unusual_exec(self, pid: int) -> None:
         """Loader-started, /dev/shm and memfd executions in a container (fanotify does not see them as an
@@ -437,7 +479,7 @@ class Agent:
             os.close(fd)
 
     def _check_coverage(self) -> None:
-        lost = self.proc.lost + sum(w.group.overflows for w in self.watched.values())
+        lost = self.proc.lost + self.watches.group.overflows
         if lost > self.lost_reported:
             detection = Detection(
                 category="Coverage degraded", observed_at=datetime.now(UTC), resource=self._resource(None),
@@ -462,8 +504,7 @@ class Agent:
         """A prevented exec (with its process as it was when it tried) or a Prevention degraded report."""
         detection = outcome.detection
         pid = detection.process.pid if detection.process else 0
-        container = next((w.container for w in self.watched.values()
-                          if w.container and w.container.id == detection.resource.container_id), None)  # fmt: skip
+        container = self._watched(detection.resource.container_id)
         detection = msgspec.structs.replace(detection, process=self._process(pid, container) or detection.process,
                                             writer=self.writes.get((detection.resource.container_id,
                                                                     detection.file.path), (None, None))[0])  # fmt: skip
@@ -496,8 +537,7 @@ class Agent:
     def close(self) -> None:
         if self.response is not None and self.response.prevention is not None:
             self.response.prevention.close()
-        for watched in self.watched.values():
-            watched.group.close()
+        self.watches.close()
         self.proc.close()
         self.selector.close()
 

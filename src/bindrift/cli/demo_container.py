@@ -121,7 +121,7 @@ def container_scenario(store: SqlStore, scratch: Path, foreign: Path) -> str:
 def _act(agent: Agent, podman: Podman, cid: str, foreign: bytes) -> None:
     """Once the agent watches the container: drift, a modification, a harmless chmod, a foreign binary."""
     deadline = time.monotonic() + 5
-    while cid not in agent.watched and time.monotonic() < deadline:
+    while cid not in agent.watches.attached and time.monotonic() < deadline:
         time.sleep(0.05)
     steps: list[tuple[tuple[str, ...], bytes | None]] = [
         (("sh", "-c", "cp /bin/sleep /tmp/updater && /tmp/updater 0"), None),

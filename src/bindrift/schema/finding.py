@@ -19,6 +19,7 @@ Category = Literal[
     "Added Malicious Binary Executed",
     "Modified Malicious Binary Executed",
     "Added Library Loaded",
+    "Added Script Executed",
     "Fileless execution",
     "Coverage degraded",
     "Prevention degraded",

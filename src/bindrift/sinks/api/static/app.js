@@ -8,7 +8,7 @@ const SEVERITIES = ["critical", "high", "medium", "low", "info"];
 const COLORS = { critical: "#8e0a1d", high: "#d2362b", medium: "#e08a00", low: "#2f7fc1", info: "#7a8594" };
 const CATEGORIES = ["Suspicious binary", "Added Binary Executed", "Modified Binary Executed",
   "Added Malicious Binary Executed", "Modified Malicious Binary Executed", "Added Library Loaded",
-  "Fileless execution", "Coverage degraded", "Prevention degraded"];
+  "Fileless execution", "Added Script Executed", "Coverage degraded", "Prevention degraded"];
 const TOKEN_KEY = "bindrift-token";
 const FILTERS = ["category", "severity", "state", "cluster", "namespace", "pod", "image", "node", "since", "q"];
 const PAGE = 25;
