@@ -381,6 +381,13 @@ class Agent:
                 return attached.container
         return None
 
+    def _mount_watched(self, container: ContainerContext, path: str) -> bool:
+        """Whether the mount holding `path` (the deepest listed) is marked in the container."""
+        attached = self.watches.attached.get(container.id)
+        mounts = [m for m in container.mounts if path.startswith(m.mountpoint.rstrip("/") + "/")]
+        deepest = max(mounts, key=lambda m: len(m.mountpoint), default=None)
+        return attached is not None and deepest is not None and deepest.mountpoint not in attached.failures
+
     def _watched(self, cid: str) -> ContainerContext | None:
         attached = self.watches.attached.get(cid) if cid else None
         return attached.container if attached is not None else None
@@ -396,6 +403,8 @@ class Agent:
         if found is None or container is None:
             return
         kind, program = found
+        if kind == "shm" and self._mount_watched(container, program):
+            return  # seen through its mount's mark, with the writer and mount in the evidence
         if kind == "loader":  # rare: only now is the working directory read, for a relative program
             try:
                 cwd = os.readlink(f"/proc/{pid}/cwd")
