@@ -26,7 +26,7 @@ from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_in_root
 from bindrift.analysis.triage import triage
 from bindrift.config import load_settings
-from bindrift.context.containers import ContainerContext, ContainerDiscovery
+from bindrift.context.containers import STATE_ROOTS, ContainerContext, ContainerDiscovery
 from bindrift.detectors.drift import (
     UntouchedFiles,
     budget_evidence,
@@ -43,6 +43,7 @@ from bindrift.response.evidence import Blob
 from bindrift.response.prevent import Outcome
 from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource, ResponseAction
 from bindrift.sensors.runtime.fanotify import FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FanEvent, raise_descriptor_limit
+from bindrift.sensors.runtime.marks import DEFAULT_MAX_MARKS
 from bindrift.sensors.runtime.proc_connector import ProcConnector
 from bindrift.sensors.runtime.process_pacing import ProcessPacing
 from bindrift.sensors.runtime.process_table import ProcessTable
@@ -69,7 +70,8 @@ class Agent:
 
     def __init__(self, store: SqlStore | None, *, node: str = "", cluster: str = "", host_paths: tuple[str, ...] = (),
                  outputs: AgentOutputs | None = None, publish: Callable[[Detection], None] | None = None,
-                 batch_process_events: bool = False) -> None:  # fmt: skip
+                 batch_process_events: bool = False, max_marks: int = DEFAULT_MAX_MARKS,
+                 state_roots: tuple[tuple[str, str], ...] = ()) -> None:  # fmt: skip
         self.outputs = outputs
         # Distributed mode (no store): detections go to `publish` (the bus); the central workers make the findings.
         self.publish = publish
@@ -90,10 +92,10 @@ class Agent:
         self.waiting_on_proc = False
         self._follow_pacing()
         self.next_drain = 0.0
-        self.discovery = ContainerDiscovery()
+        self.discovery = ContainerDiscovery(STATE_ROOTS + state_roots)
         self.discovery_reported: dict[str, str] = {}
         raise_descriptor_limit()
-        self.watches = Watches()
+        self.watches = Watches(max_marks)
         self.refused = 0  # events on files that are not regular: never read
         self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
         self.lost_reported = 0
