@@ -110,11 +110,12 @@ def node(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> Itera
 
 
 def test_volume_and_tmpfs_are_watched(node: Node, test_binaries: Path) -> None:
-    assert node.run(node.a, "cp /bin/busybox /data/true && echo volume >> /data/true && /data/true") == 0
-    assert node.run(node.a, "cp /bin/busybox /scratch/true && echo tmpfs >> /scratch/true && /scratch/true") == 0
+    busybox = (test_binaries / "busybox-static-amd64" / "bin" / "busybox").read_bytes()
+    for where, suffix in (("/data", b"volume\n"), ("/scratch", b"tmpfs\n")):
+        assert node.run(node.a, f"cat > {where}/true && chmod 755 {where}/true", stdin=busybox + suffix) == 0
+        assert node.run(node.a, f"{where}/true") == 0
     foreign = (test_binaries / "dropbear-bin-arm64" / "usr" / "sbin" / "dropbear").read_bytes()
     assert node.run(node.a, "cat > /data/dropbear", stdin=foreign) == 0
-    busybox = (test_binaries / "busybox-static-amd64" / "bin" / "busybox").read_bytes()
     for path, kind, fstype in (("/data/true", "volume", ""), ("/scratch/true", "tmpfs", "tmpfs")):
         finding = node.finding(node.a, path)
         assert finding.category == "Added Binary Executed" and finding.resource.container_id == node.a
@@ -250,3 +251,35 @@ def test_mark_failure_raises_coverage_degraded_naming_the_container(node: Node, 
     assert evidence.kind == "marks" and evidence.values["container_id"] == node.a
     assert "mark limit reached (1 marks held)" in str(evidence.values["failures"])
     assert finding.resource.container_id == node.a and finding.resource.node == "node-marks"
+
+
+def test_files_present_before_watching_are_swept(node: Node, test_binaries: Path, tmp_path: Path) -> None:
+    foreign = (test_binaries / "dropbear-bin-armhf" / "usr" / "sbin" / "dropbear").read_bytes()
+    assert node.run(node.a, "cat > /tmp/early && cp /tmp/early /data/early", stdin=foreign) == 0
+    db, log_path = f"sqlite:///{tmp_path / 'sweep.db'}", tmp_path / "sweep.log"
+    with log_path.open("w") as log:
+        agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--node-name", "node-sweep", "--duration", "60"],
+                                 stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+    found: dict[str, Finding] = {}
+
+    def swept() -> bool:
+        store = SqlStore(db)
+        try:
+            found.update({f.file.path: f for f in store.list_findings(FindingFilter(container_id=node.a))})
+        finally:
+            store.close()
+        return {"/tmp/early", "/data/early"} <= found.keys()
+
+    try:
+        wait_logged(log_path, "agent started", 30)
+        wait_for(swept, 20, "the startup sweep's findings")
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    digest = hashlib.sha256(foreign).hexdigest()
+    for path, mountpoint in (("/tmp/early", "/"), ("/data/early", "/data")):
+        finding = found[path]
+        assert finding.category == "Suspicious binary" and finding.file.sha256 == digest
+        assert finding.file.elf is not None and finding.file.elf.arch == "arm" and finding.writer is None
+        sweep = next(e for e in finding.evidence if e.kind == "sweep")
+        assert sweep.values == {"present_before_watching": True, "mountpoint": mountpoint}

@@ -42,3 +42,13 @@ def discovery_failed(node: Resource, state_dir: str, error: str) -> Detection:
         evidence=[Evidence("discovery", f"container state {state_dir} could not be read, so the container is not "
                            f"watched (retried every 250 ms): {error}", {"state_dir": state_dir, "error": error})],
     )  # fmt: skip
+
+
+def sweep_cut_short(resource: Resource, entries: int) -> Detection:
+    """*Coverage degraded* for a container whose startup sweep stopped at its cap."""
+    return Detection(
+        category="Coverage degraded", observed_at=datetime.now(UTC), resource=resource,
+        file=FileInfo(path="startup-sweep"), source="agent",
+        evidence=[Evidence("sweep", f"the startup sweep stopped after {entries} entries: files present before "
+                           "watching beyond them were not triaged", {"entries": entries})],
+    )  # fmt: skip

@@ -17,7 +17,8 @@ from typing import cast
 
 import msgspec
 
-from bindrift.agent.coverage import coverage_degraded, discovery_failed, last_path
+from bindrift.agent import sweep
+from bindrift.agent.coverage import coverage_degraded, discovery_failed, last_path, sweep_cut_short
 from bindrift.agent.outputs import AgentOutputs
 from bindrift.agent.response import AgentResponse
 from bindrift.agent.watches import RETRY_S, Attachment, Route, Watches, mount_values
@@ -63,6 +64,7 @@ MAX_WRITES_REMEMBERED = 100_000
 DRAIN_EVERY_S = 0.01
 MAX_READS_PER_DRAIN = 64
 MAX_BLOBS_PENDING = 1_000
+SWEEP_STEP_S = 0.002  # startup sweep work per loop pass (the loop passes at least every DRAIN_EVERY_S)
 
 
 class Agent:
@@ -97,6 +99,7 @@ class Agent:
         raise_descriptor_limit()
         self.watches = Watches(max_marks)
         self.refused = 0  # events on files that are not regular: never read
+        self.sweeps: dict[str, sweep.Sweep] = {}
         self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
         self.lost_reported = 0
         self.errors = 0
@@ -131,6 +134,7 @@ class Agent:
         unreadable = {Path(state_dir).name for state_dir in self.discovery.errors}
         for cid in [k for k in self.watches.attached if k not in current and k not in unreadable]:
             self.watches.detach(cid)
+            self.sweeps.pop(cid, None)
             self.namespaces.pop(cid, None)
             self.untouched.forget(cid)
             if self.response is not None and self.response.prevention is not None:
@@ -154,6 +158,7 @@ class Agent:
             watched = ", ".join(m.mountpoint for m in container.mounts if m.mountpoint not in attachment.failures)
             print(f"bindrift: watching container {cid} ({container.runtime}): {watched}", file=sys.stderr,
                   flush=True)  # fmt: skip
+            self.sweeps[cid] = sweep.start(container)
             prevention = self.response.prevention if self.response is not None else None
             if prevention is not None and prevention.covers(self._resource(container)):
                 prevention.watch(cid, container, self._resource(container))
@@ -188,6 +193,8 @@ class Agent:
         file events every DRAIN_EVERY_S. Returns when the periodic work is next due."""
         self._flush_execs(time.monotonic() - EXEC_SETTLE_S)
         self._scan_libraries(time.monotonic() - LIBRARY_SCAN_AFTER_S)
+        if self.sweeps:
+            self._sweep()
         if time.monotonic() >= next_sync:
             self.sync_containers()
             self._check_coverage()
@@ -305,20 +312,42 @@ class Agent:
         self.writes[key] = (writer, datetime.now(UTC))
         if not is_elf:
             return
-        report = triage(event.fd, label=path, compute_hash=False)  # bounded: head and tail of a huge file
-        digest = sha256_fd_bounded(event.fd)
+        notes = deleted_evidence(path, deleted)
+        if route.on_volume and route.mount is not None:
+            notes.append(Evidence("mount", f"written on {route.mount.kind} mount {route.mount.mountpoint}",
+                                  mount_values(route.mount)))  # fmt: skip
+        self._triage_elf(event.fd, path, container, writer, notes)
+
+    def _triage_elf(self, fd: int, path: str, container: ContainerContext | None, writer: ProcessInfo | None,
+                    notes: list[Evidence]) -> None:  # fmt: skip
+        """*Suspicious binary* for an ELF file, within the per-file budget (header triage, bounded hash)."""
+        report = triage(fd, label=path, compute_hash=False)  # bounded: head and tail of a huge file
+        digest = sha256_fd_bounded(fd)
         report.sha256 = digest.sha256 or None
         intel = self.intel.lookup(digest.sha256) if digest.sha256 else []
         detection = suspicious_binary(report, self._resource(container), datetime.now(UTC), "agent",
                                       writer=writer, intel=intel)  # fmt: skip
         if detection is not None:
-            notes = [*budget_evidence(digest), *deleted_evidence(path, deleted)]
-            if route.on_volume and route.mount is not None:
-                notes.append(Evidence("mount", f"written on {route.mount.kind} mount {route.mount.mountpoint}",
-                                      mount_values(route.mount)))  # fmt: skip
-            detection = msgspec.structs.replace(detection, evidence=[*detection.evidence, *notes])
-            self._capture(event.fd, digest.sha256)
-            self._emit(detection)
+            evidence = [*detection.evidence, *budget_evidence(digest), *notes]
+            self._capture(fd, digest.sha256)
+            self._emit(msgspec.structs.replace(detection, evidence=evidence))
+
+    def _sweep(self) -> None:
+        """A few milliseconds of the startup sweep: ELF files present before the container was watched."""
+        for cid, current in list(self.sweeps.items()):
+            found, done = sweep.step(current, SWEEP_STEP_S)
+            for item in found:
+                try:
+                    note = Evidence("sweep", f"{item.path} was present before watching (startup sweep)",
+                                    {"present_before_watching": True, "mountpoint": item.mountpoint})  # fmt: skip
+                    self._triage_elf(item.fd, item.path, current.container, None, [note])
+                finally:
+                    os.close(item.fd)
+            if not done:
+                return
+            del self.sweeps[cid]
+            if current.cut_short:
+                self._emit(sweep_cut_short(self._resource(current.container), sweep.MAX_ENTRIES))
 
     def _on_exec(self, route: Route, event: FanEvent, st: os.stat_result, path: str, deleted: bool) -> None:
         container = route.container
@@ -425,6 +454,9 @@ class Agent:
         except OSError:
             return
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a device, a FIFO run through the loader: never read
+                self.refused += 1
+                return
             self._emit_unusual(container, kind, program, fd, self._process(pid, container) or process)
         finally:
             os.close(fd)
