@@ -1,6 +1,6 @@
 """Runtime-agent benchmarks with real podman containers (root; not part of the test suite).
 
-    python bench/agent.py            # full: 10,000-file untar, 5,000 execs, 20 latency samples, 50 containers
+    python bench/agent.py            # full: 10,000-file untar, 5,000 execs, 20 latency samples, 150 containers
     python bench/agent.py --quick    # a tenth of the work
     python bench/agent.py --batch-process-events   # the agent reading process events every 10 ms
 
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--batch-process-events", action="store_true", help="run the agent with this option")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
-    files, execs, samples, containers = 10_000 // scale, 5_000 // scale, max(5, 20 // scale), max(5, 50 // scale)
+    files, execs, samples, containers = 10_000 // scale, 5_000 // scale, max(5, 20 // scale), max(5, 150 // scale)
     work = Path(tempfile.mkdtemp(prefix="bindrift-agent-bench-"))
     # Container storage on a tmpfs: the disk's own noise (seconds, on a shared VM) would hide the agent's cost.
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g", "bindrift-bench", str(work)], check=True)

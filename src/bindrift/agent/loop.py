@@ -161,8 +161,7 @@ class Agent:
             self.sweeps[cid] = sweep.start(container)
             prevention = self.response.prevention if self.response is not None else None
             if prevention is not None and prevention.covers(self._resource(container)):
-                prevention.watch(cid, container, self._resource(container))
-                print(f"bindrift: preventing in container {cid}", file=sys.stderr, flush=True)
+                prevention.watch(cid, container, self._resource(container))  # it says when the marks are placed
         failed = frozenset(attachment.failures.items())
         if failed and failed != attachment.reported:
             self._emit(coverage_degraded(self._resource(container), attachment.failures))

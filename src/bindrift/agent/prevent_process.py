@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from bindrift.agent.prevent_worker import Report, Start, Unwatch, Watch, decoder, encoder, receive
+from bindrift.agent.prevent_worker import Held, Report, Start, Unwatch, Watch, decoder, encoder, receive
 from bindrift.context.containers import ContainerContext
 from bindrift.response.policy import in_scope
 from bindrift.response.prevent import Outcome
@@ -74,7 +74,9 @@ class PreventionProcess:
                 found.append(Outcome(self._died(), prevented=False))
                 break
             report = decoder.decode(data)
-            if isinstance(report, Report):
+            if isinstance(report, Held):
+                print(f"bindrift: preventing in container {report.key}", file=sys.stderr, flush=True)
+            elif isinstance(report, Report):
                 found.append(Outcome(report.detection, report.prevented, report.policy_id, fds[0] if fds else -1))
         return found
 

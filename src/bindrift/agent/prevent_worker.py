@@ -94,13 +94,19 @@ class Unwatch(msgspec.Struct, tag="unwatch"):
     key: str
 
 
+class Held(msgspec.Struct, tag="held"):
+    """A container's execs are now held for decisions (its root file system is marked)."""
+
+    key: str
+
+
 class Report(msgspec.Struct, tag="report"):
     detection: Detection
     prevented: bool
     policy_id: str = ""
 
 
-Message = Start | Watch | Unwatch | Report
+Message = Start | Watch | Unwatch | Held | Report
 decoder = msgspec.msgpack.Decoder(Message)
 encoder = msgspec.msgpack.Encoder()
 
@@ -137,6 +143,8 @@ def serve(sock: socket.socket) -> None:
         while True:
             for key, _mask in selector.select():
                 if key.data == "prevention":
+                    for marked in prevention.drain_marked():
+                        sock.send(encoder.encode(Held(marked)))
                     for outcome in prevention.drain():
                         fds = [outcome.fd] if outcome.fd >= 0 else []
                         try:

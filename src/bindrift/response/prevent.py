@@ -124,6 +124,7 @@ class Prevention(Generic[C]):
         self.deadline = deadline
         self.allowed = self.denied = self.degraded = 0
         self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self.marked: queue.SimpleQueue[str] = queue.SimpleQueue()  # keys whose root file system is now held
         self._ready = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # readable while outcomes wait
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._requests: queue.SimpleQueue[tuple[str, str, int, list[MountTarget[_Group[C]]]]] = queue.SimpleQueue()
@@ -162,6 +163,15 @@ class Prevention(Generic[C]):
 
     def unwatch(self, key: str) -> None:
         self._request("unwatch", key, 0, [])
+
+    def drain_marked(self) -> list[str]:
+        """The containers whose execs are held since the last call (call before `drain`)."""
+        found = []
+        while True:
+            try:
+                found.append(self.marked.get_nowait())
+            except queue.Empty:
+                return found
 
     def drain(self) -> list[Outcome]:
         """The outcomes reported since the last call."""
@@ -221,6 +231,9 @@ class Prevention(Generic[C]):
             failures = self._marks.attach(key, init_pid, targets)
             if failures and targets:
                 self._report(Outcome(self._not_marked(targets[0].owner, failures), prevented=False))
+            if "/" not in failures:
+                self.marked.put(key)
+                os.eventfd_write(self._ready, 1)
 
     def _answer(self, events: list[FanEvent]) -> None:
         """Answer cached allows (and execs through no known mark, or of no regular file) at once; hand the

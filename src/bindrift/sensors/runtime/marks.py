@@ -106,6 +106,8 @@ class MarkedGroup(Generic[T]):
                 self.group.mark_filesystem_of(fd, label)
                 device = os.fstat(fd).st_dev
                 self._by_device[device] = target.owner
+                # Also by mount: with overlay's xino off, an image file reports its lower layer's device.
+                self._by_mount[found] = target.owner
                 return ("device", device)
             self.group.mark_mount_of(fd, label)
             self._by_mount[found] = target.owner
@@ -122,8 +124,10 @@ class MarkedGroup(Generic[T]):
     def detach(self, key: str) -> None:
         """Forget a container's routes (its marks go with its mounts)."""
         tables = {"device": self._by_device, "mount": self._by_mount, "host": self._host_devices}
-        for table, ident in self._keys.pop(key, {}).values():
+        for mount, (table, ident) in self._keys.pop(key, {}).items():
             tables[table].pop(ident, None)
+            if table == "device":
+                self._by_mount.pop(mount, None)
             self.marks -= 1
 
     def route(self, fd: int, device: int) -> T | None:
