@@ -283,3 +283,29 @@ def test_files_present_before_watching_are_swept(node: Node, test_binaries: Path
         assert finding.file.elf is not None and finding.file.elf.arch == "arm" and finding.writer is None
         sweep = next(e for e in finding.evidence if e.kind == "sweep")
         assert sweep.values == {"present_before_watching": True, "mountpoint": mountpoint}
+
+
+def test_one_binary_at_two_paths_keeps_both_sightings(node: Node, test_binaries: Path) -> None:
+    content = (test_binaries / "busybox-static-amd64" / "bin" / "busybox").read_bytes() + b"twice\n"
+    for where in ("/tmp/one", "/opt/two"):
+        assert node.run(node.b, f"mkdir -p {where} && cat > {where}/true && chmod 755 {where}/true", content) == 0
+        assert node.run(node.b, f"{where}/true") == 0
+    digest = hashlib.sha256(content).hexdigest()
+    store = SqlStore(node.db)
+    try:
+
+        def both() -> list[Finding]:
+            found = [f for f in node.findings(node.b, "Added Binary Executed") if f.file.sha256 == digest]
+            whole = [store.get_finding(f.id) for f in found]
+            return [f for f in whole if f is not None and len(f.sightings) == 2]
+
+        wait_for(both, 20, "one finding with both paths")
+        (finding,) = both()
+    finally:
+        store.close()
+    assert [s.path for s in finding.sightings] == ["/tmp/one/true", "/opt/two/true"]
+    assert finding.count == 2 and finding.file.path == "/opt/two/true"  # the last one, as before
+    for sighting in finding.sightings:
+        assert sighting.count == 1 and sighting.writer is not None and sighting.writer.exe.endswith("busybox")
+        assert sighting.process is not None and sighting.process.exe == sighting.path
+    assert finding.sightings[0].writer != finding.sightings[1].writer  # each path keeps its own writer

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, Select, case, create_engine, delete, event, func,
 from sqlalchemy.orm import Session, sessionmaker
 
 from bindrift.findings.suppression import SuppressionRule
-from bindrift.schema.finding import Finding, Incident, ResponseAction, State, StateChange
+from bindrift.schema.finding import Finding, Incident, ResponseAction, Sighting, State, StateChange
 from bindrift.schema.response import EvidenceRecord
 from bindrift.schema.severity import Severity, rank
 from bindrift.sinks.store.models import (
@@ -34,6 +34,7 @@ from bindrift.sinks.store.models import (
     IntelSourceRow,
     OutboxRow,
     ProcessedMessageRow,
+    SightingRow,
     StateChangeRow,
     SuppressionRow,
 )
@@ -41,6 +42,8 @@ from bindrift.sinks.store.models import (
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
 MAX_TIMELINE_ROWS = 1_000_000
+MAX_SIGHTINGS = 100  # distinct paths kept per finding; later ones still count in the finding's `count`
+_sighting_decoder = msgspec.json.Decoder(Sighting)
 _finding_decoder = msgspec.json.Decoder(Finding)
 _incident_decoder = msgspec.json.Decoder(Incident)
 _rule_decoder = msgspec.json.Decoder(SuppressionRule)
@@ -147,6 +150,7 @@ class SqlStore:
             session.execute(stmt.on_conflict_do_update(index_elements=[FindingRow.id], set_=merged))
             if is_new:  # a repeat keeps the state and history it has
                 session.add_all(_state_row(finding.id, change) for change in finding.state_history)
+            self._record_sighting(session, finding)
             row = session.get(FindingRow, finding.id, populate_existing=True)
             assert row is not None
             stored = self._hydrate(session, row)
@@ -154,6 +158,30 @@ class SqlStore:
             session.add_all(OutboxRow(sink=sink, payload=msgspec.json.encode(stored), attempts=0, created_at=now)
                             for sink in outbox)  # fmt: skip
             return stored
+
+    def _record_sighting(self, session: Session, finding: Finding) -> None:
+        """Keep the path of this sighting (its writer and process too), not only the finding's last one."""
+        key = hashlib.sha256(f"{finding.id}\0{finding.file.path}".encode()).hexdigest()[:32]
+        existing = session.get(SightingRow, key)
+        if existing is None:
+            known = session.scalar(select(func.count()).where(SightingRow.finding_id == finding.id)) or 0
+            if known >= MAX_SIGHTINGS:
+                return
+        sighting = Sighting(finding.file.path, _utc(finding.first_seen), _utc(finding.last_seen), finding.count,
+                            finding.writer, finding.process)  # fmt: skip
+        if existing is not None:
+            previous = _sighting_decoder.decode(existing.body)
+            sighting.first_seen = min(previous.first_seen, sighting.first_seen)
+            sighting.last_seen = max(previous.last_seen, sighting.last_seen)
+            sighting.count = previous.count + finding.count
+            sighting.writer = sighting.writer or previous.writer
+            existing.first_seen, existing.last_seen, existing.count = (sighting.first_seen, sighting.last_seen,
+                                                                       sighting.count)  # fmt: skip
+            existing.body = msgspec.json.encode(sighting)
+            return
+        session.add(SightingRow(id=key, finding_id=finding.id, first_seen=sighting.first_seen,
+                                last_seen=sighting.last_seen, count=sighting.count,
+                                body=msgspec.json.encode(sighting)))  # fmt: skip
 
     def _first_delivery(self, session: Session, message_id: str, finding_id: str) -> bool:
         """Record `message_id`; False when it was recorded before. On PostgreSQL a concurrent transaction
@@ -175,8 +203,10 @@ class SqlStore:
             found = [self._hydrate(session, row, history=False)
                      for row in session.scalars(select(FindingRow).where(FindingRow.id.in_(ids)))]  # fmt: skip
             changes, actions = _history(session, ids)
+            sightings = _sightings(session, ids)
             for finding in found:
                 finding.state_history, finding.actions = changes[finding.id], actions[finding.id]
+                finding.sightings = sightings[finding.id]
             return found
 
     def list_findings(self, where: FindingFilter | None = None) -> list[Finding]:
@@ -238,6 +268,7 @@ class SqlStore:
         if history:
             changes, actions = _history(session, [row.id])
             finding.state_history, finding.actions = changes[row.id], actions[row.id]
+            finding.sightings = _sightings(session, [row.id])[row.id]
         return finding
 
     # Incidents ------------------------------------------------------------------------------------
@@ -448,6 +479,15 @@ def _history(session: Session, ids: list[str]) -> tuple[defaultdict[str, list[St
     for a in session.scalars(select(ActionRow).where(ActionRow.finding_id.in_(ids)).order_by(ActionRow.id)):
         actions[a.finding_id].append(_action_decoder.decode(a.body))
     return changes, actions
+
+
+def _sightings(session: Session, ids: list[str]) -> defaultdict[str, list[Sighting]]:
+    """The sightings (paths seen) of the findings `ids`, oldest first, by finding."""
+    found: defaultdict[str, list[Sighting]] = defaultdict(list)
+    query = select(SightingRow).where(SightingRow.finding_id.in_(ids)).order_by(SightingRow.first_seen)
+    for row in session.scalars(query):
+        found[row.finding_id].append(_sighting_decoder.decode(row.body))
+    return found
 
 
 def _state_row(finding_id: str, change: StateChange) -> StateChangeRow:
