@@ -337,7 +337,16 @@ function evidencePanel(f) {
     el("button", { type: "button", id: "download-evidence",
       onclick: () => download(`/api/v1/findings/${encodeURIComponent(f.id)}/evidence`, `bindrift-evidence-${f.id}.json`) },
     "Download evidence (JSON)"),
+    sightingsList(f),
     capturedList(f));
+}
+
+function sightingsList(f) {
+  const seen = f.sightings || [];
+  if (seen.length < 2) return null;
+  return el("div", { id: "sightings" }, el("h3", {}, `Seen at ${seen.length} paths`),
+    el("ul", {}, seen.map((s) => el("li", {}, el("span", { class: "mono wrap" }, s.path), ` ×${s.count}, ${when(s.first_seen)} – ${when(s.last_seen)}`,
+      s.writer ? el("span", { class: "wrap" }, `, written by pid ${s.writer.pid} ${s.writer.exe || s.writer.comm}`) : null))));
 }
 
 function capturedList(f) {
