@@ -55,6 +55,7 @@ def many(
         yield podman, ids, db, log_path
         assert agent.poll() is None
         rss = _rss_kb(agent.pid)
+        print(f"agent RSS with {CONTAINERS} containers watched: {rss / 1024:.1f} MiB")
         assert rss <= MAX_RSS_KB, f"agent RSS {rss} kB with {CONTAINERS} containers"
     finally:
         agent.terminate()

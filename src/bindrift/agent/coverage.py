@@ -52,3 +52,23 @@ def sweep_cut_short(resource: Resource, entries: int) -> Detection:
         evidence=[Evidence("sweep", f"the startup sweep stopped after {entries} entries: files present before "
                            "watching beyond them were not triaged", {"entries": entries})],
     )  # fmt: skip
+
+
+def content_dropped(node: Resource, dropped: int) -> Detection:
+    """*Coverage degraded* for written ELF files not triaged because the content queue was full."""
+    return Detection(
+        category="Coverage degraded", observed_at=datetime.now(UTC), resource=node,
+        file=FileInfo(path="content-queue"), source="agent",
+        evidence=[Evidence("dropped", f"{dropped} written ELF file(s) not triaged: the content queue was full",
+                           {"dropped": dropped})],
+    )  # fmt: skip
+
+
+def sensor_unavailable(node: Resource, error: str) -> Detection:
+    """*Coverage degraded* for the whole node: the agent has no fanotify group (retried until it has one)."""
+    return Detection(
+        category="Coverage degraded", observed_at=datetime.now(UTC), resource=node,
+        file=FileInfo(path="fanotify-group"), source="agent",
+        evidence=[Evidence("fanotify", f"no container is watched: {error} (fs.fanotify.max_user_groups is shared "
+                           "by every fanotify user of the node; retried four times a second)", {"error": error})],
+    )  # fmt: skip

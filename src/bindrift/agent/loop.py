@@ -18,26 +18,31 @@ from typing import cast
 import msgspec
 
 from bindrift.agent import sweep
-from bindrift.agent.coverage import coverage_degraded, discovery_failed, last_path, sweep_cut_short
+from bindrift.agent.content import ContentWorker, Job
+from bindrift.agent.coverage import (
+    content_dropped,
+    coverage_degraded,
+    discovery_failed,
+    last_path,
+    sensor_unavailable,
+    sweep_cut_short,
+)
 from bindrift.agent.outputs import AgentOutputs
 from bindrift.agent.response import AgentResponse
 from bindrift.agent.watches import RETRY_S, Attachment, Route, Watches, mount_values
-from bindrift.analysis.hashing import sha256_fd, sha256_fd_bounded
+from bindrift.analysis.hashing import sha256_fd
 from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_in_root
-from bindrift.analysis.triage import triage
 from bindrift.config import load_settings
 from bindrift.context.containers import STATE_ROOTS, ContainerContext, ContainerDiscovery
 from bindrift.detectors.drift import (
     UntouchedFiles,
-    budget_evidence,
     classify_exec,
     classify_mount_exec,
     deleted_evidence,
     script_interpreter,
 )
 from bindrift.detectors.exec_paths import unusual_exec
-from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.findings.severity import SeverityPolicy
 from bindrift.response.evidence import Blob
@@ -63,6 +68,7 @@ MAX_WRITES_REMEMBERED = 100_000
 # every event, and those wake-ups are most of what watching costs a writer (bench/README.md, measured).
 DRAIN_EVERY_S = 0.01
 MAX_READS_PER_DRAIN = 64
+DRAIN_BUDGET_S = 0.05  # file events handled per drain at most this long (a backlog must not starve discovery)
 MAX_BLOBS_PENDING = 1_000
 SWEEP_STEP_S = 0.002  # startup sweep work per loop pass (the loop passes at least every DRAIN_EVERY_S)
 
@@ -100,6 +106,10 @@ class Agent:
         self.watches = Watches(max_marks)
         self.refused = 0  # events on files that are not regular: never read
         self.sweeps: dict[str, sweep.Sweep] = {}
+        self.content = ContentWorker(self.intel)
+        self.selector.register(self.content, selectors.EVENT_READ, "content")
+        self.dropped_reported = 0
+        self.unavailable_reported = ""
         self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
         self.lost_reported = 0
         self.errors = 0
@@ -122,6 +132,13 @@ class Agent:
     def sync_containers(self) -> None:
         """Start watching new containers, retry those whose marks failed, let go of ended ones. One container
         that cannot be read or marked never stops the others: it is reported as *Coverage degraded*."""
+        unavailable = self.watches.open()
+        if unavailable != self.unavailable_reported and unavailable:
+            log.error("no fanotify group: %s (retried every %.2f s)", unavailable, SYNC_EVERY_S)
+            self._emit(sensor_unavailable(self._resource(None), unavailable))
+        self.unavailable_reported = unavailable
+        if unavailable:
+            return
         current = self.discovery.running()
         now = time.monotonic()
         self._report_discovery_errors()
@@ -198,13 +215,15 @@ class Agent:
             self.sync_containers()
             self._check_coverage()
             if self.outputs is not None:
-                self.outputs.tick(self.proc.lost, self.watches.group.overflows, self.pacing.bursts)
+                self.outputs.tick(self.proc.lost, self.watches.overflows, self.pacing.bursts)
             next_sync = time.monotonic() + SYNC_EVERY_S
         due = min(self.next_drain, next_sync, self.pacing.next_read or next_sync)
         timeout = max(0.0, due - time.monotonic())
         ready = self.selector.select(timeout=timeout) if self.selector.get_map() else _sleep(timeout)
         if any(key.data is None for key, _mask in ready) or self.pacing.due(time.monotonic()):
             self._process_events()
+        if any(key.data == "content" for key, _mask in ready):
+            self._content_done()
         prevention = self.response.prevention if self.response is not None else None
         if prevention is not None and any(key.data == "prevention" for key, _mask in ready):
             for outcome in prevention.drain():
@@ -221,12 +240,15 @@ class Agent:
         # Process events first, always: a writer such as `cp` must be in the table before its close-write
         # is looked at, and it may be gone from /proc a moment later.
         self._process_events()
+        deadline = time.monotonic() + DRAIN_BUDGET_S
         for _ in range(MAX_READS_PER_DRAIN):
-            events = self.watches.group.read()
+            events = self.watches.read()
             if not events:
                 break
             for event in events:
                 self._handle(event)
+            if time.monotonic() >= deadline:
+                break  # the rest waits in the kernel's queue: discovery and coverage checks run meanwhile
 
     def _follow_pacing(self) -> None:
         """Wake on the proc connector, or not, as the pacing says."""
@@ -319,17 +341,18 @@ class Agent:
 
     def _triage_elf(self, fd: int, path: str, container: ContainerContext | None, writer: ProcessInfo | None,
                     notes: list[Evidence]) -> None:  # fmt: skip
-        """*Suspicious binary* for an ELF file, within the per-file budget (header triage, bounded hash)."""
-        report = triage(fd, label=path, compute_hash=False)  # bounded: head and tail of a huge file
-        digest = sha256_fd_bounded(fd)
-        report.sha256 = digest.sha256 or None
-        intel = self.intel.lookup(digest.sha256) if digest.sha256 else []
-        detection = suspicious_binary(report, self._resource(container), datetime.now(UTC), "agent",
-                                      writer=writer, intel=intel)  # fmt: skip
-        if detection is not None:
-            evidence = [*detection.evidence, *budget_evidence(digest), *notes]
-            self._capture(fd, digest.sha256)
-            self._emit(msgspec.structs.replace(detection, evidence=evidence))
+        """*Suspicious binary* for an ELF file, triaged on the content worker (a duplicate of `fd` goes)."""
+        self.content.submit(Job(os.dup(fd), path, self._resource(container), writer, notes))
+
+    def _content_done(self) -> None:
+        """Findings of the files the content worker has triaged (evidence copied before the descriptor goes)."""
+        for done in self.content.results():
+            try:
+                if done.detection is not None:
+                    self._capture(done.fd, done.detection.file.sha256)
+                    self._emit(done.detection)
+            finally:
+                os.close(done.fd)
 
     def _sweep(self) -> None:
         """A few milliseconds of the startup sweep: ELF files present before the container was watched."""
@@ -521,7 +544,10 @@ class Agent:
             os.close(fd)
 
     def _check_coverage(self) -> None:
-        lost = self.proc.lost + self.watches.group.overflows
+        if self.content.dropped > self.dropped_reported:
+            self._emit(content_dropped(self._resource(None), self.content.dropped - self.dropped_reported))
+            self.dropped_reported = self.content.dropped
+        lost = self.proc.lost + self.watches.overflows
         if lost > self.lost_reported:
             detection = Detection(
                 category="Coverage degraded", observed_at=datetime.now(UTC), resource=self._resource(None),
@@ -579,6 +605,7 @@ class Agent:
     def close(self) -> None:
         if self.response is not None and self.response.prevention is not None:
             self.response.prevention.close()
+        self.content.close()
         self.watches.close()
         self.proc.close()
         self.selector.close()

@@ -4,12 +4,13 @@ placed is retried, and reported once per distinct failure (the loop turns it int
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 
 from bindrift.context.containers import ContainerContext
 from bindrift.context.mountinfo import WatchedMount
-from bindrift.sensors.runtime.fanotify import FanotifyGroup
+from bindrift.sensors.runtime.fanotify import FanEvent, FanotifyGroup
 from bindrift.sensors.runtime.marks import DEFAULT_MAX_MARKS, MarkedGroup, MountTarget
 
 RETRY_S = 1.0
@@ -50,17 +51,52 @@ class Watches:
     of ended ones, and returns the failures not reported yet."""
 
     def __init__(self, max_marks: int = DEFAULT_MAX_MARKS) -> None:
-        self.group = FanotifyGroup()
-        self.marks: MarkedGroup[Route] = MarkedGroup(self.group, max_marks)
+        self.max_marks = max_marks
         self.attached: dict[str, Attachment] = {}
+        self.host_paths: list[str] = []
+        self._marks: MarkedGroup[Route] | None = None
+        self.open()
+
+    def open(self) -> str:
+        """Create the group if it is not there yet (fanotify_init fails with EMFILE while the node's
+        `fs.fanotify.max_user_groups` is used up by others): "" once it exists, else why not."""
+        if self._marks is not None:
+            return ""
+        try:
+            group = FanotifyGroup()
+        except OSError as exc:
+            return str(exc)
+        self._marks = MarkedGroup(group, self.max_marks)
+        for path in self.host_paths:
+            self._watch_host_path(self._marks, path)
+        return ""
+
+    @property
+    def marks(self) -> MarkedGroup[Route]:
+        if self._marks is None:
+            raise OSError(errno.EBADF, "no fanotify group yet")
+        return self._marks
+
+    @property
+    def overflows(self) -> int:
+        return self._marks.group.overflows if self._marks is not None else 0
+
+    def read(self) -> list[FanEvent]:
+        return self._marks.group.read() if self._marks is not None else []
 
     def watch_host_path(self, path: str) -> None:
-        """Watch a host file system (`--host-path`) as a whole."""
-        self.group.mark_filesystem(path)
-        self.marks.add_device(f"host:{path}", os.stat(path).st_dev, Route(None, path))
+        """Watch a host file system (`--host-path`) as a whole (from when the group exists)."""
+        self.host_paths.append(path)
+        if self._marks is not None:
+            self._watch_host_path(self._marks, path)
+
+    @staticmethod
+    def _watch_host_path(marks: MarkedGroup[Route], path: str) -> None:
+        marks.group.mark_filesystem(path)
+        marks.add_device(f"host:{path}", os.stat(path).st_dev, Route(None, path))
 
     def route(self, fd: int, device: int) -> Route | None:
-        return self.marks.route(fd, device)
+        return self._marks.route(fd, device) if self._marks is not None else None
 
     def attach(self, container: ContainerContext, now: float) -> Attachment:
         """Mark what is not marked yet of a container (a retry marks only what failed before)."""
@@ -82,7 +118,9 @@ class Watches:
 
     def detach(self, cid: str) -> None:
         self.attached.pop(cid, None)
-        self.marks.detach(cid)
+        if self._marks is not None:
+            self._marks.detach(cid)
 
     def close(self) -> None:
-        self.group.close()
+        if self._marks is not None:
+            self._marks.group.close()
