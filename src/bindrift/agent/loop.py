@@ -215,7 +215,9 @@ class Agent:
             self.sync_containers()
             self._check_coverage()
             if self.outputs is not None:
-                self.outputs.tick(self.proc.lost, self.watches.overflows, self.pacing.bursts)
+                skipped = {"not_regular_file": self.refused, "content_queue_full": self.content.dropped,
+                           "unrouted": self.watches.unrouted}  # fmt: skip
+                self.outputs.tick(self.proc.lost, self.watches.overflows, self.pacing.bursts, skipped)
             next_sync = time.monotonic() + SYNC_EVERY_S
         due = min(self.next_drain, next_sync, self.pacing.next_read or next_sync)
         timeout = max(0.0, due - time.monotonic())

@@ -78,6 +78,11 @@ class Watches:
         return self._marks
 
     @property
+    def unrouted(self) -> int:
+        """Events through no known mark (a container that just ended)."""
+        return self._marks.unrouted if self._marks is not None else 0
+
+    @property
     def overflows(self) -> int:
         return self._marks.group.overflows if self._marks is not None else 0
 
