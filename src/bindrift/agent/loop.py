@@ -40,7 +40,7 @@ from bindrift.detectors.drift import (
     classify_exec,
     classify_mount_exec,
     deleted_evidence,
-    script_interpreter,
+    script_evidence,
 )
 from bindrift.detectors.exec_paths import unusual_exec
 from bindrift.findings.pipeline import FindingsPipeline
@@ -391,11 +391,10 @@ class Agent:
         self._capture(event.fd, verdict.sha256)
         writer, written_at = self.writes.get((container.id, path), (None, None))
         category, evidence = verdict.category, list(verdict.evidence)
-        interpreter = script_interpreter(event.fd)
-        if interpreter is not None:  # run through its #! line: a script, not a binary
+        script = script_evidence(event.fd, path)
+        if script is not None:  # run through its #! line: a script, not a binary
             category = "Added Script Executed"
-            evidence.append(Evidence("script", f"script {path} run by its interpreter {interpreter}",
-                                     {"interpreter": interpreter, "script": path}))  # fmt: skip
+            evidence.append(script)
         if writer is not None and written_at is not None:
             evidence.append(Evidence("writer", f"written by {writer.exe or writer.comm} (pid {writer.pid}) at "
                                      f"{written_at.isoformat()}", {"pid": writer.pid, "exe": writer.exe}))  # fmt: skip

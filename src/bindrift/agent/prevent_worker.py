@@ -30,7 +30,7 @@ from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.triage import triage
 from bindrift.context.containers import ContainerContext
 from bindrift.context.mountinfo import WatchedMount
-from bindrift.detectors.drift import classify_exec, classify_mount_exec
+from bindrift.detectors.drift import classify_exec, classify_mount_exec, script_evidence
 from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.severity import SeverityPolicy
 from bindrift.response.prevent import Prevention
@@ -72,9 +72,13 @@ class ExecClassifier:
         file = FileInfo(path=path, sha256=verdict.sha256, size=st.st_size)
         if suspicious is not None:
             file = msgspec.structs.replace(suspicious.file, sha256=verdict.sha256)
-        return Detection(category=verdict.category, observed_at=now, resource=resource, file=file, source="agent",
-                         process=ProcessInfo(pid=pid), evidence=[*verdict.evidence, *(suspicious.evidence
-                         if suspicious else [])], intel=intel)  # fmt: skip
+        category, evidence = verdict.category, [*verdict.evidence, *(suspicious.evidence if suspicious else [])]
+        script = script_evidence(fd, path)
+        if script is not None:  # as the agent reports it: a script, not a binary
+            category = "Added Script Executed"
+            evidence.append(script)
+        return Detection(category=category, observed_at=now, resource=resource, file=file, source="agent",
+                         process=ProcessInfo(pid=pid), evidence=evidence, intel=intel)  # fmt: skip
 
 
 class Start(msgspec.Struct, tag="start"):

@@ -68,12 +68,15 @@ def deleted_evidence(path: str, deleted: bool) -> list[Evidence]:
                      {"deleted": True, "last_path": path})]  # fmt: skip
 
 
-def script_interpreter(fd: int) -> str | None:
-    """The `#!` line of a script (interpreter and argument), or None when the file is not a script."""
+def script_evidence(fd: int, path: str) -> Evidence | None:
+    """For a file run through its `#!` line (a script, not a binary: *Added Script Executed*), the evidence
+    naming its interpreter; None when the file is not a script."""
     head = os.pread(fd, SCRIPT_HEAD, 0)
     if not head.startswith(b"#!"):
         return None
-    return head[2:].split(b"\n", 1)[0].strip().decode("utf-8", "backslashreplace")
+    interpreter = head[2:].split(b"\n", 1)[0].strip().decode("utf-8", "backslashreplace")
+    return Evidence("script", f"script {path} run by its interpreter {interpreter}",
+                    {"interpreter": interpreter, "script": path})  # fmt: skip
 
 
 def classify_exec(fd: int, path: str, upper: str, lowers: list[str], started: datetime | None, *,
