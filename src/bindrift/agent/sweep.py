@@ -39,7 +39,7 @@ class Sweep:
     """The walk of one container; `cut_short` counts what MAX_ENTRIES left unvisited."""
 
     container: ContainerContext
-    walk: Iterator[Found]
+    walk: Iterator[Found | None]
     visited: int = 0
     cut_short: bool = False
 
@@ -54,14 +54,15 @@ def step(sweep: Sweep, budget_s: float) -> tuple[list[Found], bool]:
     """ELF files found within about `budget_s`, and whether the walk is over."""
     found: list[Found] = []
     deadline = time.monotonic() + budget_s
-    for item in sweep.walk:
-        found.append(item)
+    for item in sweep.walk:  # None after each entry: the budget is checked between entries, not only ELF files
+        if item is not None:
+            found.append(item)
         if time.monotonic() >= deadline:
             return found, False
     return found, True
 
 
-def _walk_container(sweep: Sweep) -> Iterator[Found]:
+def _walk_container(sweep: Sweep) -> Iterator[Found | None]:
     container = sweep.container
     try:
         upper = os.open(container.upper, DIR_FLAGS)
@@ -97,7 +98,7 @@ def _open_mount(pid: int, mountpoint: str) -> int:
         os.close(location)
 
 
-def _walk(sweep: Sweep, top: int, prefix: str, mountpoint: str) -> Iterator[Found]:
+def _walk(sweep: Sweep, top: int, prefix: str, mountpoint: str) -> Iterator[Found | None]:
     """Depth-first below the open directory `top` (closed when done), on its file system only; one directory
     is open at a time, reopened beneath `top` with no symlink followed."""
     device = os.fstat(top).st_dev
@@ -116,8 +117,7 @@ def _walk(sweep: Sweep, top: int, prefix: str, mountpoint: str) -> Iterator[Foun
                         sweep.cut_short = True
                         break
                     found = _visit(dir_fd, name, f"{relative}{name}", depth, device, stack)
-                    if found is not None:
-                        yield Found(prefix + found[0], mountpoint, found[1])
+                    yield Found(prefix + found[0], mountpoint, found[1]) if found is not None else None
             except OSError:
                 pass
             finally:
