@@ -30,13 +30,14 @@ from bindrift.agent.coverage import (
 from bindrift.agent.outputs import AgentOutputs
 from bindrift.agent.response import AgentResponse
 from bindrift.agent.watches import RETRY_S, Attachment, Route, Watches, mount_values
-from bindrift.analysis.hashing import sha256_fd
+from bindrift.analysis.hashing import sha256_fd_bounded
 from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_in_root
 from bindrift.config import load_settings
 from bindrift.context.containers import STATE_ROOTS, ContainerContext, ContainerDiscovery
 from bindrift.detectors.drift import (
     UntouchedFiles,
+    budget_evidence,
     classify_exec,
     classify_mount_exec,
     deleted_evidence,
@@ -496,18 +497,19 @@ class Agent:
             summary = f"executed through the dynamic loader {process.exe}: the kernel saw only the loader run"
             evidence.append(Evidence("loader", summary, {"loader": process.exe, "program": program}))
         else:
-            sha = sha256_fd(fd)
+            digest = sha256_fd_bounded(fd)  # a memfd can be as large and sparse as any file
+            sha = digest.sha256
             category = "Fileless execution" if kind == "memfd" else "Added Binary Executed"
             where = (
                 "from memory (memfd): no file exists" if kind == "memfd" else "from /dev/shm, a tmpfs outside the image"
             )
-            evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe})]
+            evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe}), *budget_evidence(digest)]
         writer, _at = self.writes.get((container.id, program), (None, None))
         self._capture(fd, sha)
         detection = Detection(
             category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
             file=FileInfo(path=program, sha256=sha, size=os.fstat(fd).st_size), source="agent", process=process,
-            writer=writer, evidence=evidence, intel=self.intel.lookup(sha),
+            writer=writer, evidence=evidence, intel=self.intel.lookup(sha) if sha else [],
         )  # fmt: skip
         self._emit(detection)
 
