@@ -371,6 +371,7 @@ class Agent:
             if not done:
                 return
             del self.sweeps[cid]
+            print(f"bindrift: swept container {cid} ({current.visited} entries)", file=sys.stderr, flush=True)
             if current.cut_short:
                 self._emit(sweep_cut_short(self._resource(current.container), sweep.MAX_ENTRIES))
 
