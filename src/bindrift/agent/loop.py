@@ -103,6 +103,7 @@ class Agent:
         self.next_drain = 0.0
         self.discovery = ContainerDiscovery(STATE_ROOTS + state_roots)
         self.discovery_reported: dict[str, str] = {}
+        self.discovery_seen: dict[str, str] = {}
         raise_descriptor_limit()
         self.watches = Watches(max_marks)
         self.refused = 0  # events on files that are not regular: never read
@@ -181,17 +182,20 @@ class Agent:
             if prevention is not None and prevention.covers(self._resource(container)):
                 prevention.watch(cid, container, self._resource(container))  # it says when the marks are placed
         failed = frozenset(attachment.failures.items())
-        if failed and failed != attachment.reported:
+        if failed and failed != attachment.reported and os.path.exists(f"/proc/{container.init_pid}"):
             self._emit(coverage_degraded(self._resource(container), attachment.failures))
-        attachment.reported = failed
+        attachment.reported = failed  # a container that ended while being attached has nothing to report
 
     def _report_discovery_errors(self) -> None:
-        """A container that discovery could not read: Coverage degraded, once per distinct error."""
+        """A container that discovery could not read in two passes in a row (one may catch a runtime
+        rewriting its state): Coverage degraded, once per distinct error."""
         for state_dir, error in self.discovery.errors.items():
-            if self.discovery_reported.get(state_dir) != error:
+            if self.discovery_seen.get(state_dir) == error and self.discovery_reported.get(state_dir) != error:
                 log.warning("cannot read container %s: %s", state_dir, error)
                 self._emit(discovery_failed(self._resource(None), state_dir, error))
-        self.discovery_reported = dict(self.discovery.errors)
+                self.discovery_reported[state_dir] = error
+        self.discovery_seen = dict(self.discovery.errors)
+        self.discovery_reported = {k: v for k, v in self.discovery_reported.items() if k in self.discovery_seen}
 
     def run(self, duration: float = 0.0) -> None:
         """Process events until `duration` seconds have passed (forever when 0)."""
