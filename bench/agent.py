@@ -79,13 +79,13 @@ def main() -> None:
                                        for label in ("without agent", "with agent")}  # fmt: skip
     ratios: dict[str, list[float]] = {"write": [], "exec": []}
     rounds = 2 if args.quick else 5
+    agent: subprocess.Popen[bytes] | None = None
     try:
         cid = podman("run", "-d", "localhost/bdbench:latest", "sleep", "3600").strip()
         exec_in(podman, cid, make_tar)
         db, log = f"sqlite:///{work / 'bench.db'}", work / "agent.log"
         # Rounds alternate without and with the agent, each ratio taken within its round: the VM's drift
         # over a minute is larger than the effect measured.
-        agent = None
         for round_ in range(rounds):
             if agent is not None:
                 agent.terminate()
@@ -129,6 +129,9 @@ def main() -> None:
         agent.terminate()
         agent.wait(timeout=30)
     finally:
+        if agent is not None and agent.poll() is None:  # a failed run leaves no agent behind
+            agent.terminate()
+            agent.wait(timeout=30)
         podman.reset()
         subprocess.run(["umount", "-l", str(work)], check=False)
     print(f"\nwrite workload: untar {files} files; exec workload: {execs} execs of /bin/true; {rounds} rounds\n")
