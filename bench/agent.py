@@ -1,6 +1,6 @@
 """Runtime-agent benchmarks with real podman containers (root; not part of the test suite).
 
-    python bench/agent.py            # full: 10,000-file untar, 5,000 execs, 20 latency samples, 50 containers
+    python bench/agent.py            # full: 10,000-file untar, 5,000 execs, 20 latency samples, 150 containers
     python bench/agent.py --quick    # a tenth of the work
     python bench/agent.py --batch-process-events   # the agent reading process events every 10 ms
 
@@ -49,8 +49,11 @@ def start_agent(db: str, log: Path, extra: list[str]) -> subprocess.Popen[bytes]
     return agent
 
 
-def wait_watched(log: Path, cid: str) -> None:
-    while f"watching container {cid}" not in log.read_text():
+def wait_watched(log: Path, cid: str, swept: bool = False) -> None:
+    """Until the agent watches the container (and, with `swept`, has finished its startup sweep: the
+    overhead measured is then the steady state's, the sweep's own cost is a one-off at start)."""
+    text = f"swept container {cid}" if swept else f"watching container {cid}"
+    while text not in log.read_text():
         time.sleep(0.02)
 
 
@@ -60,7 +63,7 @@ def main() -> None:
     parser.add_argument("--batch-process-events", action="store_true", help="run the agent with this option")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
-    files, execs, samples, containers = 10_000 // scale, 5_000 // scale, max(5, 20 // scale), max(5, 50 // scale)
+    files, execs, samples, containers = 10_000 // scale, 5_000 // scale, max(5, 20 // scale), max(5, 150 // scale)
     work = Path(tempfile.mkdtemp(prefix="bindrift-agent-bench-"))
     # Container storage on a tmpfs: the disk's own noise (seconds, on a shared VM) would hide the agent's cost.
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g", "bindrift-bench", str(work)], check=True)
@@ -76,13 +79,13 @@ def main() -> None:
                                        for label in ("without agent", "with agent")}  # fmt: skip
     ratios: dict[str, list[float]] = {"write": [], "exec": []}
     rounds = 2 if args.quick else 5
+    agent: subprocess.Popen[bytes] | None = None
     try:
         cid = podman("run", "-d", "localhost/bdbench:latest", "sleep", "3600").strip()
         exec_in(podman, cid, make_tar)
         db, log = f"sqlite:///{work / 'bench.db'}", work / "agent.log"
         # Rounds alternate without and with the agent, each ratio taken within its round: the VM's drift
         # over a minute is larger than the effect measured.
-        agent = None
         for round_ in range(rounds):
             if agent is not None:
                 agent.terminate()
@@ -90,7 +93,7 @@ def main() -> None:
             for kind, script in (("write", untar), ("exec", loop)):
                 timings[f"{kind} without agent"].append(exec_in(podman, cid, script))
             agent = start_agent(db, log, ["--batch-process-events"] if args.batch_process_events else [])
-            wait_watched(log, cid)
+            wait_watched(log, cid, swept=True)
             for kind, script in (("write", untar), ("exec", loop)):
                 timings[f"{kind} with agent"].append(exec_in(podman, cid, script))
                 ratios[kind].append(timings[f"{kind} with agent"][-1] / timings[f"{kind} without agent"][-1])
@@ -125,10 +128,23 @@ def main() -> None:
         results[f"agent RSS with {containers} containers (MiB)"] = rss_kib(agent.pid) / 1024
         agent.terminate()
         agent.wait(timeout=30)
+        report(results, ratios, f"untar {files} files; exec workload: {execs} execs of /bin/true; {rounds} rounds")
     finally:
+        if agent is not None and agent.poll() is None:  # a failed run leaves no agent behind
+            agent.terminate()
+            agent.wait(timeout=30)
+        # Containers first, in batches: `system reset` alone takes minutes with 150 of them.
+        running = podman("ps", "-aq").split()
+        for start in range(0, len(running), 25):
+            subprocess.run(["podman", "rm", "-f", "-t", "0", *running[start : start + 25]], env=podman.env,
+                           capture_output=True, timeout=300, check=False)  # fmt: skip
         podman.reset()
         subprocess.run(["umount", "-l", str(work)], check=False)
-    print(f"\nwrite workload: untar {files} files; exec workload: {execs} execs of /bin/true; {rounds} rounds\n")
+
+
+def report(results: dict[str, float], ratios: dict[str, list[float]], workloads: str) -> None:
+    """The figures as a Markdown table on stdout, and in bench/results/agent.json."""
+    print(f"\nwrite workload: {workloads}\n")
     print("| measurement | value |\n| --- | ---: |")
     for name, value in results.items():
         print(f"| {name} | {value:.3f} |")

@@ -33,7 +33,9 @@ def test_lost_events_raise_coverage_degraded(tmp_path: Path) -> None:
             subprocess.run(["sh", "-c", BURST], check=True, timeout=120)  # fork, exec, exit: three events each
         finally:
             os.kill(agent.pid, signal.SIGCONT)
-        found = wait_stored(db, FindingFilter(category="Coverage degraded", node="node-cov"), 30)
+        # The sensor-queue loss (other containers on this shared machine may have coverage findings of their own).
+        found = wait_stored(db, FindingFilter(category="Coverage degraded", node="node-cov"), 30,
+                            keep=lambda finding: finding.file.path == "sensor-queues")  # fmt: skip
     finally:
         agent.terminate()
         agent.wait(timeout=30)

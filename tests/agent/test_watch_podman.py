@@ -234,8 +234,13 @@ def test_added_binary_started_through_the_dynamic_loader(observed: dict[str, Fin
 def test_binary_run_from_dev_shm(observed: dict[str, Finding]) -> None:
     finding = observed["/dev/shm/sleep"]
     assert finding.category == "Added Binary Executed"
-    assert [e.kind for e in finding.evidence] == ["shm"] and "tmpfs" in finding.evidence[0].summary
+    # The /dev/shm tmpfs is watched with a mount mark of its own: the exec is seen there, written by dd.
+    assert [e.kind for e in finding.evidence] == ["mount", "timing", "writer"]
+    mount = finding.evidence[0].values
+    assert (mount["mountpoint"], mount["kind"], mount["fstype"], mount["seen_written"]) == ("/dev/shm", "tmpfs",
+                                                                                          "tmpfs", True)  # fmt: skip
     assert finding.process is not None and finding.process.args == ["/dev/shm/sleep", "0.3"]
+    assert finding.writer is not None and finding.writer.args[:1] == ["dd"]
 
 
 def test_fileless_execution_from_a_memfd(observed: dict[str, Finding], test_binaries: Path) -> None:

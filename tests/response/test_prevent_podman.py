@@ -113,8 +113,8 @@ class Lab:
     cids: list[str]
     binaries: Path
 
-    def run_container(self, name: str, agent: Agent, prevented: bool) -> str:
-        cid = self.podman("run", "-d", "--name", name, "localhost/bdresp:latest", "sleep", "600").strip()
+    def run_container(self, name: str, agent: Agent, prevented: bool, *options: str) -> str:
+        cid = self.podman("run", "-d", "--name", name, *options, "localhost/bdresp:latest", "sleep", "600").strip()
         self.cids.append(cid)
         wait_for(lambda: f"watching container {cid}" in agent.text(), 30, "discovery")  # a loaded, shared machine
         if prevented:
@@ -352,7 +352,7 @@ def test_agent_killed_with_a_pending_exec_does_not_hang_the_container(lab: Lab) 
     except BaseException:
         held.stop()  # not left running (holding its fanotify groups) when the set-up fails
         raise
-    assert Path(f"/proc/{worker}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"bindrift.cli.prevent_worker"]
+    assert Path(f"/proc/{worker}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"bindrift.agent.prevent_worker"]
     os.kill(worker, signal.SIGSTOP)  # the process that answers can no longer do so: the next exec waits
     waiting = subprocess.Popen(["podman", "exec", cid, "/bin/echo", "released"], env=lab.podman.env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -374,3 +374,21 @@ def test_agent_killed_with_a_pending_exec_does_not_hang_the_container(lab: Lab) 
             held.process.wait(timeout=10)
         if os.path.exists(f"/proc/{worker}"):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_prevent_covers_volumes_tmpfs_and_dev_shm(lab: Lab, agent: Agent) -> None:
+    volume = lab.work / "prevent-volume"
+    volume.mkdir()
+    cid = lab.run_container(f"bdprev{TOKEN}-mounts", agent, True, "-v", f"{volume}:/data",
+                            "--tmpfs", "/scratch:rw,exec,size=16m", "--tmpfs", "/dev/shm:rw,exec,size=16m")  # fmt: skip
+    for where in ("/data", "/scratch", "/dev/shm"):
+        assert lab.sh(cid, f"cp /bin/busybox {where}/added").returncode == 0
+        result = lab.sh(cid, f"{where}/added echo ran; echo rc=$?")
+        assert "ran" not in result.stdout and "rc=126" in result.stdout, (where, result)
+        key = f"Added Binary Executed:{where}/added"
+        wait_for(lambda key=key: key in agent.findings(cid), 10, f"the prevented finding on {where}")  # type: ignore[misc]
+        finding = agent.findings(cid)[key]
+        kinds = {e.kind: e for e in finding.evidence}
+        assert kinds["prevention"].values == {"decision": "deny", "policy": "prevent-test", "mode": "prevent"}
+        assert kinds["mount"].values["mountpoint"] == where and finding.file.sha256 == lab.busybox_sha
+    assert (volume / "added").read_bytes()[:4] == b"\x7fELF"  # written, only its execution refused

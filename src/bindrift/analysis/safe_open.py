@@ -97,3 +97,17 @@ def open_on_mount(dir_fd: int, path: str) -> int:
         return os.open(f"/proc/self/fd/{path_fd}", READ_FLAGS & ~os.O_NOFOLLOW)
     finally:
         os.close(path_fd)
+
+
+def open_location_in_root(root_fd: int, path: str) -> int:
+    """An `O_PATH` descriptor of `path` inside the directory `root_fd` (a container's root), as if it were `/`,
+    with no symlink followed in any component: a location to mark or compare, never read. Raises OSError."""
+    fd = _openat2(
+        root_fd,
+        path.lstrip("/") or ".",
+        os.O_PATH | os.O_CLOEXEC,
+        RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
+    if fd is None:
+        raise OSError(errno.ENOSYS, "openat2 with RESOLVE_IN_ROOT is not available on this kernel", path)
+    return fd

@@ -72,7 +72,7 @@ def _scan(store: SqlStore, samples: list[Path]) -> int:
 
 def _agent_scenario(store: SqlStore, scratch: Path) -> None:
     """The agent watching a private tmpfs while real processes write suspicious binaries into it."""
-    from bindrift.cli.agent import Agent
+    from bindrift.agent.loop import Agent
 
     mount = scratch / "srv"
     mount.mkdir()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bindrift.cli.agent import Agent
+    from bindrift.agent.loop import Agent
     from bindrift.sinks.store.sql_store import SqlStore
 
 PROGRAMS = ("sh", "cp", "cat", "chmod", "sleep")
@@ -94,7 +94,7 @@ def image_tar(dest: Path) -> Path:
 
 def container_scenario(store: SqlStore, scratch: Path, foreign: Path) -> str:
     """Run the scenario; returns what happened, in one line."""
-    from bindrift.cli.agent import Agent
+    from bindrift.agent.loop import Agent
 
     podman = Podman(scratch / "podman")
     try:
@@ -121,7 +121,7 @@ def container_scenario(store: SqlStore, scratch: Path, foreign: Path) -> str:
 def _act(agent: Agent, podman: Podman, cid: str, foreign: bytes) -> None:
     """Once the agent watches the container: drift, a modification, a harmless chmod, a foreign binary."""
     deadline = time.monotonic() + 5
-    while cid not in agent.watched and time.monotonic() < deadline:
+    while cid not in agent.watches.attached and time.monotonic() < deadline:
         time.sleep(0.05)
     steps: list[tuple[tuple[str, ...], bytes | None]] = [
         (("sh", "-c", "cp /bin/sleep /tmp/updater && /tmp/updater 0"), None),

@@ -40,7 +40,7 @@ def get(
     db: DbOption = None,
 ) -> None:
     """Write a captured binary to a file, after checking it still has its recorded SHA-256."""
-    from bindrift.cli.agent_response import default_evidence_dir
+    from bindrift.agent.response import default_evidence_dir
     from bindrift.response.evidence import EvidenceError, EvidenceStore
 
     store = open_store(db)
@@ -66,7 +66,7 @@ def purge(
     """Retention: delete old evidence records and the copies no record uses any more."""
     from datetime import timedelta
 
-    from bindrift.cli.agent_response import default_evidence_dir
+    from bindrift.agent.response import default_evidence_dir
     from bindrift.response.evidence import EvidenceBudget, EvidenceStore
 
     store = open_store(db)

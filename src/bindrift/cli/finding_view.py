@@ -45,6 +45,12 @@ def render_finding(finding: Finding) -> None:
     for label, process in (("process", finding.process), ("writer", finding.writer)):
         if process is not None:
             console.print(_process(label, process))
+    for sighting in finding.sightings:
+        span = f"{sighting.first_seen.isoformat()} … {sighting.last_seen.isoformat()}"
+        seen = f"seen at {sighting.path} ×{sighting.count} ({span})"
+        if sighting.writer is not None:
+            seen += f", written by pid {sighting.writer.pid} {sighting.writer.exe or sighting.writer.comm}"
+        console.print(Text("sighting: ", style="bold") + Text(visible(seen)))
     for check in finding.file.triage:
         console.print(Text(f"  {check.severity:<8}", style=STYLES[check.severity]) + Text(visible(f"{check.check}: "
                       f"{check.detail}")))  # fmt: skip

@@ -27,7 +27,7 @@ ForceOption = Annotated[
 def _act(verb: str, finding_id: str, by: str, db: str | None, force: bool) -> None:
     import os
 
-    from bindrift.cli.agent_response import container_root
+    from bindrift.agent.response import container_root
     from bindrift.response.responder import Responder, UnknownFindingError
     from bindrift.sinks.scan_report.summary import inert
 

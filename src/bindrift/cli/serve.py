@@ -65,7 +65,7 @@ def make_server(
     without a token); says where to sign in."""
     import uvicorn
 
-    from bindrift.cli.agent_response import default_evidence_dir
+    from bindrift.agent.response import default_evidence_dir
     from bindrift.response.evidence import EvidenceStore
     from bindrift.sinks.api.app import create_app
 

@@ -63,18 +63,26 @@ def watch(
     prevent_deadline_ms: Annotated[
         int, typer.Option(help="A prevention decision not reached in this time is allowed (fail open).")
     ] = 100,
+    max_marks: Annotated[
+        int, typer.Option(min=1, help="fanotify marks the agent holds at most (one per writable container mount).")
+    ] = 4096,
+    state_root: Annotated[
+        list[str] | None,
+        typer.Option(help="Also discover runc containers under this state folder, as RUNTIME=DIR (repeatable)."),
+    ] = None,
 ) -> None:
     """Watch every running container (podman, containerd, CRI-O, Docker): suspicious binaries written, and
     binaries not in the image executed. Findings go to the store and, as JSON lines, to stdout; with --bus,
     detections go to NATS JetStream and `bindrift worker` stores them."""
     from datetime import timedelta
 
-    from bindrift.cli.agent import Agent, print_finding
-    from bindrift.cli.agent_outputs import AgentOutputs
-    from bindrift.cli.agent_response import build_response
+    from bindrift.agent.loop import Agent, print_finding
+    from bindrift.agent.outputs import AgentOutputs
+    from bindrift.agent.response import build_response
     from bindrift.config import load_settings
     from bindrift.response.evidence import EvidenceBudget
 
+    roots = _state_roots(state_root or [])
     if bus:
         if db or webhook or syslog or serve:
             raise typer.BadParameter("with --bus the workers store and export findings: --db, --webhook and "
@@ -82,7 +90,7 @@ def watch(
         if policy or evidence_dir:
             raise typer.BadParameter("--policy and --evidence-dir act on stored findings: not with --bus (yet)")
         _watch_distributed(bus, Path(spool), spool_max_mb, node_name, cluster, tuple(host_path or ()), duration,
-                           metrics_file, batch_process_events)  # fmt: skip
+                           metrics_file, batch_process_events, max_marks, roots)  # fmt: skip
         return
     store = open_store(db)
     try:
@@ -96,7 +104,7 @@ def watch(
 
         server = serve_in_background(store, serve, tokens_file, evidence_dir if evidence_dir != "off" else "")
     agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), outputs=outputs,
-                  batch_process_events=batch_process_events)  # fmt: skip
+                  batch_process_events=batch_process_events, max_marks=max_marks, state_roots=roots)  # fmt: skip
     try:
         response = build_response(
             store, agent._resource(None), policy_file=policy, evidence_dir=evidence_dir,
@@ -135,14 +143,15 @@ def watch(
 
 
 def _watch_distributed(bus: str, spool: Path, spool_max_mb: int, node: str, cluster: str, host_paths: tuple[str, ...],
-                       duration: float, metrics_file: str, batch_process_events: bool) -> None:  # fmt: skip
+                       duration: float, metrics_file: str, batch_process_events: bool, max_marks: int,
+                       roots: tuple[tuple[str, str], ...]) -> None:  # fmt: skip
     """The agent publishing to the bus through its disk spool."""
     import socket
 
+    from bindrift.agent.loop import Agent
     from bindrift.bus.publisher import BusPublisher
     from bindrift.bus.spool import Spool
     from bindrift.bus.stream import parse_servers
-    from bindrift.cli.agent import Agent
 
     try:
         servers = parse_servers(bus)
@@ -152,7 +161,7 @@ def _watch_distributed(bus: str, spool: Path, spool_max_mb: int, node: str, clus
     node = node or socket.gethostname()
     publisher = BusPublisher(servers, spooled, node, metrics_file=metrics_file)
     agent = Agent(None, node=node, cluster=cluster, host_paths=host_paths, publish=publisher.publish,
-                  batch_process_events=batch_process_events)  # fmt: skip
+                  batch_process_events=batch_process_events, max_marks=max_marks, state_roots=roots)  # fmt: skip
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -166,3 +175,14 @@ def _watch_distributed(bus: str, spool: Path, spool_max_mb: int, node: str, clus
     finally:
         agent.close()
         publisher.close()
+
+
+def _state_roots(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """`RUNTIME=DIR` options as (folder, runtime) pairs."""
+    roots = []
+    for value in values:
+        runtime, sep, folder = value.partition("=")
+        if not sep or not runtime or not folder.startswith("/"):
+            raise typer.BadParameter(f"--state-root wants RUNTIME=/absolute/folder, not {value!r}")
+        roots.append((folder, runtime))
+    return tuple(roots)

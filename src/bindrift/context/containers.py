@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from bindrift.context.mountinfo import read_overlay_root
+from bindrift.context.mountinfo import WatchedMount, overlay_root, read_mountinfo, writable_mounts
 from bindrift.context.podman_store import podman_image
 
 MAX_STATE = 4 * 2**20
@@ -39,6 +39,8 @@ class ContainerContext(msgspec.Struct, frozen=True):
     pod: str = ""
     container_name: str = ""
     runtime_namespace: str = ""
+    mounts: list[WatchedMount] = []  # every writable mount, the overlay root first
+    mounts_beyond_cap: int = 0  # writable mounts not watched (more than MAX_WATCHED_MOUNTS)
 
 
 def _state_dirs(root: str) -> Iterator[tuple[Path, str]]:
@@ -76,9 +78,11 @@ def load_container(state_dir: Path, runtime: str, runtime_namespace: str) -> Con
     pid = state.get("init_process_pid")
     if not isinstance(pid, int) or pid <= 0 or not os.path.exists(f"/proc/{pid}"):
         return None
-    overlay = read_overlay_root(pid)
-    if overlay is None:
+    mountinfo = read_mountinfo(pid)
+    overlay = overlay_root(mountinfo) if mountinfo is not None else None
+    if overlay is None or mountinfo is None:
         return None
+    mounts, beyond = writable_mounts(mountinfo)
     notes = _annotations(state)
     if runtime == "podman" and notes.get("io.container.manager") != "libpod":
         runtime = "cri-o"  # CRI-O shares runc's default state root with podman
@@ -98,7 +102,7 @@ def load_container(state_dir: Path, runtime: str, runtime_namespace: str) -> Con
         pod=notes.get("io.kubernetes.pod.name") or notes.get("io.kubernetes.cri.sandbox-name", ""),
         container_name=notes.get("io.kubernetes.container.name") or notes.get("io.kubernetes.cri.container-name", "")
         or name,
-        runtime_namespace=runtime_namespace,
+        runtime_namespace=runtime_namespace, mounts=mounts, mounts_beyond_cap=beyond,
     )  # fmt: skip
 
 
@@ -109,21 +113,36 @@ def running_containers(roots: tuple[tuple[str, str], ...] = STATE_ROOTS) -> dict
 
 class ContainerDiscovery:
     """`running_containers` for a caller that asks again and again (the agent, four times a second): a state
-    file that has not changed since it was read is not parsed again; its init process is still checked."""
+    file that has not changed since it was read is not parsed again; its init process is still checked.
+
+    A container that cannot be read (a malformed state, an unexpected error) does not stop the others: it is
+    left out and named in `errors` (state folder → why) until a pass reads it."""
 
     def __init__(self, roots: tuple[tuple[str, str], ...] = STATE_ROOTS) -> None:
         self.roots = roots
         self._known: dict[Path, tuple[tuple[int, int, int], ContainerContext | None]] = {}
+        self.errors: dict[str, str] = {}
 
     def running(self) -> dict[str, ContainerContext]:
         found: dict[str, ContainerContext] = {}
         seen: set[Path] = set()
+        errors: dict[str, str] = {}
         for root, runtime in self.roots:
-            for state_dir, namespace in _state_dirs(root):
+            try:
+                state_dirs = list(_state_dirs(root))
+            except OSError as exc:
+                errors[root] = f"cannot list {root}: {exc.strerror or exc}"
+                continue
+            for state_dir, namespace in state_dirs:
                 seen.add(state_dir)
-                container = self._load(state_dir, runtime, namespace)
+                try:
+                    container = self._load(state_dir, runtime, namespace)
+                except Exception as exc:  # one unreadable container must not blind the others
+                    errors[str(state_dir)] = f"{type(exc).__name__}: {exc}"
+                    continue
                 if container is not None:
                     found[container.id] = container
+        self.errors = errors
         for gone in self._known.keys() - seen:
             del self._known[gone]
         return found

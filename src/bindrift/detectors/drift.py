@@ -8,19 +8,21 @@ means added, a different hash means modified, the same hash means a harmless cop
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bindrift.analysis.hashing import sha256_fd
+from bindrift.analysis.hashing import Digest, sha256_fd_bounded
 from bindrift.analysis.safe_open import open_beneath
 from bindrift.schema.finding import Category, Evidence
 
-MAX_LOWER_HASH = 512 * 2**20
+SCRIPT_HEAD = 256  # a #! line longer than this is cut (the kernel reads at most 256 bytes of it)
 
 
 @dataclass(frozen=True, slots=True)
 class DriftVerdict:
-    """The category (None: part of the image) and the evidence behind it."""
+    """The category (None: part of the image) and the evidence behind it; `sha256` is "" for a file over the
+    hashing budget (its head's hash is in the evidence)."""
 
     category: Category | None
     sha256: str
@@ -40,40 +42,106 @@ def _open_in_layer(layer: str, path: str) -> int | None:
         os.close(layer_fd)
 
 
-def classify_exec(fd: int, path: str, upper: str, lowers: list[str], started: datetime | None) -> DriftVerdict:
-    """Compare the executed file (read through the event's `fd`) with the container's layers."""
-    upper_fd = _open_in_layer(upper, path)
-    if upper_fd is None:
-        return DriftVerdict(None, "", [])  # untouched image file: nothing to hash
-    os.close(upper_fd)
-    current = sha256_fd(fd)
-    st = os.fstat(fd)
+def _timing(st: os.stat_result, started: datetime | None) -> Evidence:
     changed = datetime.fromtimestamp(st.st_ctime, UTC)
-    timing = Evidence("timing", f"file changed at {changed.isoformat()}"
-                      + (f", container started at {started.isoformat()}" if started else ""),
-                      {"ctime": changed.isoformat(), "container_started": started.isoformat() if started else None,
-                       "changed_after_start": bool(started and changed > started)})  # fmt: skip
+    return Evidence("timing", f"file changed at {changed.isoformat()}"
+                    + (f", container started at {started.isoformat()}" if started else ""),
+                    {"ctime": changed.isoformat(), "container_started": started.isoformat() if started else None,
+                     "changed_after_start": bool(started and changed > started)})  # fmt: skip
+
+
+def budget_evidence(digest: Digest) -> list[Evidence]:
+    """What a file over the hashing budget had hashed (nothing for a file hashed whole)."""
+    if not digest.bounded:
+        return []
+    mib = digest.hashed >> 20
+    return [Evidence("budget", f"file over the {mib} MiB hashing budget: only its first {mib} MiB were hashed and "
+                     "compared (header triage only)", {"hashed_bytes": digest.hashed, "head_sha256": digest.head_sha256,
+                                                       "bounded": True})]  # fmt: skip
+
+
+def deleted_evidence(path: str, deleted: bool) -> list[Evidence]:
+    """The mark of a file deleted before it was looked at."""
+    if not deleted:
+        return []
+    return [Evidence("deleted", f"{path} was deleted while running: classified from the open descriptor",
+                     {"deleted": True, "last_path": path})]  # fmt: skip
+
+
+def script_evidence(fd: int, path: str) -> Evidence | None:
+    """For a file run through its `#!` line (a script, not a binary: *Added Script Executed*), the evidence
+    naming its interpreter; None when the file is not a script."""
+    head = os.pread(fd, SCRIPT_HEAD, 0)
+    if not head.startswith(b"#!"):
+        return None
+    interpreter = head[2:].split(b"\n", 1)[0].strip().decode("utf-8", "backslashreplace")
+    return Evidence("script", f"script {path} run by its interpreter {interpreter}",
+                    {"interpreter": interpreter, "script": path})  # fmt: skip
+
+
+def classify_exec(fd: int, path: str, upper: str, lowers: list[str], started: datetime | None, *,
+                  deleted: bool = False) -> DriftVerdict:  # fmt: skip
+    """Compare the executed file (read through the event's `fd`, a regular file) with the container's layers.
+    A `deleted` file (no link left) is not in the upper layer any more: it is compared with the image only."""
+    if not deleted:
+        upper_fd = _open_in_layer(upper, path)
+        if upper_fd is None:
+            return DriftVerdict(None, "", [])  # untouched image file: nothing to hash
+        os.close(upper_fd)
+    current = sha256_fd_bounded(fd)
+    st = os.fstat(fd)
+    notes = [_timing(st, started), *budget_evidence(current), *deleted_evidence(path, deleted)]
     for depth, lower in enumerate(lowers):
         lower_fd = _open_in_layer(lower, path)
         if lower_fd is None:
             continue
         try:
-            original = sha256_fd(lower_fd) if os.fstat(lower_fd).st_size <= MAX_LOWER_HASH else ""
+            lower_st = os.fstat(lower_fd)
+            original = sha256_fd_bounded(lower_fd) if stat.S_ISREG(lower_st.st_mode) else Digest("", "", 0, False)
         finally:
             os.close(lower_fd)
+        where = "in the upper layer" if not deleted else "deleted"
         layers = Evidence(
             "layers",
-            f"{path} is in the upper layer and in image layer {depth + 1} of {len(lowers)}",
-            {"upper": True, "lower_layer": depth + 1, "lower_sha256": original, "sha256": current},
+            f"{path} is {where} and in image layer {depth + 1} of {len(lowers)}",
+            {"upper": not deleted, "lower_layer": depth + 1, "lower_sha256": original.sha256, "sha256": current.sha256},
         )
-        if original == current:
-            return DriftVerdict(None, current, [layers, timing])  # copy-up with unchanged content
-        content = Evidence("content", f"content differs from the image: sha256 {current} now, {original} before",
-                           {"lower_sha256": original, "sha256": current})  # fmt: skip
-        return DriftVerdict("Modified Binary Executed", current, [layers, content, timing])
-    layers = Evidence("layers", f"{path} is in the upper layer and in none of the {len(lowers)} image layers",
-                      {"upper": True, "lower_layers": len(lowers), "sha256": current})  # fmt: skip
-    return DriftVerdict("Added Binary Executed", current, [layers, timing])
+        same = (original.head_sha256 == current.head_sha256 and original.bounded == current.bounded
+                and lower_st.st_size == st.st_size)  # fmt: skip
+        if same:
+            return DriftVerdict(None, current.sha256, [layers, *notes])  # copy-up with unchanged content
+        content = Evidence("content", f"content differs from the image: sha256 {current.sha256 or current.head_sha256} "
+                           f"now, {original.sha256 or original.head_sha256} before",
+                           {"lower_sha256": original.sha256, "sha256": current.sha256})  # fmt: skip
+        return DriftVerdict("Modified Binary Executed", current.sha256, [layers, content, *notes])
+    where = "in the upper layer" if not deleted else "deleted, last seen"
+    layers = Evidence("layers", f"{path} is {where} and in none of the {len(lowers)} image layers",
+                      {"upper": not deleted, "lower_layers": len(lowers), "sha256": current.sha256})  # fmt: skip
+    return DriftVerdict("Added Binary Executed", current.sha256, [layers, *notes])
+
+
+def classify_mount_exec(
+    fd: int,
+    path: str,
+    mount: dict[str, str | int | bool | None],
+    started: datetime | None,
+    *,
+    seen_written: bool,
+    deleted: bool = False,
+) -> DriftVerdict:
+    """An executed file on a volume, bind mount or tmpfs (no image layer to compare with): added when it was
+    written during the container's life — seen written by the agent, or changed after the container started."""
+    st = os.fstat(fd)
+    changed_after_start = bool(started and datetime.fromtimestamp(st.st_ctime, UTC) > started)
+    if not (seen_written or changed_after_start):
+        return DriftVerdict(None, "", [])
+    current = sha256_fd_bounded(fd)
+    why = "seen written by the agent" if seen_written else "changed after the container started"
+    summary = (f"{path} is on {mount['kind']} mount {mount['mountpoint']} ({mount['fstype']} {mount['source']}), "
+               f"not in the image: {why}")  # fmt: skip
+    where = Evidence("mount", summary, {**mount, "seen_written": seen_written})
+    notes = [_timing(st, started), *budget_evidence(current), *deleted_evidence(path, deleted)]
+    return DriftVerdict("Added Binary Executed", current.sha256, [where, *notes])
 
 
 class UntouchedFiles:

@@ -14,6 +14,7 @@ FAMILY: dict[Category, str] = {
     "Modified Binary Executed": "modified",
     "Modified Malicious Binary Executed": "modified",
     "Added Library Loaded": "library",
+    "Added Script Executed": "script",
     "Fileless execution": "fileless",
     "Coverage degraded": "coverage",
     "Prevention degraded": "prevention",

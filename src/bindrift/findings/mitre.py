@@ -28,6 +28,7 @@ _BY_CATEGORY: dict[Category, list[Technique]] = {
     "Added Malicious Binary Executed": [INGRESS, NATIVE_API, MALICIOUS_FILE],
     "Modified Malicious Binary Executed": [INGRESS, NATIVE_API, COMPROMISE_BINARY, MALICIOUS_FILE],
     "Added Library Loaded": [INGRESS, SHARED_MODULES],
+    "Added Script Executed": [INGRESS],
     "Fileless execution": [REFLECTIVE],
     "Coverage degraded": [],
     "Prevention degraded": [],

@@ -23,6 +23,7 @@ TITLES: dict[Category, str] = {
     "Modified Malicious Binary Executed": "A known-malicious modification of an image binary was executed",
     "Added Library Loaded": "A library that is not in the image was loaded",
     "Fileless execution": "A program ran from memory, not from a file",
+    "Added Script Executed": "A script that is not in the image was run through its interpreter",
     "Coverage degraded": "Events were lost: detection coverage is degraded",
     "Prevention degraded": "An execution was allowed unchecked: no prevention decision within the deadline",
 }

@@ -11,7 +11,7 @@ from shlex import quote
 
 from bindrift.schema.finding import Finding, ResponseStep
 
-DRIFT = ("Added Binary Executed", "Modified Binary Executed", "Added Library Loaded")
+DRIFT = ("Added Binary Executed", "Modified Binary Executed", "Added Library Loaded", "Added Script Executed")
 
 
 def set_incident(finding: Finding, incident_id: str) -> None:

@@ -13,6 +13,7 @@ DEFAULTS: dict[Category, Severity] = {
     "Added Malicious Binary Executed": "critical",
     "Modified Malicious Binary Executed": "critical",
     "Added Library Loaded": "low",
+    "Added Script Executed": "info",
     "Fileless execution": "high",
     "Coverage degraded": "medium",
     "Prevention degraded": "medium",

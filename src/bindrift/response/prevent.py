@@ -1,15 +1,16 @@
-"""Inline prevention: a fanotify content-class group per container with `FAN_OPEN_EXEC_PERM`, answered
-`FAN_DENY` (the exec fails with EPERM inside the container) for binaries a `prevent` or `block` policy
-covers, `FAN_ALLOW` for everything else.
+"""Inline prevention: one fanotify content-class group with `FAN_OPEN_EXEC_PERM`, marked on every covered
+container's overlay root and other writable mounts (volumes, tmpfs, /dev/shm; `sensors/runtime/marks.py`),
+answered `FAN_DENY` (the exec fails with EPERM inside the container) for binaries a `prevent` or `block`
+policy covers, `FAN_ALLOW` for everything else (an exec through no known mark included).
 
 It fails open. Every decision has a deadline (default 100 ms): one not reached in time is allowed and
-reported as *Prevention degraded*. If the agent dies, the kernel closes the groups and releases every
+reported as *Prevention degraded*. If the agent dies, the kernel closes the group and releases every
 waiting exec. Image binaries are cheap: a cache keyed by (container, device, inode, mtime, ctime, size),
 and the classifier checks upper-layer presence before hashing anything.
 
 Events are read and answered on a thread of their own, and decisions run on a small worker pool, so a
 deadline is kept while a large file is still being hashed. The agent runs this in a process of its own
-(`bindrift.cli.prevent_worker`), so its own work never holds the interpreter lock an answer needs.
+(`bindrift.agent.prevent_worker`), so its own work never holds the interpreter lock an answer needs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import os
 import queue
 import selectors
+import stat
 import sys
 import threading
 import time
@@ -38,6 +40,7 @@ from bindrift.schema.finding import MALICIOUS, Category, Detection, Evidence, Fi
 from bindrift.schema.response import ResponsePolicy
 from bindrift.schema.severity import at_least
 from bindrift.sensors.runtime.fanotify import FAN_OPEN_EXEC_PERM, FanEvent, FanotifyGroup
+from bindrift.sensors.runtime.marks import MarkedGroup, MountTarget
 
 log = logging.getLogger(__name__)
 DEFAULT_DEADLINE_S = 0.1
@@ -73,18 +76,6 @@ class _Decision:
 ALLOW = _Decision(True)
 
 
-def permission_group(root: str) -> FanotifyGroup:
-    """A content-class group holding every exec on the file system of `root` (a container's
-    `/proc/<init>/root`). Raises OSError when the mark cannot be placed."""
-    group = FanotifyGroup(FAN_OPEN_EXEC_PERM, permission=True)
-    try:
-        group.mark_filesystem(root)
-    except OSError:
-        group.close()
-        raise
-    return group
-
-
 def harmful(detection: Detection) -> bool:
     """Known-malicious, or an incompatible architecture, a tampered packer or a header anomaly (medium+)."""
     if detection.intel:
@@ -103,9 +94,11 @@ def _respond(group: FanotifyGroup, fd: int, allow: bool) -> None:
         log.warning("fanotify response not written: %s", exc)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Group(Generic[C]):
-    group: FanotifyGroup
+    """What an exec through one mark belongs to: its container's key, the classifier's context, the resource."""
+
+    key: str
     container: C
     resource: Resource
 
@@ -121,7 +114,7 @@ class _Pending(Generic[C]):
 
 
 class Prevention(Generic[C]):
-    """Permission groups for the watched containers, answered on a background thread."""
+    """One permission group for the watched containers, answered on a background thread."""
 
     def __init__(self, policies: list[ResponsePolicy], classify: Classifier[C], *,
                  severity: SeverityPolicy | None = None, deadline: float = DEFAULT_DEADLINE_S) -> None:  # fmt: skip
@@ -131,16 +124,19 @@ class Prevention(Generic[C]):
         self.deadline = deadline
         self.allowed = self.denied = self.degraded = 0
         self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self.marked: queue.SimpleQueue[str] = queue.SimpleQueue()  # keys whose root file system is now held
         self._ready = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # readable while outcomes wait
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._requests: queue.SimpleQueue[tuple[str, str, _Group[C] | None]] = queue.SimpleQueue()
-        self._groups: dict[str, _Group[C]] = {}
+        self._requests: queue.SimpleQueue[tuple[str, str, int, list[MountTarget[_Group[C]]]]] = queue.SimpleQueue()
+        self.group = FanotifyGroup(FAN_OPEN_EXEC_PERM, permission=True)
+        self._marks: MarkedGroup[_Group[C]] = MarkedGroup(self.group)
         self._pending: list[_Pending[C]] = []
         self._pending_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, int, int, int, int, int], _Decision] = OrderedDict()
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake, selectors.EVENT_READ, None)
+        self._selector.register(self.group, selectors.EVENT_READ, "group")
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="bindrift-decide")
         self._stopping = False
         # A thread waiting for the GIL waits up to the switch interval (5 ms by default) while the agent's
@@ -157,17 +153,25 @@ class Prevention(Generic[C]):
         """Whether a `prevent` or `block` policy may apply in this container (only those are held)."""
         return any(in_scope(p, resource) for p in self.policies)
 
-    def watch(self, key: str, root: str, container: C, resource: Resource) -> None:
-        """Hold every exec on the file system of `root` (a container's `/proc/<init>/root`) for a decision.
-        Raises OSError when the mark cannot be placed."""
-        self.adopt(key, permission_group(root), container, resource)
-
-    def adopt(self, key: str, group: FanotifyGroup, container: C, resource: Resource) -> None:
-        """Answer the execs held by `group`, a permission group already marked (see `permission_group`)."""
-        self._request("watch", key, _Group(group, container, resource))
+    def watch(self, key: str, init_pid: int, mounts: list[tuple[int, str, bool, C]], resource: Resource) -> None:
+        """Hold every exec through the mounts (mount id, mount point, whether the container's own root file
+        system, the classifier's context) of the container whose init process is `init_pid` for a decision.
+        A mount that cannot be marked is reported as *Prevention degraded*, naming it."""
+        targets = [MountTarget(mount_id, mountpoint, whole, _Group(key, context, resource))
+                   for mount_id, mountpoint, whole, context in mounts]  # fmt: skip
+        self._request("watch", key, init_pid, targets)
 
     def unwatch(self, key: str) -> None:
-        self._request("unwatch", key, None)
+        self._request("unwatch", key, 0, [])
+
+    def drain_marked(self) -> list[str]:
+        """The containers whose execs are held since the last call (call before `drain`)."""
+        found = []
+        while True:
+            try:
+                found.append(self.marked.get_nowait())
+            except queue.Empty:
+                return found
 
     def drain(self) -> list[Outcome]:
         """The outcomes reported since the last call."""
@@ -186,17 +190,15 @@ class Prevention(Generic[C]):
         os.eventfd_write(self._wake, 1)
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=True)
-        for watched in self._groups.values():
-            watched.group.close()
-        self._groups.clear()
         self._selector.close()
+        self.group.close()
         os.close(self._wake)
         os.close(self._ready)
 
     # The answering thread ---------------------------------------------------------------------------
 
-    def _request(self, kind: str, key: str, watched: _Group[C] | None) -> None:
-        self._requests.put((kind, key, watched))
+    def _request(self, kind: str, key: str, init_pid: int, targets: list[MountTarget[_Group[C]]]) -> None:
+        self._requests.put((kind, key, init_pid, targets))
         os.eventfd_write(self._wake, 1)
 
     def _run(self) -> None:
@@ -208,9 +210,8 @@ class Prevention(Generic[C]):
                 for key, _mask in self._selector.select(timeout=self._until_next_deadline()):
                     if key.data is None:
                         self._take_requests()
-                    elif key.data in self._groups:
-                        watched = self._groups[key.data]
-                        self._answer(key.data, watched, watched.group.read())
+                    else:
+                        self._answer(self.group.read())
                 self._expire()
             except Exception:  # never stop answering: an unanswered exec waits until the agent exits
                 log.exception("prevention loop iteration failed")
@@ -221,30 +222,35 @@ class Prevention(Generic[C]):
             os.eventfd_read(self._wake)
         while True:
             try:
-                kind, key, watched = self._requests.get_nowait()
+                kind, key, init_pid, targets = self._requests.get_nowait()
             except queue.Empty:
                 return
-            old = self._groups.pop(key, None)
-            if old is not None:
-                self._selector.unregister(old.group)
-                old.group.close()
-            if kind == "watch" and watched is not None:
-                self._groups[key] = watched
-                self._selector.register(watched.group, selectors.EVENT_READ, key)
+            if kind == "unwatch":
+                self._marks.detach(key)
+                continue
+            failures = self._marks.attach(key, init_pid, targets)
+            if failures and targets:
+                self._report(Outcome(self._not_marked(targets[0].owner, failures), prevented=False))
+            if "/" not in failures:
+                self.marked.put(key)
+                os.eventfd_write(self._ready, 1)
 
-    def _answer(self, key: str, watched: _Group[C], events: list[FanEvent]) -> None:
-        """Answer cached allows at once; hand the rest to the workers, each with its deadline. The loop never
-        waits for a decision, so one slow file does not hold up the execs of other files or containers."""
+    def _answer(self, events: list[FanEvent]) -> None:
+        """Answer cached allows (and execs through no known mark, or of no regular file) at once; hand the
+        rest to the workers, each with its deadline. The loop never waits for a decision, so one slow file
+        does not hold up the execs of other files or containers."""
         for event in events:
-            if self._cached_allow(key, event):  # the common case, an image binary seen before: no hand-off
-                _respond(watched.group, event.fd, True)
+            watched = self._route(event)
+            # The common case, an image binary seen before: no hand-off.
+            if watched is None or self._cached_allow(watched.key, event):
+                _respond(self.group, event.fd, True)
                 self.allowed += 1
                 os.close(event.fd)
                 continue
             pending = _Pending(event, watched, time.monotonic() + self.deadline)
             with self._pending_lock:
                 self._pending.append(pending)
-            future = self._pool.submit(self._decide, key, watched, event)
+            future = self._pool.submit(self._decide, watched.key, watched, event)
             future.add_done_callback(functools.partial(self._decided, pending))
 
     def _until_next_deadline(self) -> float:
@@ -260,7 +266,7 @@ class Prevention(Generic[C]):
             for p in late:
                 p.answered = True
                 self._pending.remove(p)
-                _respond(p.watched.group, p.event.fd, True)
+                _respond(self.group, p.event.fd, True)
                 self.allowed += 1
                 self.degraded += 1
                 self._report(Outcome(self._degraded(p.watched, p.event), prevented=False))
@@ -281,7 +287,7 @@ class Prevention(Generic[C]):
             except Exception:
                 log.exception("prevention decision failed: allowed")
                 decision = ALLOW
-            _respond(pending.watched.group, event.fd, decision.allow)
+            _respond(self.group, event.fd, decision.allow)
             if decision.allow:
                 self.allowed += 1
                 return
@@ -291,6 +297,24 @@ class Prevention(Generic[C]):
                                  fd=os.dup(event.fd)))  # fmt: skip
         finally:
             os.close(event.fd)
+
+    def _route(self, event: FanEvent) -> _Group[C] | None:
+        """The container an exec belongs to, from its descriptor (None: not a regular file, or no mark of
+        a watched container — allowed)."""
+        try:
+            st = os.fstat(event.fd)
+        except OSError:
+            return None
+        return self._marks.route(event.fd, st.st_dev) if stat.S_ISREG(st.st_mode) else None
+
+    def _not_marked(self, watched: _Group[C], failures: dict[str, str]) -> Detection:
+        listed = "; ".join(f"{mount}: {why}" for mount, why in sorted(failures.items()))
+        return Detection(
+            category="Prevention degraded", observed_at=datetime.now(UTC), resource=watched.resource,
+            file=FileInfo(path="fanotify-marks"), source="agent",
+            evidence=[Evidence("marks", f"executions through {len(failures)} mount(s) are not checked: {listed}",
+                               {"container_id": watched.resource.container_id, "failures": listed})],
+        )  # fmt: skip
 
     def _cache_key(self, key: str, event: FanEvent) -> tuple[str, int, int, int, int, int]:
         st = os.fstat(event.fd)

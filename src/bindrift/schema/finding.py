@@ -19,6 +19,7 @@ Category = Literal[
     "Added Malicious Binary Executed",
     "Modified Malicious Binary Executed",
     "Added Library Loaded",
+    "Added Script Executed",
     "Fileless execution",
     "Coverage degraded",
     "Prevention degraded",
@@ -171,6 +172,18 @@ class Detection(msgspec.Struct, frozen=True):
     intel: list[IntelMatch] = msgspec.field(default_factory=list)
 
 
+class Sighting(msgspec.Struct):
+    """One path a finding's content was seen at (a finding merges every copy of the same content): when,
+    how often, who wrote it and what ran it there."""
+
+    path: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 1
+    writer: ProcessInfo | None = None
+    process: ProcessInfo | None = None
+
+
 class Finding(msgspec.Struct):
     """A finding as stored, exported and shown. One per (container or node, sha256, category family)."""
 
@@ -197,6 +210,7 @@ class Finding(msgspec.Struct):
     response: list[ResponseStep] = msgspec.field(default_factory=list)
     suppressed_by: str = ""
     actions: list[ResponseAction] = msgspec.field(default_factory=list)
+    sightings: list[Sighting] = msgspec.field(default_factory=list)  # every path seen, oldest first
 
 
 class Incident(msgspec.Struct):

@@ -1,4 +1,6 @@
-"""fanotify through ctypes: a notification group per container, marked on its root file system.
+"""fanotify through ctypes: one notification group per agent, holding a filesystem mark for each container's
+overlay root and a mount mark for each of its other writable mounts (`sensors/runtime/marks.py` routes
+events back to them).
 
 Events carry an open descriptor of the file: content is read through it, never by re-opening a path.
 """
@@ -13,7 +15,7 @@ import struct
 from dataclasses import dataclass
 
 FAN_CLOEXEC, FAN_NONBLOCK, FAN_CLASS_NOTIF, FAN_CLASS_CONTENT, FAN_UNLIMITED_QUEUE = 0x1, 0x2, 0x0, 0x4, 0x10
-FAN_MARK_ADD, FAN_MARK_FILESYSTEM = 0x1, 0x100
+FAN_MARK_ADD, FAN_MARK_MOUNT, FAN_MARK_FILESYSTEM = 0x1, 0x10, 0x100
 FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FAN_Q_OVERFLOW, FAN_OPEN_EXEC_PERM = 0x8, 0x1000, 0x4000, 0x40000
 FAN_ALLOW, FAN_DENY = 0x1, 0x2
 FAN_NOFD = -1
@@ -92,10 +94,21 @@ class FanotifyGroup:
         """Watch every file of the file system that `path` is on (a container's overlay root)."""
         self._mark(FAN_MARK_ADD | FAN_MARK_FILESYSTEM, path)
 
-    def _mark(self, flags: int, path: str) -> None:
+    # fanotify_mark takes no AT_EMPTY_PATH and refuses an O_PATH descriptor as the object itself: the
+    # descriptor's own magic link names exactly its file and mount, with nothing else resolved.
+    def mark_filesystem_of(self, fd: int, label: str) -> None:
+        """Watch every file of the file system that the open (O_PATH) descriptor `fd` is on."""
+        self._mark(FAN_MARK_ADD | FAN_MARK_FILESYSTEM, f"/proc/self/fd/{fd}", label)
+
+    def mark_mount_of(self, fd: int, label: str) -> None:
+        """Watch every file accessed through the mount that the open (O_PATH) descriptor `fd` is on (a volume,
+        a tmpfs): only what passes through that mount, not the rest of its file system."""
+        self._mark(FAN_MARK_ADD | FAN_MARK_MOUNT, f"/proc/self/fd/{fd}", label)
+
+    def _mark(self, flags: int, path: str, label: str = "") -> None:
         if self._libc.fanotify_mark(self.fd, flags, self.mask, AT_FDCWD, os.fsencode(path)) != 0:
             err = ctypes.get_errno()
-            raise FanotifyError(err, f"fanotify_mark {path}: {os.strerror(err)}")
+            raise FanotifyError(err, f"fanotify_mark {label or path}: {os.strerror(err)}")
 
     def read(self) -> list[FanEvent]:
         """Pending events (empty when none); a queue overflow is counted, not returned."""

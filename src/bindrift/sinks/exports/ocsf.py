@@ -18,6 +18,7 @@ ANALYTICS = {
     "Suspicious binary": "BD-SUSPICIOUS-001", "Added Binary Executed": "BD-DRIFT-001",
     "Modified Binary Executed": "BD-DRIFT-002", "Added Malicious Binary Executed": "BD-DRIFT-003",
     "Modified Malicious Binary Executed": "BD-DRIFT-004", "Added Library Loaded": "BD-DRIFT-005",
+    "Added Script Executed": "BD-DRIFT-006",
     "Fileless execution": "BD-FILELESS-001", "Coverage degraded": "BD-COVERAGE-001",
     "Prevention degraded": "BD-PREVENTION-001",
 }  # fmt: skip

@@ -120,3 +120,16 @@ class ActionRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     ok: Mapped[bool] = mapped_column(Boolean)
     body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SightingRow(Base):
+    """One path a finding's content was seen at (`id`: the finding and the path, hashed); `body` is the
+    msgspec-encoded Sighting."""
+
+    __tablename__ = "finding_sightings"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finding_id: Mapped[str] = mapped_column(String(64), index=True)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    count: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)

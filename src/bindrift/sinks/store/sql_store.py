@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bindrift.findings.response import set_incident
 from bindrift.findings.suppression import SuppressionRule
-from bindrift.schema.finding import Finding, Incident, ResponseAction, State, StateChange
+from bindrift.schema.finding import Finding, Incident, ResponseAction, Sighting, State, StateChange
 from bindrift.schema.response import EvidenceRecord
 from bindrift.schema.severity import Severity, rank
 from bindrift.sinks.store.models import (
@@ -35,6 +35,7 @@ from bindrift.sinks.store.models import (
     IntelSourceRow,
     OutboxRow,
     ProcessedMessageRow,
+    SightingRow,
     StateChangeRow,
     SuppressionRow,
 )
@@ -49,6 +50,8 @@ MAX_RELATED = 100  # a finding lists this many others of its incident, earliest 
 MAX_INCIDENT_MEMBERS = 10_000  # finding ids an incident read alone lists, earliest first
 MAX_LISTED_MEMBERS = 1_000  # and each of a page of incidents
 MEMBER_QUERIES = 200  # incidents whose members one statement reads (SQLite allows 500 terms in a UNION)
+MAX_SIGHTINGS = 100  # distinct paths kept per finding; later ones still count in the finding's `count`
+_sighting_decoder = msgspec.json.Decoder(Sighting)
 _finding_decoder = msgspec.json.Decoder(Finding)
 _incident_decoder = msgspec.json.Decoder(Incident)
 _rule_decoder = msgspec.json.Decoder(SuppressionRule)
@@ -172,6 +175,7 @@ class SqlStore:
                 for key, incident in self._correlate(session, merged, spans, correlator).items():
                     values[key]["incident_id"] = incident
             self._write_findings(session, merged, list(values.values()), spans)
+            self._record_sightings(session, [f for f, first in zip(findings, fresh, strict=True) if first])
             if not (hydrate or outbox):
                 return []
             stored = self._stored(session, merged, spans)
@@ -179,6 +183,37 @@ class SqlStore:
             session.add_all(OutboxRow(sink=sink, payload=msgspec.json.encode(finding), attempts=0, created_at=now)
                             for finding in stored.values() for sink in outbox)  # fmt: skip
             return [stored.get(f.id) or self._as_stored(session, f) for f in findings]
+
+    def _record_sightings(self, session: Session, findings: Sequence[Finding]) -> None:
+        """Keep every path each finding was seen at (its writer and process too), not only its last one: one
+        row per (finding, path), at most MAX_SIGHTINGS per finding; two reads for the whole batch."""
+        batch: dict[str, tuple[str, Sighting]] = {}
+        for finding in findings:
+            key = hashlib.sha256(f"{finding.id}\0{finding.file.path}".encode()).hexdigest()[:32]
+            seen = Sighting(finding.file.path, _utc(finding.first_seen), _utc(finding.last_seen), finding.count,
+                            finding.writer, finding.process)  # fmt: skip
+            earlier = batch.get(key)
+            batch[key] = (finding.id, seen if earlier is None else _widen(earlier[1], seen))
+        if not batch:
+            return
+        existing = {row.id: row for row in session.scalars(select(SightingRow).where(SightingRow.id.in_(list(batch))))}
+        owners = {owner for key, (owner, _) in batch.items() if key not in existing}
+        known: dict[str, int] = {}
+        if owners:
+            counted = select(SightingRow.finding_id, func.count()).where(SightingRow.finding_id.in_(list(owners)))
+            known = {owner: int(n) for owner, n in session.execute(counted.group_by(SightingRow.finding_id))}
+        for key, (owner, seen) in batch.items():
+            row = existing.get(key)
+            if row is not None:
+                both = _widen(_sighting_decoder.decode(row.body), seen)
+                row.first_seen, row.last_seen, row.count = both.first_seen, both.last_seen, both.count
+                row.body = msgspec.json.encode(both)
+                continue
+            if known.get(owner, 0) >= MAX_SIGHTINGS:
+                continue
+            known[owner] = known.get(owner, 0) + 1
+            session.add(SightingRow(id=key, finding_id=owner, first_seen=seen.first_seen, last_seen=seen.last_seen,
+                                    count=seen.count, body=msgspec.json.encode(seen)))  # fmt: skip
 
     @contextmanager
     def _writer(self) -> Iterator[None]:
@@ -271,7 +306,9 @@ class SqlStore:
         rows = session.scalars(select(FindingRow).where(FindingRow.id.in_(list(merged))))
         stored = {row.id: self._hydrate(session, row, history=False) for row in rows}
         changes, actions = _history(session, [i for i in stored if i in spans])
+        sightings = _sightings(session, list(stored))
         for finding in stored.values():
+            finding.sightings = sightings[finding.id]
             if finding.id in spans:
                 finding.state_history, finding.actions = changes[finding.id], actions[finding.id]
             else:
@@ -304,8 +341,10 @@ class SqlStore:
             found = [self._hydrate(session, row, history=False)
                      for row in session.scalars(select(FindingRow).where(FindingRow.id.in_(ids)))]  # fmt: skip
             changes, actions = _history(session, ids)
+            sightings = _sightings(session, ids)
             for finding in found:
                 finding.state_history, finding.actions = changes[finding.id], actions[finding.id]
+                finding.sightings = sightings[finding.id]
             _fill_related(session, found)
             return found
 
@@ -350,6 +389,7 @@ class SqlStore:
             session.execute(delete(ProcessedMessageRow).where(ProcessedMessageRow.at < older_than))
             ids = list(session.scalars(select(FindingRow.id).where(FindingRow.last_seen < older_than)))
             session.execute(delete(StateChangeRow).where(StateChangeRow.finding_id.in_(ids)))
+            session.execute(delete(SightingRow).where(SightingRow.finding_id.in_(ids)))
             session.execute(delete(FindingRow).where(FindingRow.id.in_(ids)))
             session.execute(delete(IncidentRow).where(IncidentRow.last_seen < older_than))
             return len(ids)
@@ -363,6 +403,7 @@ class SqlStore:
         if history:
             changes, actions = _history(session, [row.id])
             finding.state_history, finding.actions = changes[row.id], actions[row.id]
+            finding.sightings = _sightings(session, [row.id])[row.id]
         return finding
 
     # Incidents ------------------------------------------------------------------------------------
@@ -627,6 +668,28 @@ def _history(session: Session, ids: list[str]) -> tuple[defaultdict[str, list[St
     for a in session.scalars(select(ActionRow).where(ActionRow.finding_id.in_(ids)).order_by(ActionRow.id)):
         actions[a.finding_id].append(_action_decoder.decode(a.body))
     return changes, actions
+
+
+def _sightings(session: Session, ids: list[str]) -> defaultdict[str, list[Sighting]]:
+    """The sightings (paths seen) of the findings `ids`, oldest first, by finding."""
+    found: defaultdict[str, list[Sighting]] = defaultdict(list)
+    query = select(SightingRow).where(SightingRow.finding_id.in_(ids)).order_by(SightingRow.first_seen)
+    for row in session.scalars(query):
+        found[row.finding_id].append(_sighting_decoder.decode(row.body))
+    return found
+
+
+def _widen(earlier: Sighting, later: Sighting) -> Sighting:
+    """Two sightings of one path as one: the span covering both, counts added, the later process, the writer
+    the later one names (or the earlier one's)."""
+    return Sighting(
+        later.path,
+        min(earlier.first_seen, later.first_seen),
+        max(earlier.last_seen, later.last_seen),
+        earlier.count + later.count,
+        later.writer or earlier.writer,
+        later.process or earlier.process,
+    )
 
 
 def _state_row(finding_id: str, change: StateChange) -> StateChangeRow:

@@ -8,7 +8,7 @@ const SEVERITIES = ["critical", "high", "medium", "low", "info"];
 const COLORS = { critical: "#8e0a1d", high: "#d2362b", medium: "#e08a00", low: "#2f7fc1", info: "#7a8594" };
 const CATEGORIES = ["Suspicious binary", "Added Binary Executed", "Modified Binary Executed",
   "Added Malicious Binary Executed", "Modified Malicious Binary Executed", "Added Library Loaded",
-  "Fileless execution", "Coverage degraded", "Prevention degraded"];
+  "Fileless execution", "Added Script Executed", "Coverage degraded", "Prevention degraded"];
 const TOKEN_KEY = "bindrift-token";
 const FILTERS = ["category", "severity", "exact_severity", "state", "cluster", "namespace", "pod", "image", "node", "since",
   "until", "q", "sort"];
@@ -527,7 +527,16 @@ function evidencePanel(f) {
     el("button", { type: "button", id: "download-evidence",
       onclick: () => download(`/api/v1/findings/${encodeURIComponent(f.id)}/evidence`, `bindrift-evidence-${f.id}.json`) },
     "Download evidence (JSON)"),
+    sightingsList(f),
     capturedList(f));
+}
+
+function sightingsList(f) {
+  const seen = f.sightings || [];
+  if (seen.length < 2) return null;
+  return el("div", { id: "sightings" }, el("h3", {}, `Seen at ${seen.length} paths`),
+    el("ul", {}, seen.map((s) => el("li", {}, el("span", { class: "mono wrap" }, txt(s.path)), ` ×${s.count}, ${when(s.first_seen)} – ${when(s.last_seen)}`,
+      s.writer ? el("span", { class: "wrap" }, `, written by pid ${s.writer.pid} `, txt(s.writer.exe || s.writer.comm, 120)) : null))));
 }
 
 function capturedList(f) {

@@ -7,38 +7,50 @@ import logging
 import os
 import selectors
 import socket
+import stat
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import cast
 
 import msgspec
 
-from bindrift.analysis.hashing import sha256_fd
+from bindrift.agent import sweep
+from bindrift.agent.content import ContentWorker, Job
+from bindrift.agent.coverage import (
+    content_dropped,
+    coverage_degraded,
+    discovery_failed,
+    last_path,
+    sensor_unavailable,
+    sweep_cut_short,
+)
+from bindrift.agent.outputs import AgentOutputs
+from bindrift.agent.response import AgentResponse
+from bindrift.agent.watches import RETRY_S, Attachment, Route, Watches, mount_values
+from bindrift.analysis.hashing import sha256_fd_bounded
 from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_in_root
-from bindrift.analysis.triage import triage
-from bindrift.cli.agent_outputs import AgentOutputs
-from bindrift.cli.agent_response import AgentResponse
 from bindrift.config import load_settings
-from bindrift.context.containers import ContainerContext, ContainerDiscovery
-from bindrift.detectors.drift import UntouchedFiles, classify_exec
+from bindrift.context.containers import STATE_ROOTS, ContainerContext, ContainerDiscovery
+from bindrift.detectors.drift import (
+    UntouchedFiles,
+    budget_evidence,
+    classify_exec,
+    classify_mount_exec,
+    deleted_evidence,
+    script_evidence,
+)
 from bindrift.detectors.exec_paths import unusual_exec
-from bindrift.detectors.suspicious_binary import suspicious_binary
 from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.findings.severity import SeverityPolicy
 from bindrift.response.evidence import Blob
 from bindrift.response.prevent import Outcome
 from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource, ResponseAction
-from bindrift.sensors.runtime.fanotify import (
-    FAN_CLOSE_WRITE,
-    FAN_OPEN_EXEC,
-    FanEvent,
-    FanotifyGroup,
-    raise_descriptor_limit,
-)
+from bindrift.sensors.runtime.fanotify import FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FanEvent, raise_descriptor_limit
+from bindrift.sensors.runtime.marks import DEFAULT_MAX_MARKS
 from bindrift.sensors.runtime.proc_connector import ProcConnector
 from bindrift.sensors.runtime.process_pacing import ProcessPacing
 from bindrift.sensors.runtime.process_table import ProcessTable
@@ -57,14 +69,9 @@ MAX_WRITES_REMEMBERED = 100_000
 # every event, and those wake-ups are most of what watching costs a writer (bench/README.md, measured).
 DRAIN_EVERY_S = 0.01
 MAX_READS_PER_DRAIN = 64
+DRAIN_BUDGET_S = 0.05  # file events handled per drain at most this long (a backlog must not starve discovery)
 MAX_BLOBS_PENDING = 1_000
-
-
-@dataclass(slots=True)
-class _Watched:
-    group: FanotifyGroup
-    container: ContainerContext | None  # None for a host path
-    label: str
+SWEEP_STEP_S = 0.002  # startup sweep work per loop pass (the loop passes at least every DRAIN_EVERY_S)
 
 
 class Agent:
@@ -72,7 +79,8 @@ class Agent:
 
     def __init__(self, store: SqlStore | None, *, node: str = "", cluster: str = "", host_paths: tuple[str, ...] = (),
                  outputs: AgentOutputs | None = None, publish: Callable[[Detection], None] | None = None,
-                 batch_process_events: bool = False) -> None:  # fmt: skip
+                 batch_process_events: bool = False, max_marks: int = DEFAULT_MAX_MARKS,
+                 state_roots: tuple[tuple[str, str], ...] = ()) -> None:  # fmt: skip
         self.outputs = outputs
         # Distributed mode (no store): detections go to `publish` (the bus); the central workers make the findings.
         self.publish = publish
@@ -93,9 +101,17 @@ class Agent:
         self.waiting_on_proc = False
         self._follow_pacing()
         self.next_drain = 0.0
-        self.discovery = ContainerDiscovery()
+        self.discovery = ContainerDiscovery(STATE_ROOTS + state_roots)
+        self.discovery_reported: dict[str, str] = {}
+        self.discovery_seen: dict[str, str] = {}
         raise_descriptor_limit()
-        self.watched: dict[str, _Watched] = {}
+        self.watches = Watches(max_marks)
+        self.refused = 0  # events on files that are not regular: never read
+        self.sweeps: dict[str, sweep.Sweep] = {}
+        self.content = ContentWorker(self.intel)
+        self.selector.register(self.content, selectors.EVENT_READ, "content")
+        self.dropped_reported = 0
+        self.unavailable_reported = ""
         self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
         self.lost_reported = 0
         self.errors = 0
@@ -105,9 +121,8 @@ class Agent:
         self.untouched = UntouchedFiles()
         self.libraries_seen: set[tuple[str, str, int]] = set()
         for path in host_paths:
-            group = FanotifyGroup()
-            group.mark_filesystem(path)
-            self._watch(f"host:{path}", _Watched(group, None, path))
+            self.watches.watch_host_path(path)
+            print(f"bindrift: watching {path}", file=sys.stderr, flush=True)
 
     def attach_response(self, response: AgentResponse) -> None:
         """Evidence capture, block policies and prevention (before `run`)."""
@@ -116,43 +131,71 @@ class Agent:
             self.selector.register(response.prevention, selectors.EVENT_READ, "prevention")
             print(f"bindrift: prevention process {response.prevention.pid}", file=sys.stderr, flush=True)
 
-    def _watch(self, key: str, watched: _Watched) -> None:
-        self.watched[key] = watched
-        print(f"bindrift: watching {watched.label}", file=sys.stderr, flush=True)
-
     def sync_containers(self) -> None:
-        """Start watching new containers, let go of ended ones."""
+        """Start watching new containers, retry those whose marks failed, let go of ended ones. One container
+        that cannot be read or marked never stops the others: it is reported as *Coverage degraded*."""
+        unavailable = self.watches.open()
+        if unavailable != self.unavailable_reported and unavailable:
+            log.error("no fanotify group: %s (retried every %.2f s)", unavailable, SYNC_EVERY_S)
+            self._emit(sensor_unavailable(self._resource(None), unavailable))
+        self.unavailable_reported = unavailable
+        if unavailable:
+            return
         current = self.discovery.running()
+        now = time.monotonic()
+        self._report_discovery_errors()
         for cid, container in current.items():
-            if cid in self.watched:
-                continue
-            group = FanotifyGroup()
-            try:
-                group.mark_filesystem(f"/proc/{container.init_pid}/root")
-            except OSError as exc:
-                group.close()
-                log.warning("cannot watch container %s: %s", cid, exc)
-                continue
+            if cid not in self.watches.attached:
+                self._attach(container, now)
+        for container in self.watches.due_retries(now):
+            if container.id in current:
+                self._attach(current[container.id], now)
+        unreadable = {Path(state_dir).name for state_dir in self.discovery.errors}
+        for cid in [k for k in self.watches.attached if k not in current and k not in unreadable]:
+            self.watches.detach(cid)
+            self.sweeps.pop(cid, None)
+            self.namespaces.pop(cid, None)
+            self.untouched.forget(cid)
+            if self.response is not None and self.response.prevention is not None:
+                self.response.prevention.unwatch(cid)
+            print(f"bindrift: container {cid} ended", file=sys.stderr, flush=True)
+
+    def _attach(self, container: ContainerContext, now: float) -> None:
+        cid = container.id
+        try:
+            attachment = self.watches.attach(container, now)
+        except Exception as exc:  # an unexpected error attaching one container: reported, retried
+            log.exception("cannot watch container %s", cid)
+            attachment = self.watches.attached.setdefault(cid, Attachment(container))
+            attachment.failures, attachment.retry_at = {"/": f"{type(exc).__name__}: {exc}"}, now + RETRY_S
+        if not attachment.announced and "/" not in attachment.failures:
+            attachment.announced = True
             try:
                 self.namespaces[cid] = os.readlink(f"/proc/{container.init_pid}/ns/pid")
             except OSError:
                 self.namespaces[cid] = ""
-            self._watch(cid, _Watched(group, container, f"container {cid} ({container.runtime})"))
+            watched = ", ".join(m.mountpoint for m in container.mounts if m.mountpoint not in attachment.failures)
+            print(f"bindrift: watching container {cid} ({container.runtime}): {watched}", file=sys.stderr,
+                  flush=True)  # fmt: skip
+            self.sweeps[cid] = sweep.start(container)
             prevention = self.response.prevention if self.response is not None else None
             if prevention is not None and prevention.covers(self._resource(container)):
-                try:
-                    prevention.watch(cid, f"/proc/{container.init_pid}/root", container, self._resource(container))
-                    print(f"bindrift: preventing in container {cid}", file=sys.stderr, flush=True)
-                except OSError as exc:
-                    log.warning("cannot prevent in container %s: %s", cid, exc)
-        for key in [k for k, w in self.watched.items() if w.container is not None and k not in current]:
-            watched = self.watched.pop(key)
-            self.namespaces.pop(key, None)
-            self.untouched.forget(key)
-            watched.group.close()
-            if self.response is not None and self.response.prevention is not None:
-                self.response.prevention.unwatch(key)
-            print(f"bindrift: container {key} ended", file=sys.stderr, flush=True)
+                prevention.watch(cid, container, self._resource(container))  # it says when the marks are placed
+        failed = frozenset(attachment.failures.items())
+        if failed and failed != attachment.reported and os.path.exists(f"/proc/{container.init_pid}"):
+            self._emit(coverage_degraded(self._resource(container), attachment.failures))
+        attachment.reported = failed  # a container that ended while being attached has nothing to report
+
+    def _report_discovery_errors(self) -> None:
+        """A container that discovery could not read in two passes in a row (one may catch a runtime
+        rewriting its state): Coverage degraded, once per distinct error."""
+        for state_dir, error in self.discovery.errors.items():
+            if self.discovery_seen.get(state_dir) == error and self.discovery_reported.get(state_dir) != error:
+                log.warning("cannot read container %s: %s", state_dir, error)
+                self._emit(discovery_failed(self._resource(None), state_dir, error))
+                self.discovery_reported[state_dir] = error
+        self.discovery_seen = dict(self.discovery.errors)
+        self.discovery_reported = {k: v for k, v in self.discovery_reported.items() if k in self.discovery_seen}
 
     def run(self, duration: float = 0.0) -> None:
         """Process events until `duration` seconds have passed (forever when 0)."""
@@ -171,18 +214,23 @@ class Agent:
         file events every DRAIN_EVERY_S. Returns when the periodic work is next due."""
         self._flush_execs(time.monotonic() - EXEC_SETTLE_S)
         self._scan_libraries(time.monotonic() - LIBRARY_SCAN_AFTER_S)
+        if self.sweeps:
+            self._sweep()
         if time.monotonic() >= next_sync:
             self.sync_containers()
             self._check_coverage()
             if self.outputs is not None:
-                overflows = sum(w.group.overflows for w in self.watched.values())
-                self.outputs.tick(self.proc.lost, overflows, self.pacing.bursts)
+                skipped = {"not_regular_file": self.refused, "content_queue_full": self.content.dropped,
+                           "unrouted": self.watches.unrouted}  # fmt: skip
+                self.outputs.tick(self.proc.lost, self.watches.overflows, self.pacing.bursts, skipped)
             next_sync = time.monotonic() + SYNC_EVERY_S
         due = min(self.next_drain, next_sync, self.pacing.next_read or next_sync)
         timeout = max(0.0, due - time.monotonic())
         ready = self.selector.select(timeout=timeout) if self.selector.get_map() else _sleep(timeout)
         if any(key.data is None for key, _mask in ready) or self.pacing.due(time.monotonic()):
             self._process_events()
+        if any(key.data == "content" for key, _mask in ready):
+            self._content_done()
         prevention = self.response.prevention if self.response is not None else None
         if prevention is not None and any(key.data == "prevention" for key, _mask in ready):
             for outcome in prevention.drain():
@@ -199,13 +247,15 @@ class Agent:
         # Process events first, always: a writer such as `cp` must be in the table before its close-write
         # is looked at, and it may be gone from /proc a moment later.
         self._process_events()
-        for watched in list(self.watched.values()):
-            for _ in range(MAX_READS_PER_DRAIN):
-                events = watched.group.read()
-                if not events:
-                    break
-                for event in events:
-                    self._handle(watched, event)
+        deadline = time.monotonic() + DRAIN_BUDGET_S
+        for _ in range(MAX_READS_PER_DRAIN):
+            events = self.watches.read()
+            if not events:
+                break
+            for event in events:
+                self._handle(event)
+            if time.monotonic() >= deadline:
+                break  # the rest waits in the kernel's queue: discovery and coverage checks run meanwhile
 
     def _follow_pacing(self) -> None:
         """Wake on the proc connector, or not, as the pacing says."""
@@ -238,16 +288,24 @@ class Agent:
         self.pacing.read(execs, time.monotonic())
         self._follow_pacing()
 
-    def _handle(self, watched: _Watched, event: FanEvent) -> None:
+    def _handle(self, event: FanEvent) -> None:
+        """Decide from the event's descriptor: only a regular file is looked at, a deleted one included."""
         path = ""
         try:
-            path = event.path
+            st = os.fstat(event.fd)
+            if not stat.S_ISREG(st.st_mode):
+                self.refused += 1  # a FIFO, a device: never read
+                return
+            route = self.watches.route(event.fd, st.st_dev)
+            if route is None:
+                return
+            path, deleted = last_path(event.path, st)
             if event.mask & FAN_CLOSE_WRITE:
-                self._on_write(watched, event, path)
+                self._on_write(route, event, st, path, deleted)
             if event.mask & FAN_OPEN_EXEC:
                 self.table.note_exe(event.pid, path)
-                if watched.container is not None:
-                    self._on_exec(watched.container, event, path)
+                if route.container is not None:
+                    self._on_exec(route, event, st, path, deleted)
         except OSError as exc:
             log.warning("event on %r not analysed: %s", path, exc)
         except Exception:  # the agent must outlive one bad event or a store hiccup; the log keeps the trace
@@ -268,47 +326,90 @@ class Agent:
     def _process(self, pid: int, container: ContainerContext | None) -> ProcessInfo | None:
         return self.table.get(pid, container.init_pid if container else 0) if pid > 0 else None
 
-    def _on_write(self, watched: _Watched, event: FanEvent, path: str) -> None:
+    def _on_write(self, route: Route, event: FanEvent, st: os.stat_result, path: str, deleted: bool) -> None:
         is_elf = os.pread(event.fd, 4, 0) == b"\x7fELF"
+        container = route.container
         # Most writes are not ELF files: remember their writer cheaply (no lineage walk through /proc).
         if is_elf and event.pid > 0:
-            stop_at = watched.container.init_pid if watched.container else 0
-            writer = self.table.writer(event.pid, path, os.fstat(event.fd), stop_at)
+            writer = self.table.writer(event.pid, path, st, container.init_pid if container else 0)
         else:
             writer = self.table.peek(event.pid)
-        key = (watched.container.id if watched.container else watched.label, path)
+        key = (container.id if container else route.label, path)
         if len(self.writes) >= MAX_WRITES_REMEMBERED:
             self.writes.pop(next(iter(self.writes)))
         self.writes[key] = (writer, datetime.now(UTC))
         if not is_elf:
             return
-        report = triage(event.fd, label=path)
-        intel = self.intel.lookup(report.sha256) if report.sha256 else []
-        detection = suspicious_binary(report, self._resource(watched.container), datetime.now(UTC), "agent",
-                                      writer=writer, intel=intel)  # fmt: skip
-        if detection is not None:
-            self._capture(event.fd, detection.file.sha256, watched.container)
-            self._emit(detection)
+        notes = deleted_evidence(path, deleted)
+        if route.on_volume and route.mount is not None:
+            notes.append(Evidence("mount", f"written on {route.mount.kind} mount {route.mount.mountpoint}",
+                                  mount_values(route.mount)))  # fmt: skip
+        self._triage_elf(event.fd, path, container, writer, notes)
 
-    def _on_exec(self, container: ContainerContext, event: FanEvent, path: str) -> None:
-        st = os.fstat(event.fd)
+    def _triage_elf(self, fd: int, path: str, container: ContainerContext | None, writer: ProcessInfo | None,
+                    notes: list[Evidence]) -> None:  # fmt: skip
+        """*Suspicious binary* for an ELF file, triaged on the content worker (a duplicate of `fd` goes)."""
+        self.content.submit(Job(os.dup(fd), path, self._resource(container), writer, notes))
+
+    def _content_done(self) -> None:
+        """Findings of the files the content worker has triaged (evidence copied before the descriptor goes)."""
+        for done in self.content.results():
+            try:
+                if done.detection is not None:
+                    container = self._watched(done.detection.resource.container_id)
+                    self._capture(done.fd, done.detection.file.sha256, container)
+                    self._emit(done.detection)
+            finally:
+                os.close(done.fd)
+
+    def _sweep(self) -> None:
+        """A few milliseconds of the startup sweep: ELF files present before the container was watched."""
+        for cid, current in list(self.sweeps.items()):
+            found, done = sweep.step(current, SWEEP_STEP_S)
+            for item in found:
+                try:
+                    note = Evidence("sweep", f"{item.path} was present before watching (startup sweep)",
+                                    {"present_before_watching": True, "mountpoint": item.mountpoint})  # fmt: skip
+                    self._triage_elf(item.fd, item.path, current.container, None, [note])
+                finally:
+                    os.close(item.fd)
+            if not done:
+                return
+            del self.sweeps[cid]
+            print(f"bindrift: swept container {cid} ({current.visited} entries)", file=sys.stderr, flush=True)
+            if current.cut_short:
+                self._emit(sweep_cut_short(self._resource(current.container), sweep.MAX_ENTRIES))
+
+    def _on_exec(self, route: Route, event: FanEvent, st: os.stat_result, path: str, deleted: bool) -> None:
+        container = route.container
+        assert container is not None
         if self.untouched.untouched(container.id, path, st):
             return
-        verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started)
+        if route.on_volume and route.mount is not None:
+            seen = (container.id, path) in self.writes
+            verdict = classify_mount_exec(event.fd, path, mount_values(route.mount), container.started,
+                                          seen_written=seen, deleted=deleted)  # fmt: skip
+        else:
+            verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started,
+                                    deleted=deleted)  # fmt: skip
         if verdict.category is None:
             self.untouched.remember(container.id, path, st, time.time_ns())
             return
         self._capture(event.fd, verdict.sha256, container)
         writer, written_at = self.writes.get((container.id, path), (None, None))
-        evidence = list(verdict.evidence)
+        category, evidence = verdict.category, list(verdict.evidence)
+        script = script_evidence(event.fd, path)
+        if script is not None:  # run through its #! line: a script, not a binary
+            category = "Added Script Executed"
+            evidence.append(script)
         if writer is not None and written_at is not None:
             evidence.append(Evidence("writer", f"written by {writer.exe or writer.comm} (pid {writer.pid}) at "
                                      f"{written_at.isoformat()}", {"pid": writer.pid, "exe": writer.exe}))  # fmt: skip
         detection = Detection(
-            category=verdict.category, observed_at=datetime.now(UTC), resource=self._resource(container),
+            category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
             file=FileInfo(path=path, sha256=verdict.sha256, size=st.st_size), source="agent",
             process=ProcessInfo(pid=event.pid), writer=writer, evidence=evidence,
-            intel=self.intel.lookup(verdict.sha256),
+            intel=self.intel.lookup(verdict.sha256) if verdict.sha256 else [],
         )  # fmt: skip
         if event.pid <= 0:
             self._emit(detection)
@@ -322,8 +423,7 @@ class Agent:
     def _flush_exec(self, pid: int) -> None:
         """Emit a pending exec finding with the process as it is after the exec."""
         detection, _since = self.pending_execs.pop(pid)
-        cid = detection.resource.container_id
-        container = next((w.container for w in self.watched.values() if w.container and w.container.id == cid), None)
+        container = self._watched(detection.resource.container_id)
         process = self._process(pid, container) or detection.process
         self._emit(msgspec.structs.replace(detection, process=process))
 
@@ -337,11 +437,21 @@ class Agent:
         namespace = self.table.namespace(pid)
         if not namespace:
             return None
-        for watched in self.watched.values():
-            container = watched.container
-            if container is not None and self.namespaces.get(container.id) == namespace:
-                return container
+        for cid, attached in self.watches.attached.items():
+            if self.namespaces.get(cid) == namespace:
+                return attached.container
         return None
+
+    def _mount_watched(self, container: ContainerContext, path: str) -> bool:
+        """Whether the mount holding `path` (the deepest listed) is marked in the container."""
+        attached = self.watches.attached.get(container.id)
+        mounts = [m for m in container.mounts if path.startswith(m.mountpoint.rstrip("/") + "/")]
+        deepest = max(mounts, key=lambda m: len(m.mountpoint), default=None)
+        return attached is not None and deepest is not None and deepest.mountpoint not in attached.failures
+
+    def _watched(self, cid: str) -> ContainerContext | None:
+        attached = self.watches.attached.get(cid) if cid else None
+        return attached.container if attached is not None else None
 
     def _check_unusual_exec(self, pid: int) -> None:
         """Loader-started, /dev/shm and memfd executions in a container (fanotify does not see them as an
@@ -354,6 +464,8 @@ class Agent:
         if found is None or container is None:
             return
         kind, program = found
+        if kind == "shm" and self._mount_watched(container, program):
+            return  # seen through its mount's mark, with the writer and mount in the evidence
         if kind == "loader":  # rare: only now is the working directory read, for a relative program
             try:
                 cwd = os.readlink(f"/proc/{pid}/cwd")
@@ -372,6 +484,9 @@ class Agent:
         except OSError:
             return
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a device, a FIFO run through the loader: never read
+                self.refused += 1
+                return
             self._emit_unusual(container, kind, program, fd, self._process(pid, container) or process)
         finally:
             os.close(fd)
@@ -388,18 +503,19 @@ class Agent:
             summary = f"executed through the dynamic loader {process.exe}: the kernel saw only the loader run"
             evidence.append(Evidence("loader", summary, {"loader": process.exe, "program": program}))
         else:
-            sha = sha256_fd(fd)
+            digest = sha256_fd_bounded(fd)  # a memfd can be as large and sparse as any file
+            sha = digest.sha256
             category = "Fileless execution" if kind == "memfd" else "Added Binary Executed"
             where = (
                 "from memory (memfd): no file exists" if kind == "memfd" else "from /dev/shm, a tmpfs outside the image"
             )
-            evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe})]
+            evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe}), *budget_evidence(digest)]
         writer, _at = self.writes.get((container.id, program), (None, None))
         self._capture(fd, sha, container)
         detection = Detection(
             category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
             file=FileInfo(path=program, sha256=sha, size=os.fstat(fd).st_size), source="agent", process=process,
-            writer=writer, evidence=evidence, intel=self.intel.lookup(sha),
+            writer=writer, evidence=evidence, intel=self.intel.lookup(sha) if sha else [],
         )  # fmt: skip
         self._emit(detection)
 
@@ -437,7 +553,10 @@ class Agent:
             os.close(fd)
 
     def _check_coverage(self) -> None:
-        lost = self.proc.lost + sum(w.group.overflows for w in self.watched.values())
+        if self.content.dropped > self.dropped_reported:
+            self._emit(content_dropped(self._resource(None), self.content.dropped - self.dropped_reported))
+            self.dropped_reported = self.content.dropped
+        lost = self.proc.lost + self.watches.overflows
         if lost > self.lost_reported:
             detection = Detection(
                 category="Coverage degraded", observed_at=datetime.now(UTC), resource=self._resource(None),
@@ -465,8 +584,7 @@ class Agent:
         """A prevented exec (with its process as it was when it tried) or a Prevention degraded report."""
         detection = outcome.detection
         pid = detection.process.pid if detection.process else 0
-        container = next((w.container for w in self.watched.values()
-                          if w.container and w.container.id == detection.resource.container_id), None)  # fmt: skip
+        container = self._watched(detection.resource.container_id)
         detection = msgspec.structs.replace(detection, process=self._process(pid, container) or detection.process,
                                             writer=self.writes.get((detection.resource.container_id,
                                                                     detection.file.path), (None, None))[0])  # fmt: skip
@@ -501,8 +619,8 @@ class Agent:
     def close(self) -> None:
         if self.response is not None and self.response.prevention is not None:
             self.response.prevention.close()
-        for watched in self.watched.values():
-            watched.group.close()
+        self.content.close()
+        self.watches.close()
         self.proc.close()
         self.selector.close()
 

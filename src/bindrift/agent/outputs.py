@@ -31,6 +31,7 @@ class AgentOutputs:
         self._written = 0.0
         self._lost = (0, 0)
         self._bursts = 0
+        self._skipped: dict[str, int] = {}
 
     @property
     def outbox(self) -> tuple[str, ...]:
@@ -50,7 +51,12 @@ class AgentOutputs:
         if self.webhook is not None:
             self.webhook.drain()
 
-    def tick(self, proc_lost: int, fanotify_overflows: int, bursts: int) -> None:
+    def tick(self, proc_lost: int, fanotify_overflows: int, bursts: int, skipped: dict[str, int] | None = None) -> None:
+        """Count what was lost and (`skipped`, by reason: totals so far) what the agent chose not to read."""
+        for reason, total in (skipped or {}).items():
+            if total > self._skipped.get(reason, 0):
+                self.metrics.record_drop("agent", reason, total - self._skipped.get(reason, 0))
+                self._skipped[reason] = total
         new_proc, new_fan = proc_lost - self._lost[0], fanotify_overflows - self._lost[1]
         if bursts > self._bursts:
             self.metrics.bursts.inc(bursts - self._bursts)

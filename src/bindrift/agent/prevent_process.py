@@ -1,4 +1,4 @@
-"""The agent's side of the prevention process (`bindrift.cli.prevent_worker`): same interface as an
+"""The agent's side of the prevention process (`bindrift.agent.prevent_worker`): same interface as an
 in-process `Prevention`, the work done in a process of its own."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from bindrift.cli.prevent_worker import Report, Start, Unwatch, Watch, decoder, encoder, receive
+from bindrift.agent.prevent_worker import Held, Report, Start, Unwatch, Watch, decoder, encoder, receive
 from bindrift.context.containers import ContainerContext
 from bindrift.response.policy import in_scope
-from bindrift.response.prevent import Outcome, permission_group
+from bindrift.response.prevent import Outcome
 from bindrift.schema.finding import Detection, Evidence, FileInfo, Resource
 from bindrift.schema.response import ResponsePolicy
 from bindrift.schema.severity import Severity
@@ -24,7 +24,7 @@ SOCKET_BUFFER = 4 << 20
 
 
 class PreventionProcess:
-    """Starts the prevention process, hands it each container's permission group, relays its reports."""
+    """Starts the prevention process, names it each container to hold the execs of, relays its reports."""
 
     def __init__(self, policies: list[ResponsePolicy], *, intel: list[tuple[str, str]],
                  severity: Mapping[str, Severity], deadline: float, node: Resource) -> None:  # fmt: skip
@@ -35,7 +35,7 @@ class PreventionProcess:
         for end in (self.sock, child):
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
             end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-        self.process = subprocess.Popen([sys.executable, "-m", "bindrift.cli.prevent_worker", str(child.fileno())],
+        self.process = subprocess.Popen([sys.executable, "-m", "bindrift.agent.prevent_worker", str(child.fileno())],
                                         pass_fds=[child.fileno()])  # fmt: skip
         child.close()
         self.sock.send(encoder.encode(Start(self.policies, intel, dict(severity), deadline)))
@@ -51,13 +51,11 @@ class PreventionProcess:
         """Whether a `prevent` or `block` policy may apply in this container (only those are held)."""
         return self.alive and any(in_scope(p, resource) for p in self.policies)
 
-    def watch(self, key: str, root: str, container: ContainerContext, resource: Resource) -> None:
-        """Place the container's permission group here (OSError if the mark fails) and hand it over."""
-        group = permission_group(root)
-        try:
-            socket.send_fds(self.sock, [encoder.encode(Watch(key, container, resource))], [group.fd])
-        finally:
-            group.close()  # the process holds it now: only its death releases the held execs
+    def watch(self, key: str, container: ContainerContext, resource: Resource) -> None:
+        """Have the process mark the container's mounts in its permission group (a mount it cannot mark comes
+        back as a *Prevention degraded* report). Only the process's death releases the held execs."""
+        with contextlib.suppress(OSError):
+            self.sock.send(encoder.encode(Watch(key, container, resource)))
 
     def unwatch(self, key: str) -> None:
         with contextlib.suppress(OSError):
@@ -76,7 +74,9 @@ class PreventionProcess:
                 found.append(Outcome(self._died(), prevented=False))
                 break
             report = decoder.decode(data)
-            if isinstance(report, Report):
+            if isinstance(report, Held):
+                print(f"bindrift: preventing in container {report.key}", file=sys.stderr, flush=True)
+            elif isinstance(report, Report):
                 found.append(Outcome(report.detection, report.prevented, report.policy_id, fds[0] if fds else -1))
         return found
 

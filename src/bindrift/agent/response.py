@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bindrift.cli.prevent_process import PreventionProcess
+from bindrift.agent.prevent_process import PreventionProcess
 from bindrift.config import data_dir
 from bindrift.context.containers import running_containers
 from bindrift.response.evidence import EvidenceBudget, EvidenceStore

@@ -1,0 +1,74 @@
+"""What the agent reports about its own coverage: a container it could not fully watch or read, and the
+path of an event's file as the descriptor tells it (a deleted file keeps its last path, marked deleted)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import msgspec
+
+from bindrift.schema.finding import Detection, Evidence, FileInfo, Resource
+
+DELETED = " (deleted)"
+
+
+def last_path(path: str, st: os.stat_result) -> tuple[str, bool]:
+    """(path, deleted): the kernel appends " (deleted)" to the path of a file with no link left."""
+    if st.st_nlink == 0 and path.endswith(DELETED):
+        return path[: -len(DELETED)], True
+    return path, st.st_nlink == 0
+
+
+def coverage_degraded(resource: Resource, failures: dict[str, str]) -> Detection:
+    """*Coverage degraded* for a container some of whose mounts are not watched."""
+    count = len(failures)
+    listed = "; ".join(f"{mount}: {why}" for mount, why in sorted(failures.items()))
+    return Detection(
+        category="Coverage degraded", observed_at=datetime.now(UTC), resource=resource,
+        file=FileInfo(path="fanotify-marks"), source="agent",
+        evidence=[Evidence("marks", f"container {resource.container_id}: {len(failures)} mount(s) not watched "
+                           f"(retried every second): {listed}",
+                           {"container_id": resource.container_id, "mounts_not_watched": count, "failures": listed})],
+    )  # fmt: skip
+
+
+def discovery_failed(node: Resource, state_dir: str, error: str) -> Detection:
+    """*Coverage degraded* for a container discovery could not read (so it is not watched)."""
+    resource = msgspec.structs.replace(node, container_id=os.path.basename(state_dir))
+    return Detection(
+        category="Coverage degraded", observed_at=datetime.now(UTC), resource=resource,
+        file=FileInfo(path="container-discovery"), source="agent",
+        evidence=[Evidence("discovery", f"container state {state_dir} could not be read, so the container is not "
+                           f"watched (retried every 250 ms): {error}", {"state_dir": state_dir, "error": error})],
+    )  # fmt: skip
+
+
+def sweep_cut_short(resource: Resource, entries: int) -> Detection:
+    """*Coverage degraded* for a container whose startup sweep stopped at its cap."""
+    return Detection(
+        category="Coverage degraded", observed_at=datetime.now(UTC), resource=resource,
+        file=FileInfo(path="startup-sweep"), source="agent",
+        evidence=[Evidence("sweep", f"the startup sweep stopped after {entries} entries: files present before "
+                           "watching beyond them were not triaged", {"entries": entries})],
+    )  # fmt: skip
+
+
+def content_dropped(node: Resource, dropped: int) -> Detection:
+    """*Coverage degraded* for written ELF files not triaged because the content queue was full."""
+    return Detection(
+        category="Coverage degraded", observed_at=datetime.now(UTC), resource=node,
+        file=FileInfo(path="content-queue"), source="agent",
+        evidence=[Evidence("dropped", f"{dropped} written ELF file(s) not triaged: the content queue was full",
+                           {"dropped": dropped})],
+    )  # fmt: skip
+
+
+def sensor_unavailable(node: Resource, error: str) -> Detection:
+    """*Coverage degraded* for the whole node: the agent has no fanotify group (retried until it has one)."""
+    return Detection(
+        category="Coverage degraded", observed_at=datetime.now(UTC), resource=node,
+        file=FileInfo(path="fanotify-group"), source="agent",
+        evidence=[Evidence("fanotify", f"no container is watched: {error} (fs.fanotify.max_user_groups is shared "
+                           "by every fanotify user of the node; retried four times a second)", {"error": error})],
+    )  # fmt: skip
