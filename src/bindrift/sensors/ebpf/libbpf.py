@@ -62,7 +62,7 @@ class Libbpf:
         # on x86-64 the va_list arrives as a pointer, which vsnprintf takes as it is
         buffer = ctypes.create_string_buffer(MAX_LOG_LINE)
         self.libc.vsnprintf(buffer, MAX_LOG_LINE, fmt, args)
-        if level <= 1:
+        if level == LIBBPF_WARN:
             self.messages = [*self.messages[-20:], buffer.value.decode(errors="replace").rstrip()]
         return 0
 

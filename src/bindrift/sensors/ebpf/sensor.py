@@ -1,6 +1,6 @@
 """Loads the committed BPF object, attaches its programs and reads its ring buffer.
 
-`EbpfUnavailable` says why the sensor cannot run here (no kernel BTF, no libbpf, no CAP_BPF / CAP_PERFMON,
+`EbpfUnavailableError` says why the sensor cannot run here (no kernel BTF, no libbpf, no CAP_BPF / CAP_PERFMON,
 a kernel too old for the programs): the agent then falls back to the proc connector and says so."""
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
 WAKE_EVERY = 64
 
 
-class EbpfUnavailable(Exception):
+class EbpfUnavailableError(Exception):
     """The sensor cannot run on this node; the message says why."""
 
 
 class _Counters(ctypes.Structure):
-    _fields_ = [("dropped", ctypes.c_uint64), ("submitted", ctypes.c_uint64)]  # noqa: RUF012
+    _fields_ = [("dropped", ctypes.c_uint64), ("submitted", ctypes.c_uint64)]
 
 
 class EbpfSensor:
@@ -34,13 +34,13 @@ class EbpfSensor:
 
     def __init__(self, path: Path = OBJECT, wake_every: int = WAKE_EVERY) -> None:
         if not KERNEL_BTF.exists():
-            raise EbpfUnavailable("the kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE cannot relocate")
-        from bindrift.sensors.ebpf.libbpf import Libbpf, LibbpfError, SAMPLE_FN
+            raise EbpfUnavailableError("the kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE cannot relocate")
+        from bindrift.sensors.ebpf.libbpf import SAMPLE_FN, Libbpf, LibbpfError
 
         try:
             self.bpf = Libbpf()
         except OSError as exc:
-            raise EbpfUnavailable(f"libbpf.so.1 cannot be loaded ({exc})") from None
+            raise EbpfUnavailableError(f"libbpf.so.1 cannot be loaded ({exc})") from None
         self.links: list[int] = []
         self.ring = 0
         self.raw: list[bytes] = []
@@ -68,9 +68,9 @@ class EbpfSensor:
             why = self.bpf.messages[-3:]
             self.close()
             hint = " (needs CAP_BPF and CAP_PERFMON, or root)" if exc.errno in (errno.EPERM, errno.EACCES) else ""
-            raise EbpfUnavailable(f"{exc.strerror}{hint}; libbpf: {' | '.join(why) or '-'}") from None
+            raise EbpfUnavailableError(f"{exc.strerror}{hint}; libbpf: {' | '.join(why) or '-'}") from None
 
-    def _record(self, _ctx: int | None, data: int | None, size: int) -> int:
+    def _record(self, _ctx: int | None, data: int, size: int) -> int:
         self.raw.append(ctypes.string_at(data, size))
         return 0
 
