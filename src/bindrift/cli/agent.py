@@ -32,6 +32,7 @@ from bindrift.findings.severity import SeverityPolicy
 from bindrift.response.evidence import Blob
 from bindrift.response.prevent import Outcome
 from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource, ResponseAction
+from bindrift.sensors.ebpf.feed import Mode, open_feed
 from bindrift.sensors.runtime.fanotify import (
     FAN_CLOSE_WRITE,
     FAN_OPEN_EXEC,
@@ -72,7 +73,7 @@ class Agent:
 
     def __init__(self, store: SqlStore | None, *, node: str = "", cluster: str = "", host_paths: tuple[str, ...] = (),
                  outputs: AgentOutputs | None = None, publish: Callable[[Detection], None] | None = None,
-                 batch_process_events: bool = False) -> None:  # fmt: skip
+                 batch_process_events: bool = False, process_sensor: Mode = "auto") -> None:  # fmt: skip
         self.outputs = outputs
         # Distributed mode (no store): detections go to `publish` (the bus); the central workers make the findings.
         self.publish = publish
@@ -85,8 +86,19 @@ class Agent:
         self.blobs: dict[str, Blob] = {}  # evidence captured at detection time, until its finding is stored
         self.node, self.cluster = node or socket.gethostname(), cluster
         self.table = ProcessTable()
-        self.proc = ProcConnector()
         self.selector = selectors.DefaultSelector()
+        # Process context captured in the kernel (eBPF), else the proc connector and /proc (stated in the log,
+        # the metrics and every finding's process.context_source).
+        self.kernel_feed, fallback = open_feed(process_sensor, self.table)
+        self.proc: ProcConnector | None = None
+        if self.kernel_feed is not None:
+            self.selector.register(self.kernel_feed, selectors.EVENT_READ, "ebpf")
+            print("bindrift: process context from the eBPF sensor", file=sys.stderr, flush=True)
+        else:
+            self.proc = ProcConnector()
+            print(f"bindrift: process context from procfs (fallback: {fallback})", file=sys.stderr, flush=True)
+        if outputs is not None:
+            outputs.set_process_source(self.kernel_feed.source if self.kernel_feed else "procfs")
         # Process events as they come while the node is quiet, in batches during an exec burst
         # (process_pacing.py); with batch_process_events, always with the file events, every DRAIN_EVERY_S.
         self.pacing = ProcessPacing(batch_only=batch_process_events)
@@ -176,12 +188,12 @@ class Agent:
             self._check_coverage()
             if self.outputs is not None:
                 overflows = sum(w.group.overflows for w in self.watched.values())
-                self.outputs.tick(self.proc.lost, overflows, self.pacing.bursts)
+                self.outputs.tick(self._process_lost(), overflows, self.pacing.bursts)
             next_sync = time.monotonic() + SYNC_EVERY_S
         due = min(self.next_drain, next_sync, self.pacing.next_read or next_sync)
         timeout = max(0.0, due - time.monotonic())
         ready = self.selector.select(timeout=timeout) if self.selector.get_map() else _sleep(timeout)
-        if any(key.data is None for key, _mask in ready) or self.pacing.due(time.monotonic()):
+        if any(key.data in (None, "ebpf") for key, _mask in ready) or self.pacing.due(time.monotonic()):
             self._process_events()
         prevention = self.response.prevention if self.response is not None else None
         if prevention is not None and any(key.data == "prevention" for key, _mask in ready):
@@ -209,26 +221,29 @@ class Agent:
 
     def _follow_pacing(self) -> None:
         """Wake on the proc connector, or not, as the pacing says."""
+        if self.proc is None:
+            return
         if self.pacing.waiting and not self.waiting_on_proc:
             self.selector.register(self.proc, selectors.EVENT_READ, None)
         elif not self.pacing.waiting and self.waiting_on_proc:
             self.selector.unregister(self.proc)
         self.waiting_on_proc = self.pacing.waiting
 
+    def _process_lost(self) -> int:
+        return self.kernel_feed.lost if self.kernel_feed is not None else self.proc.lost if self.proc else 0
+
     def _process_events(self) -> None:
+        if self.kernel_feed is not None:
+            for exec_event in self.kernel_feed.read():
+                self._on_process_exec(exec_event.image.tgid, True)
+            return
+        assert self.proc is not None
         execs = 0
         for event in self.proc.read():
             if event.kind == "exec":
                 execs += 1
-                alive = self.table.on_exec(event.pid)  # a process already gone has nothing left to look at
-                if event.pid in self.pending_execs:
-                    self._flush_exec(event.pid)
-                elif alive:
-                    self._check_unusual_exec(event.pid)
-                container = self._container_of(event.pid) if alive and self.namespaces else None
-                if container is not None:
-                    self.library_scans.pop(event.pid, None)  # to the end: the queue is kept in time order
-                    self.library_scans[event.pid] = (container, time.monotonic())
+                # a process already gone has nothing left to look at
+                self._on_process_exec(event.pid, self.table.on_exec(event.pid))
             elif event.kind == "fork":
                 self.table.on_fork(event.pid, event.parent)
             elif event.kind == "comm":
@@ -237,6 +252,18 @@ class Agent:
                 self.table.on_exit(event.pid)
         self.pacing.read(execs, time.monotonic())
         self._follow_pacing()
+
+    def _on_process_exec(self, pid: int, alive: bool) -> None:
+        """An exec completed: its pending finding is due; unusual ways of executing are checked; its libraries
+        are looked at a moment later."""
+        if pid in self.pending_execs:
+            self._flush_exec(pid)
+        elif alive:
+            self._check_unusual_exec(pid)
+        container = self._container_of(pid) if alive and self.namespaces else None
+        if container is not None:
+            self.library_scans.pop(pid, None)  # to the end: the queue is kept in time order
+            self.library_scans[pid] = (container, time.monotonic())
 
     def _handle(self, watched: _Watched, event: FanEvent) -> None:
         path = ""
@@ -329,7 +356,8 @@ class Agent:
 
     def _flush_execs(self, older_than: float) -> None:
         for pid in _due(self.pending_execs, older_than):
-            self.table.on_exec(pid)
+            if self.proc is not None:  # captured in the kernel, the exec is already in the table
+                self.table.on_exec(pid)
             self._flush_exec(pid)
 
     def _container_of(self, pid: int) -> ContainerContext | None:
@@ -356,7 +384,7 @@ class Agent:
         kind, program = found
         if kind == "loader":  # rare: only now is the working directory read, for a relative program
             try:
-                cwd = os.readlink(f"/proc/{pid}/cwd")
+                cwd = process.cwd or os.readlink(f"/proc/{pid}/cwd")
             except OSError:
                 cwd = "/"
             kind, program = unusual_exec(process.exe, process.args, cwd) or found
@@ -437,13 +465,14 @@ class Agent:
             os.close(fd)
 
     def _check_coverage(self) -> None:
-        lost = self.proc.lost + sum(w.group.overflows for w in self.watched.values())
+        lost = self._process_lost() + sum(w.group.overflows for w in self.watched.values())
         if lost > self.lost_reported:
             detection = Detection(
                 category="Coverage degraded", observed_at=datetime.now(UTC), resource=self._resource(None),
                 file=FileInfo(path="sensor-queues"), source="agent",
                 evidence=[Evidence("loss", f"{lost - self.lost_reported} sensor queue overflow(s) or lost message(s)",
-                                   {"proc_connector_lost": self.proc.lost, "total_lost": lost})],
+                                   {"process_events_lost": self._process_lost(), "total_lost": lost,
+                                    "process_sensor": "ebpf" if self.kernel_feed else "procfs"})],
             )  # fmt: skip
             self.lost_reported = lost
             self._emit(detection)
@@ -498,7 +527,10 @@ class Agent:
             self.response.prevention.close()
         for watched in self.watched.values():
             watched.group.close()
-        self.proc.close()
+        if self.proc is not None:
+            self.proc.close()
+        if self.kernel_feed is not None:
+            self.kernel_feed.close()
         self.selector.close()
 
 

@@ -12,7 +12,7 @@ import struct
 import msgspec
 
 EXEC, FORK, EXIT = 1, 2, 3
-TRUNCATED_ARGV, TRUNCATED_EXE, TRUNCATED_CWD, ARGV_UNREADABLE = 1, 2, 4, 8
+TRUNCATED_ARGV, TRUNCATED_EXE, TRUNCATED_CWD, ARGV_UNREADABLE, EXE_DELETED = 1, 2, 4, 8, 16
 ARGV_BYTES = 4096  # the documented argv bound: longer argument lists are cut (`truncated` says so)
 PATH_BYTES = 512
 HEADER = struct.Struct("<II IIQQ IIQQ QQ IIIIIi16s")  # struct header: 112 bytes
@@ -116,7 +116,9 @@ def decode(raw: bytes) -> Event | None:
     argv = argv_of(raw[ARGV_AT : ARGV_AT + min(argv_len, ARGV_BYTES)])
     return ExecEvent(
         image, parent, ts, uid, gid, ns_pid, pid_ns, mnt_ns, cgroup, comm,
-        exe=_path(raw[EXE_AT:CWD_AT], exe_len, bool(flags & TRUNCATED_EXE)), exe_inode=ino, exe_dev=user_dev(dev),
+        exe=_path(raw[EXE_AT:CWD_AT], exe_len, bool(flags & TRUNCATED_EXE)) + (" (deleted)" if flags & EXE_DELETED
+                                                                                else ""),
+        exe_inode=ino, exe_dev=user_dev(dev),
         cwd=_path(raw[CWD_AT:ARGV_AT], cwd_len, bool(flags & TRUNCATED_CWD)), argv=argv,
         truncated=bool(flags & (TRUNCATED_ARGV | ARGV_UNREADABLE)),
     )  # fmt: skip

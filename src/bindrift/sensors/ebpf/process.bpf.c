@@ -16,7 +16,7 @@
 #define PATH_DEPTH 24    /* components walked up from a dentry; deeper paths are cut (TRUNCATED_PATH) */
 
 enum kind { EXEC = 1, FORK = 2, EXIT = 3 };
-enum flags { TRUNCATED_ARGV = 1, TRUNCATED_EXE = 2, TRUNCATED_CWD = 4, ARGV_UNREADABLE = 8 };
+enum flags { TRUNCATED_ARGV = 1, TRUNCATED_EXE = 2, TRUNCATED_CWD = 4, ARGV_UNREADABLE = 8, EXE_DELETED = 16 };
 
 struct image {            /* 24 bytes */
 	u32 tgid;
@@ -113,7 +113,7 @@ static __always_inline u32 walk_path(char *buf, struct dentry *dentry, struct vf
 		}
 		struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-		if (dentry == mnt_root || dentry == parent) {
+		if (dentry == mnt_root) {
 			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 			if (up == mnt) { /* the top of the mount tree */
 				*cut = false;
@@ -131,6 +131,10 @@ static __always_inline u32 walk_path(char *buf, struct dentry *dentry, struct vf
 		if (n <= 0)
 			break;
 		off += n;
+		if (dentry == parent) { /* a pseudo file's lone dentry (memfd:NAME): its name is the path */
+			*cut = false;
+			break;
+		}
 		dentry = parent;
 	}
 	return off;
@@ -152,6 +156,8 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	e->ino = BPF_CORE_READ(inode, i_ino);
 	e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	if (BPF_CORE_READ(inode, __i_nlink) == 0)
+		e->h.flags |= EXE_DELETED; /* named as /proc/PID/exe names it: "… (deleted)" */
 	struct fs_struct *fs = BPF_CORE_READ(task, fs);
 	e->exe_len = walk_path(e->exe, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
 			       &fs->root, &cut);
