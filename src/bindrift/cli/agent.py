@@ -216,6 +216,8 @@ class Agent:
                 events = watched.group.read()
                 if not events:
                     break
+                if self.kernel_feed is not None:  # read after the file events: every exec before them is in
+                    self._process_events()  # the ring by now, so their writer is known exactly
                 for event in events:
                     self._handle(watched, event)
 

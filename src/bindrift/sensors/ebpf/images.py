@@ -22,7 +22,8 @@ MAX_HISTORY = 8  # images remembered per pid (execs of one process, and processe
 MAX_LINEAGE = 16
 EXPIRE_EVERY_S = 1.0
 # File times are taken from the coarse clock: a write may be stamped up to one tick before it happened.
-TICK_NS = int(time.clock_getres(getattr(time, "CLOCK_REALTIME_COARSE", time.CLOCK_REALTIME)) * 1e9) or 4_000_000
+CLOCK_REALTIME_COARSE = 5  # Linux's clock id (not in Python's time module)
+TICK_NS = int(time.clock_getres(CLOCK_REALTIME_COARSE) * 1e9)
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@
 #define ARGV_BYTES 4096  /* argv beyond this is cut (flag TRUNCATED_ARGV) */
 #define PATH_BYTES 512   /* executable path and cwd, each */
 #define NAME_BYTES 256   /* one path component (NAME_MAX + 1) */
-#define PATH_DEPTH 24    /* components walked up from a dentry; deeper paths are cut (TRUNCATED_PATH) */
+#define PATH_DEPTH 16    /* components walked up from a dentry; deeper paths are cut (TRUNCATED_PATH) */
 
 enum kind { EXEC = 1, FORK = 2, EXIT = 3 };
 enum flags { TRUNCATED_ARGV = 1, TRUNCATED_EXE = 2, TRUNCATED_CWD = 4, ARGV_UNREADABLE = 8, EXE_DELETED = 16 };
