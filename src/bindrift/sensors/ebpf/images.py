@@ -13,6 +13,8 @@ import os
 import time
 from dataclasses import dataclass
 
+import msgspec
+
 from bindrift.schema.finding import ProcessInfo, ProcessRef
 from bindrift.sensors.ebpf.events import Event, ExecEvent, ExitEvent, ForkEvent, Image
 
@@ -88,7 +90,12 @@ class ProcessImages:
         info = ProcessInfo(pid=event.image.tgid, ppid=event.parent.tgid, comm=event.comm, exe=event.exe,
                            args=event.argv, uid=event.uid, gid=event.gid, cwd=event.cwd, context_source="ebpf",
                            downloaded_by=ingress_tool(event.comm, event.argv))  # fmt: skip
-        self._add(event.image, Record(event.image, info, event.parent, event.ts_ns, event.pid_ns,
+        # The parent it had when it started, as its fork said: by its exec it may have been reparented.
+        before = self.current(event.image.tgid)
+        parent = before.parent if before is not None and before.key.start_ns == event.image.start_ns else event.parent
+        if parent != event.parent:
+            info = msgspec.structs.replace(info, ppid=parent.tgid)
+        self._add(event.image, Record(event.image, info, parent, event.ts_ns, event.pid_ns,
                                       (event.exe_dev, event.exe_inode)))  # fmt: skip
 
     def _fork(self, event: ForkEvent) -> None:
