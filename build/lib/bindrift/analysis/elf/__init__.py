@@ -1,0 +1,1 @@
+"""Tolerant ELF header reading and the checks on it."""

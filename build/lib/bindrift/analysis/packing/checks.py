@@ -1,0 +1,167 @@
+"""`packed` and `tampered-packer` checks C1–C6 of docs/elf-checks.md §5.
+
+Ordinary binaries cost two small reads here (the bytes after the program headers, already in the
+head, and the last 64 bytes); the string search and entropy run only for files without a section
+table, with UPX markers, or with an executable segment that expands in memory.
+"""
+
+from __future__ import annotations
+
+from bindrift.analysis.elf.constants import ET_DYN, ET_EXEC, PF_X, PT_LOAD
+from bindrift.analysis.elf.reader import ElfImage, Phdr
+from bindrift.analysis.packing import upx
+from bindrift.analysis.packing.entropy import entropy
+from bindrift.analysis.packing.upx import FORMAT_VERSIONS, UPX_MAGIC, UpxEvidence
+from bindrift.schema.severity import Severity
+from bindrift.schema.triage import CheckResult, TriageCategory
+
+ENTROPY_PACKED = 7.2
+EXPANSION_RATIO = 2
+EXPANSION_MIN = 64 * 1024
+
+
+def _result(
+    category: TriageCategory, check: str, ref: str, severity: Severity, title: str, detail: str, **evidence: int | str
+) -> CheckResult:
+    return CheckResult(
+        category=category, check=check, ref=ref, severity=severity, title=title, detail=detail, evidence=evidence
+    )
+
+
+def _show(magic: bytes) -> str:
+    text = "".join(chr(b) if 0x20 < b < 0x7F else "." for b in magic)
+    return f"{magic.hex(' ')} ({text!r})"
+
+
+def packing_checks(elf: ElfImage) -> list[CheckResult]:
+    """Every packing and packer-tampering finding for `elf`."""
+    if elf.type not in (ET_EXEC, ET_DYN) or not elf.phdrs:
+        return []
+    evidence = upx.probe(elf)
+    loads = [ph for ph in elf.phdrs if ph.type == PT_LOAD]
+    expanding = _expanding_code(loads)
+    l_info = evidence.l_info
+    upx_magic = (l_info is not None and l_info.magic == UPX_MAGIC) or evidence.trailer_magic == UPX_MAGIC
+    if not (upx_magic or not elf.shdrs or expanding):
+        return []
+    upx.inspect(elf, evidence)
+    if _is_upx(evidence, upx_magic):
+        return _upx_results(evidence)
+    if not evidence.magic_elsewhere and evidence.prot_string:
+        return [_stub_without_magic()]
+    return _generic(elf, loads, expanding)
+
+
+def _expanding_code(loads: list[Phdr]) -> Phdr | None:
+    """An executable PT_LOAD that grows in memory far beyond its file bytes (a self-extracting stub)."""
+    for ph in loads:
+        if ph.flags & PF_X and ph.memsz >= EXPANSION_RATIO * ph.filesz and ph.memsz - ph.filesz >= EXPANSION_MIN:
+            return ph
+    return None
+
+
+def _is_upx(ev: UpxEvidence, upx_magic: bool) -> bool:
+    shaped = ev.l_info is not None and ev.l_info.plausible
+    return upx_magic or (shaped and (ev.has_strings or ev.prot_string or ev.trailer is not None))
+
+
+def _upx_results(ev: UpxEvidence) -> list[CheckResult]:
+    results = [_upx_identified(ev)]
+    li = ev.l_info
+    if li is not None and li.plausible and li.magic != UPX_MAGIC:
+        both = ev.trailer_magic == li.magic
+        results.append(_result(
+            "tampered-packer", "upx_magic_changed", "C2", "high", "UPX magic changed",
+            f"l_info at {li.offset:#x} has the UPX layout (format version {li.version}, loader size {li.lsize}) but "
+            f"its magic is {_show(li.magic)} instead of 'UPX!'"
+            + (", and the same 4 bytes replace the trailer's magic at size-36" if both else "")
+            + "; renaming the magic makes `upx -d` and signature scanners fail (IoT malware does this).",
+            l_info_offset=li.offset, magic=li.magic.hex(), trailer_changed=int(both),
+        ))  # fmt: skip
+    if not ev.has_strings:
+        results.append(_result(
+            "tampered-packer", "upx_strings_removed", "C3", "medium", "UPX identification strings removed",
+            "the file has UPX's structures but neither the '$Info: This file is packed with the UPX' nor the "
+            "'$Id: UPX' string of every UPX stub; they were blanked to hide the packer.",
+        ))  # fmt: skip
+    if li is not None and li.plausible:
+        results.extend(_p_info_results(ev))
+    if ev.trailer is not None and ev.overlay > 0:
+        results.append(_result(
+            "tampered-packer", "upx_overlay", "C5", "medium", "Data appended after the UPX trailer",
+            f"the UPX PackHeader sits at {ev.trailer.offset:#x}, {ev.overlay} bytes before where UPX leaves it "
+            f"(size-36); {ev.overlay} junk bytes were appended to break unpackers.",
+            trailer_offset=ev.trailer.offset, overlay_bytes=ev.overlay,
+        ))  # fmt: skip
+    return results
+
+
+def _p_info_results(ev: UpxEvidence) -> list[CheckResult]:
+    li = ev.l_info
+    assert li is not None
+    values = f"p_filesize={li.filesize}, p_blocksize={li.blocksize}"
+    why = ""
+    if li.filesize == 0 or li.blocksize == 0:
+        why = "a zeroed size, which no UPX version writes; it makes `upx -d` refuse the file"
+    elif ev.trailer is not None and ev.trailer.u_file_size != li.filesize:
+        why = f"p_filesize disagrees with the trailer's original file size {ev.trailer.u_file_size}"
+    elif li.version <= 13 and li.filesize != li.blocksize:
+        why = f"UPX {FORMAT_VERSIONS.get(li.version, 'format')} writes equal sizes"
+    if not why:
+        return []
+    return [_result(
+        "tampered-packer", "upx_p_info_tampered", "C4", "high", "UPX p_info tampered",
+        f"p_info at {li.offset + 12:#x} holds {values}: {why}.",
+        p_filesize=li.filesize, p_blocksize=li.blocksize,
+    )]  # fmt: skip
+
+
+def _upx_identified(ev: UpxEvidence) -> CheckResult:
+    li, trailer = ev.l_info, ev.trailer
+    version = f"UPX {ev.id_version}" if ev.id_version else FORMAT_VERSIONS.get(li.version if li else -1, "UPX")
+    parts = [version]
+    if trailer is not None:
+        method = upx.METHODS.get(trailer.method, "unknown")
+        parts.append(f"method {method} ({trailer.method}), level {trailer.level}, format id {trailer.format}")
+    if li is not None and li.plausible:
+        parts.append(f"l_info at {li.offset:#x}, original size {li.filesize} bytes")
+    return _result(
+        "packed", "upx", "C1", "low", "Packed with UPX",
+        "; ".join(parts) + ". The code is compressed and unpacked in memory at run time; static analysis and "
+        "signature scans see only the stub.",
+        version=version,
+    )  # fmt: skip
+
+
+def _stub_without_magic() -> CheckResult:
+    return _result(
+        "tampered-packer", "upx_stub_without_magic", "C2", "high", "UPX stub without any UPX magic",
+        "the file carries the UPX loader's 'PROT_EXEC|PROT_WRITE failed' message but no 'UPX!' marker anywhere: "
+        "a UPX-packed file whose magics were all renamed.",
+    )  # fmt: skip
+
+
+def _generic(elf: ElfImage, loads: list[Phdr], expanding: Phdr | None) -> list[CheckResult]:
+    reasons: list[str] = []
+    evidence: dict[str, int | str] = {}
+    if expanding is not None:
+        reasons.append(
+            f"an executable PT_LOAD maps {expanding.memsz:#x} bytes from only {expanding.filesz:#x} in the file "
+            "(a stub unpacks code into it)"
+        )
+        evidence["p_memsz"], evidence["p_filesz"] = expanding.memsz, expanding.filesz
+    if not elf.shdrs and loads:
+        largest = max(loads, key=lambda ph: ph.filesz)
+        bits = entropy(elf.src, largest.offset, largest.filesz)
+        if bits > ENTROPY_PACKED:
+            reasons.append(
+                f"there is no section table and the largest PT_LOAD ({largest.filesz:#x} bytes) has an entropy of "
+                f"{bits:.2f} bits/byte (compressed or encrypted; code is ≈ 5.5–6.5)"
+            )
+            evidence["entropy"] = f"{bits:.2f}"
+    if not reasons:
+        return []
+    return [_result(
+        "packed", "packed_generic", "C6", "medium", "Packed or encrypted code",
+        "; ".join(reasons) + ". The real program is hidden from static analysis.", **evidence,
+    )]  # fmt: skip

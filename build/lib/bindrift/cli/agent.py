@@ -1,0 +1,578 @@
+"""The node agent's loop: kernel sensors → container context → triage and drift analysis → detectors →
+findings pipeline → store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import msgspec
+
+from bindrift.analysis.hashing import sha256_fd
+from bindrift.analysis.intel.intel_set import IntelSet, Kind
+from bindrift.analysis.safe_open import open_in_root
+from bindrift.analysis.triage import triage
+from bindrift.cli.agent_outputs import AgentOutputs
+from bindrift.cli.agent_response import AgentResponse
+from bindrift.config import load_settings
+from bindrift.context.containers import ContainerContext, ContainerDiscovery
+from bindrift.detectors.drift import UntouchedFiles, classify_exec
+from bindrift.detectors.exec_paths import unusual_exec
+from bindrift.detectors.suspicious_binary import suspicious_binary
+from bindrift.findings.pipeline import FindingsPipeline
+from bindrift.findings.severity import SeverityPolicy
+from bindrift.response.evidence import Blob
+from bindrift.response.prevent import Outcome
+from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource, ResponseAction
+from bindrift.sensors.ebpf.feed import Mode, open_feed
+from bindrift.sensors.runtime.fanotify import (
+    FAN_CLOSE_WRITE,
+    FAN_OPEN_EXEC,
+    FanEvent,
+    FanotifyGroup,
+    raise_descriptor_limit,
+)
+from bindrift.sensors.runtime.proc_connector import ProcConnector
+from bindrift.sensors.runtime.process_pacing import ProcessPacing
+from bindrift.sensors.runtime.process_table import ProcessTable
+from bindrift.sinks.store.sql_store import SqlStore
+
+log = logging.getLogger(__name__)
+SYNC_EVERY_S = 0.25
+# An exec is reported once the kernel says it completed (the process then shows its new program), or
+# after this long: fanotify reports the open of the executable while execve is still running.
+EXEC_SETTLE_S = 0.2
+# Libraries are mapped by the dynamic loader after the exec: a process's maps are read this long after.
+LIBRARY_SCAN_AFTER_S = 0.1
+MAX_MAPS = 4 * 2**20
+MAX_WRITES_REMEMBERED = 100_000
+# File events are read on a timer, not as each arrives: a listener waiting on a fanotify queue is woken for
+# every event, and those wake-ups are most of what watching costs a writer (bench/README.md, measured).
+DRAIN_EVERY_S = 0.01
+MAX_READS_PER_DRAIN = 64
+MAX_BLOBS_PENDING = 1_000
+
+
+@dataclass(slots=True)
+class _Watched:
+    group: FanotifyGroup
+    container: ContainerContext | None  # None for a host path
+    label: str
+
+
+class Agent:
+    """Watches every running container (and host paths), turning what happens into stored findings."""
+
+    def __init__(self, store: SqlStore | None, *, node: str = "", cluster: str = "", host_paths: tuple[str, ...] = (),
+                 outputs: AgentOutputs | None = None, publish: Callable[[Detection], None] | None = None,
+                 batch_process_events: bool = False, process_sensor: Mode = "auto") -> None:  # fmt: skip
+        self.outputs = outputs
+        # Distributed mode (no store): detections go to `publish` (the bus); the central workers make the findings.
+        self.publish = publish
+        self.pipeline = None
+        if store is not None:
+            self.pipeline = FindingsPipeline(store, SeverityPolicy(load_settings().severity),
+                                             outbox=outputs.outbox if outputs else ())  # fmt: skip
+        self.intel = IntelSet([(path, cast(Kind, kind)) for path, kind in store.intel_sources()] if store else [])
+        self.response: AgentResponse | None = None
+        self.blobs: dict[str, Blob] = {}  # evidence captured at detection time, until its finding is stored
+        self.node, self.cluster = node or socket.gethostname(), cluster
+        self.table = ProcessTable()
+        self.selector = selectors.DefaultSelector()
+        # Process context captured in the kernel (eBPF), else the proc connector and /proc (stated in the log,
+        # the metrics and every finding's process.context_source).
+        self.kernel_feed, fallback = open_feed(process_sensor, self.table)
+        self.proc: ProcConnector | None = None
+        if self.kernel_feed is not None:
+            self.selector.register(self.kernel_feed, selectors.EVENT_READ, "ebpf")
+            print("bindrift: process context from the eBPF sensor", file=sys.stderr, flush=True)
+        else:
+            self.proc = ProcConnector()
+            print(f"bindrift: process context from procfs (fallback: {fallback})", file=sys.stderr, flush=True)
+        if outputs is not None:
+            outputs.set_process_source(self.kernel_feed.source if self.kernel_feed else "procfs")
+        # Process events as they come while the node is quiet, in batches during an exec burst
+        # (process_pacing.py); with batch_process_events, always with the file events, every DRAIN_EVERY_S.
+        self.pacing = ProcessPacing(batch_only=batch_process_events)
+        self.waiting_on_proc = False
+        self._follow_pacing()
+        self.next_drain = 0.0
+        self.discovery = ContainerDiscovery()
+        raise_descriptor_limit()
+        self.watched: dict[str, _Watched] = {}
+        self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
+        self.lost_reported = 0
+        self.errors = 0
+        self.pending_execs: dict[int, tuple[Detection, float]] = {}
+        self.namespaces: dict[str, str] = {}
+        self.library_scans: dict[int, tuple[ContainerContext, float]] = {}
+        self.untouched = UntouchedFiles()
+        self.libraries_seen: set[tuple[str, str, int]] = set()
+        for path in host_paths:
+            group = FanotifyGroup()
+            group.mark_filesystem(path)
+            self._watch(f"host:{path}", _Watched(group, None, path))
+
+    def attach_response(self, response: AgentResponse) -> None:
+        """Evidence capture, block policies and prevention (before `run`)."""
+        self.response = response
+        if response.prevention is not None:
+            self.selector.register(response.prevention, selectors.EVENT_READ, "prevention")
+            print(f"bindrift: prevention process {response.prevention.pid}", file=sys.stderr, flush=True)
+
+    def _watch(self, key: str, watched: _Watched) -> None:
+        self.watched[key] = watched
+        print(f"bindrift: watching {watched.label}", file=sys.stderr, flush=True)
+
+    def sync_containers(self) -> None:
+        """Start watching new containers, let go of ended ones."""
+        current = self.discovery.running()
+        for cid, container in current.items():
+            if cid in self.watched:
+                continue
+            group = FanotifyGroup()
+            try:
+                group.mark_filesystem(f"/proc/{container.init_pid}/root")
+            except OSError as exc:
+                group.close()
+                log.warning("cannot watch container %s: %s", cid, exc)
+                continue
+            try:
+                self.namespaces[cid] = os.readlink(f"/proc/{container.init_pid}/ns/pid")
+            except OSError:
+                self.namespaces[cid] = ""
+            self._watch(cid, _Watched(group, container, f"container {cid} ({container.runtime})"))
+            prevention = self.response.prevention if self.response is not None else None
+            if prevention is not None and prevention.covers(self._resource(container)):
+                try:
+                    prevention.watch(cid, f"/proc/{container.init_pid}/root", container, self._resource(container))
+                    print(f"bindrift: preventing in container {cid}", file=sys.stderr, flush=True)
+                except OSError as exc:
+                    log.warning("cannot prevent in container %s: %s", cid, exc)
+        for key in [k for k, w in self.watched.items() if w.container is not None and k not in current]:
+            watched = self.watched.pop(key)
+            self.namespaces.pop(key, None)
+            self.untouched.forget(key)
+            watched.group.close()
+            if self.response is not None and self.response.prevention is not None:
+                self.response.prevention.unwatch(key)
+            print(f"bindrift: container {key} ended", file=sys.stderr, flush=True)
+
+    def run(self, duration: float = 0.0) -> None:
+        """Process events until `duration` seconds have passed (forever when 0)."""
+        deadline = time.monotonic() + duration if duration else None
+        next_sync = 0.0
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                next_sync = self._iteration(next_sync)
+            except Exception:  # the agent must outlive a bad event or a store hiccup; the log keeps the trace
+                self.errors += 1
+                log.exception("agent loop iteration failed")
+                time.sleep(0.1)
+
+    def _iteration(self, next_sync: float) -> float:
+        """One pass: due exec reports and library scans, periodic work, process events as they come, and the
+        file events every DRAIN_EVERY_S. Returns when the periodic work is next due."""
+        self._flush_execs(time.monotonic() - EXEC_SETTLE_S)
+        self._scan_libraries(time.monotonic() - LIBRARY_SCAN_AFTER_S)
+        if time.monotonic() >= next_sync:
+            self.sync_containers()
+            self._check_coverage()
+            if self.outputs is not None:
+                overflows = sum(w.group.overflows for w in self.watched.values())
+                self.outputs.tick(self._process_lost(), overflows, self.pacing.bursts)
+            next_sync = time.monotonic() + SYNC_EVERY_S
+        due = min(self.next_drain, next_sync, self.pacing.next_read or next_sync)
+        timeout = max(0.0, due - time.monotonic())
+        ready = self.selector.select(timeout=timeout) if self.selector.get_map() else _sleep(timeout)
+        if any(key.data in (None, "ebpf") for key, _mask in ready) or self.pacing.due(time.monotonic()):
+            self._process_events()
+        prevention = self.response.prevention if self.response is not None else None
+        if prevention is not None and any(key.data == "prevention" for key, _mask in ready):
+            for outcome in prevention.drain():
+                self._emit_outcome(outcome)
+            if not prevention.alive:
+                self.selector.unregister(prevention)
+        if time.monotonic() >= self.next_drain:
+            self._drain()
+            self.next_drain = time.monotonic() + DRAIN_EVERY_S
+        return next_sync
+
+    def _drain(self) -> None:
+        """Every file event queued since the last drain."""
+        # Process events first, always: a writer such as `cp` must be in the table before its close-write
+        # is looked at, and it may be gone from /proc a moment later.
+        self._process_events()
+        for watched in list(self.watched.values()):
+            for _ in range(MAX_READS_PER_DRAIN):
+                events = watched.group.read()
+                if not events:
+                    break
+                if self.kernel_feed is not None:  # read after the file events: every exec before them is in
+                    self._process_events()  # the ring by now, so their writer is known exactly
+                for event in events:
+                    self._handle(watched, event)
+
+    def _follow_pacing(self) -> None:
+        """Wake on the proc connector, or not, as the pacing says."""
+        if self.proc is None:
+            return
+        if self.pacing.waiting and not self.waiting_on_proc:
+            self.selector.register(self.proc, selectors.EVENT_READ, None)
+        elif not self.pacing.waiting and self.waiting_on_proc:
+            self.selector.unregister(self.proc)
+        self.waiting_on_proc = self.pacing.waiting
+
+    def _process_lost(self) -> int:
+        return self.kernel_feed.lost if self.kernel_feed is not None else self.proc.lost if self.proc else 0
+
+    def _process_events(self) -> None:
+        if self.kernel_feed is not None:
+            for exec_event in self.kernel_feed.read():
+                self._on_process_exec(exec_event.image.tgid, True)
+            return
+        assert self.proc is not None
+        execs = 0
+        for event in self.proc.read():
+            if event.kind == "exec":
+                execs += 1
+                # a process already gone has nothing left to look at
+                self._on_process_exec(event.pid, self.table.on_exec(event.pid))
+            elif event.kind == "fork":
+                self.table.on_fork(event.pid, event.parent)
+            elif event.kind == "comm":
+                self.table.on_comm(event.pid, event.comm)
+            else:
+                self.table.on_exit(event.pid)
+        self.pacing.read(execs, time.monotonic())
+        self._follow_pacing()
+
+    def _on_process_exec(self, pid: int, alive: bool) -> None:
+        """An exec completed: its pending finding is due; unusual ways of executing are checked; its libraries
+        are looked at a moment later."""
+        if pid in self.pending_execs:
+            self._flush_exec(pid)
+        elif alive:
+            self._check_unusual_exec(pid)
+        container = self._container_of(pid) if alive and self.namespaces else None
+        if container is not None:
+            self.library_scans.pop(pid, None)  # to the end: the queue is kept in time order
+            self.library_scans[pid] = (container, time.monotonic())
+
+    def _handle(self, watched: _Watched, event: FanEvent) -> None:
+        path = ""
+        try:
+            path = event.path
+            if event.mask & FAN_CLOSE_WRITE:
+                self._on_write(watched, event, path)
+            if event.mask & FAN_OPEN_EXEC:
+                self.table.note_exe(event.pid, path)
+                if watched.container is not None:
+                    self._on_exec(watched.container, event, path)
+        except OSError as exc:
+            log.warning("event on %r not analysed: %s", path, exc)
+        except Exception:  # the agent must outlive one bad event or a store hiccup; the log keeps the trace
+            self.errors += 1
+            log.exception("event on %r not analysed", path)
+        finally:
+            os.close(event.fd)
+
+    def _resource(self, container: ContainerContext | None) -> Resource:
+        if container is None:
+            return Resource(node=self.node, cluster=self.cluster)
+        return Resource(
+            node=self.node, cluster=self.cluster, namespace=container.namespace, pod=container.pod,
+            container_id=container.id, container_name=container.container_name, image=container.image,
+            image_digest=container.image_digest, runtime=container.runtime,
+        )  # fmt: skip
+
+    def _process(self, pid: int, container: ContainerContext | None) -> ProcessInfo | None:
+        return self.table.get(pid, container.init_pid if container else 0) if pid > 0 else None
+
+    def _on_write(self, watched: _Watched, event: FanEvent, path: str) -> None:
+        is_elf = os.pread(event.fd, 4, 0) == b"\x7fELF"
+        # Most writes are not ELF files: remember their writer cheaply (no lineage walk through /proc).
+        if is_elf and event.pid > 0:
+            stop_at = watched.container.init_pid if watched.container else 0
+            writer = self.table.writer(event.pid, path, os.fstat(event.fd), stop_at)
+        else:
+            writer = self.table.peek(event.pid)
+        key = (watched.container.id if watched.container else watched.label, path)
+        if len(self.writes) >= MAX_WRITES_REMEMBERED:
+            self.writes.pop(next(iter(self.writes)))
+        self.writes[key] = (writer, datetime.now(UTC))
+        if not is_elf:
+            return
+        report = triage(event.fd, label=path)
+        intel = self.intel.lookup(report.sha256) if report.sha256 else []
+        detection = suspicious_binary(report, self._resource(watched.container), datetime.now(UTC), "agent",
+                                      writer=writer, intel=intel)  # fmt: skip
+        if detection is not None:
+            self._capture(event.fd, detection.file.sha256)
+            self._emit(detection)
+
+    def _on_exec(self, container: ContainerContext, event: FanEvent, path: str) -> None:
+        st = os.fstat(event.fd)
+        if self.untouched.untouched(container.id, path, st):
+            return
+        verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started)
+        if verdict.category is None:
+            self.untouched.remember(container.id, path, st, time.time_ns())
+            return
+        self._capture(event.fd, verdict.sha256)
+        writer, written_at = self.writes.get((container.id, path), (None, None))
+        evidence = list(verdict.evidence)
+        if writer is not None and written_at is not None:
+            evidence.append(Evidence("writer", f"written by {writer.exe or writer.comm} (pid {writer.pid}) at "
+                                     f"{written_at.isoformat()}", {"pid": writer.pid, "exe": writer.exe}))  # fmt: skip
+        detection = Detection(
+            category=verdict.category, observed_at=datetime.now(UTC), resource=self._resource(container),
+            file=FileInfo(path=path, sha256=verdict.sha256, size=st.st_size), source="agent",
+            process=ProcessInfo(pid=event.pid), writer=writer, evidence=evidence,
+            intel=self.intel.lookup(verdict.sha256),
+        )  # fmt: skip
+        if event.pid <= 0:
+            self._emit(detection)
+            return
+        self.pending_execs.pop(event.pid, None)  # to the end: the queue is kept in time order
+        self.pending_execs[event.pid] = (detection, time.monotonic())
+        known = self.table.peek(event.pid)
+        if known is not None and known.exe == path:  # the exec completed before this event was read
+            self._flush_exec(event.pid)
+
+    def _flush_exec(self, pid: int) -> None:
+        """Emit a pending exec finding with the process as it is after the exec."""
+        detection, _since = self.pending_execs.pop(pid)
+        cid = detection.resource.container_id
+        container = next((w.container for w in self.watched.values() if w.container and w.container.id == cid), None)
+        process = self._process(pid, container) or detection.process
+        self._emit(msgspec.structs.replace(detection, process=process))
+
+    def _flush_execs(self, older_than: float) -> None:
+        for pid in _due(self.pending_execs, older_than):
+            if self.proc is not None:  # captured in the kernel, the exec is already in the table
+                self.table.on_exec(pid)
+            self._flush_exec(pid)
+
+    def _container_of(self, pid: int) -> ContainerContext | None:
+        """The watched container whose PID namespace the process is in."""
+        namespace = self.table.namespace(pid)
+        if not namespace:
+            return None
+        for watched in self.watched.values():
+            container = watched.container
+            if container is not None and self.namespaces.get(container.id) == namespace:
+                return container
+        return None
+
+    def _check_unusual_exec(self, pid: int) -> None:
+        """Loader-started, /dev/shm and memfd executions in a container (fanotify does not see them as an
+        exec of an upper-layer file)."""
+        process = self.table.peek(pid)  # every exec on the node passes here: no lineage walk unless needed
+        if process is None or not process.exe:
+            return
+        found = unusual_exec(process.exe, process.args, "/")
+        container = self._container_of(pid) if found else None
+        if found is None or container is None:
+            return
+        kind, program = found
+        if kind == "loader":  # rare: only now is the working directory read, for a relative program
+            try:
+                cwd = process.cwd or os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                cwd = "/"
+            kind, program = unusual_exec(process.exe, process.args, cwd) or found
+        try:
+            if kind == "loader":
+                root = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    fd = open_in_root(root, program)
+                finally:
+                    os.close(root)
+            else:
+                fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            self._emit_unusual(container, kind, program, fd, self._process(pid, container) or process)
+        finally:
+            os.close(fd)
+
+    def _emit_unusual(
+        self, container: ContainerContext, kind: str, program: str, fd: int, process: ProcessInfo
+    ) -> None:
+        evidence: list[Evidence]
+        if kind == "loader":
+            verdict = classify_exec(fd, program, container.upper, container.lowers, container.started)
+            if verdict.category is None:
+                return
+            category, sha, evidence = verdict.category, verdict.sha256, list(verdict.evidence)
+            summary = f"executed through the dynamic loader {process.exe}: the kernel saw only the loader run"
+            evidence.append(Evidence("loader", summary, {"loader": process.exe, "program": program}))
+        else:
+            sha = sha256_fd(fd)
+            category = "Fileless execution" if kind == "memfd" else "Added Binary Executed"
+            where = (
+                "from memory (memfd): no file exists" if kind == "memfd" else "from /dev/shm, a tmpfs outside the image"
+            )
+            evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe})]
+        writer, _at = self.writes.get((container.id, program), (None, None))
+        self._capture(fd, sha)
+        detection = Detection(
+            category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
+            file=FileInfo(path=program, sha256=sha, size=os.fstat(fd).st_size), source="agent", process=process,
+            writer=writer, evidence=evidence, intel=self.intel.lookup(sha),
+        )  # fmt: skip
+        self._emit(detection)
+
+    def _scan_libraries(self, older_than: float) -> None:
+        """*Added Library Loaded*: files mapped executable by a container process that are not in its image."""
+        for pid in _due(self.library_scans, older_than):
+            container, _at = self.library_scans.pop(pid)
+            for path, map_range in _executable_mappings(pid):
+                self._check_library(container, pid, path, map_range)
+
+    def _check_library(self, container: ContainerContext, pid: int, path: str, map_range: str) -> None:
+        try:
+            fd = os.open(f"/proc/{pid}/map_files/{map_range}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            key = (container.id, path, os.fstat(fd).st_ino)
+            if key in self.libraries_seen or os.pread(fd, 4, 0) != b"\x7fELF":
+                return
+            self.libraries_seen.add(key)
+            verdict = classify_exec(fd, path, container.upper, container.lowers, container.started)
+            if verdict.category is None:
+                return
+            writer, _written = self.writes.get((container.id, path), (None, None))
+            self._capture(fd, verdict.sha256)
+            detection = Detection(
+                category="Added Library Loaded", observed_at=datetime.now(UTC), resource=self._resource(container),
+                file=FileInfo(path=path, sha256=verdict.sha256, size=os.fstat(fd).st_size), source="agent",
+                process=self._process(pid, container), writer=writer,
+                evidence=[*verdict.evidence, Evidence("mapping", f"mapped executable by pid {pid}", {"pid": pid})],
+                intel=self.intel.lookup(verdict.sha256),
+            )  # fmt: skip
+            self._emit(detection)
+        finally:
+            os.close(fd)
+
+    def _check_coverage(self) -> None:
+        lost = self._process_lost() + sum(w.group.overflows for w in self.watched.values())
+        if lost > self.lost_reported:
+            detection = Detection(
+                category="Coverage degraded", observed_at=datetime.now(UTC), resource=self._resource(None),
+                file=FileInfo(path="sensor-queues"), source="agent",
+                evidence=[Evidence("loss", f"{lost - self.lost_reported} sensor queue overflow(s) or lost message(s)",
+                                   {"process_events_lost": self._process_lost(), "total_lost": lost,
+                                    "process_sensor": "ebpf" if self.kernel_feed else "procfs"})],
+            )  # fmt: skip
+            self.lost_reported = lost
+            self._emit(detection)
+
+    def _capture(self, fd: int, sha256: str) -> None:
+        """Copy the binary into the evidence store now, while the event's descriptor still holds it."""
+        if self.response is None or self.response.evidence is None or sha256 in self.blobs:
+            return
+        blob = self.response.evidence.capture(fd, sha256)
+        if blob is not None:
+            if len(self.blobs) >= MAX_BLOBS_PENDING:
+                self.blobs.pop(next(iter(self.blobs)))
+            self.blobs[blob.sha256] = blob
+
+    def _emit_outcome(self, outcome: Outcome) -> None:
+        """A prevented exec (with its process as it was when it tried) or a Prevention degraded report."""
+        detection = outcome.detection
+        pid = detection.process.pid if detection.process else 0
+        container = next((w.container for w in self.watched.values()
+                          if w.container and w.container.id == detection.resource.container_id), None)  # fmt: skip
+        detection = msgspec.structs.replace(detection, process=self._process(pid, container) or detection.process,
+                                            writer=self.writes.get((detection.resource.container_id,
+                                                                    detection.file.path), (None, None))[0])  # fmt: skip
+        prevented = None
+        if outcome.prevented:
+            prevented = ResponseAction("prevent", f"policy:{outcome.policy_id}", datetime.now(UTC),
+                                       detail=f"execution of {detection.file.path} denied (EPERM)",
+                                       values={"pid": pid, "policy": outcome.policy_id})  # fmt: skip
+        blob = None
+        if outcome.fd >= 0:  # the denied file, for the evidence
+            try:
+                if self.response is not None and self.response.evidence is not None:
+                    blob = self.response.evidence.capture(outcome.fd, detection.file.sha256)
+            finally:
+                os.close(outcome.fd)
+        self._emit(detection, blob, prevented)
+
+    def _emit(self, detection: Detection, blob: Blob | None = None, prevented: ResponseAction | None = None) -> None:
+        if self.pipeline is None:
+            assert self.publish is not None, "an agent needs a store or a bus"
+            self.publish(detection)
+            return
+        started = time.monotonic()
+        finding = self.pipeline.process(detection)
+        if self.response is not None:
+            self.response.responder.on_finding(finding, blob or self.blobs.pop(detection.file.sha256, None), prevented)
+        if self.outputs is not None:
+            self.outputs.finding(finding, time.monotonic() - started)
+
+    def close(self) -> None:
+        if self.response is not None and self.response.prevention is not None:
+            self.response.prevention.close()
+        for watched in self.watched.values():
+            watched.group.close()
+        if self.proc is not None:
+            self.proc.close()
+        if self.kernel_feed is not None:
+            self.kernel_feed.close()
+        self.selector.close()
+
+
+def _due(queue: Mapping[int, tuple[object, float]], older_than: float) -> list[int]:
+    """The keys of a queue kept in time order (oldest first) whose time is at or before `older_than`: only
+    those are looked at, not the whole queue (thousands of entries in an exec storm, on every wake-up)."""
+    due = []
+    for key, (_value, at) in queue.items():
+        if at > older_than:
+            break
+        due.append(key)
+    return due
+
+
+def _sleep(seconds: float) -> list[tuple[selectors.SelectorKey, int]]:
+    """What an empty selector's select would do (epoll refuses to wait on nothing)."""
+    time.sleep(seconds)
+    return []
+
+
+def _executable_mappings(pid: int) -> list[tuple[str, str]]:
+    """(container path, address range) of each file a process maps executable, main program excluded."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="surrogateescape") as fh:
+            lines = fh.read(MAX_MAPS).splitlines()
+    except OSError:
+        return []
+    found: dict[str, str] = {}
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and "x" in fields[1] and fields[5].startswith("/") and not fields[5].endswith(")"):
+            found.setdefault(fields[5], fields[0])
+    try:
+        main = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        main = ""
+    return [(path, span) for path, span in found.items() if path != main]
+
+
+def print_finding(finding: Finding) -> None:
+    """Each stored finding as a JSON line on stdout."""
+    sys.stdout.buffer.write(msgspec.json.encode(finding) + b"\n")
+    sys.stdout.buffer.flush()

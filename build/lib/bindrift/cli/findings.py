@@ -1,0 +1,206 @@
+"""`bindrift findings list|show|mute|resolve|reopen|export|purge`."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bindrift.cli.common import DbOption, current_user, open_store, parse_when
+
+if TYPE_CHECKING:
+    from bindrift.schema.finding import Finding, State
+
+app = typer.Typer(help="Explore and triage stored findings.", no_args_is_help=True)
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    ocsf = "ocsf"
+    scc = "scc"
+
+
+@app.command("list")
+def list_findings(
+    db: DbOption = None,
+    category: Annotated[str, typer.Option(help="Exact category, e.g. 'Added Binary Executed'.")] = "",
+    severity: Annotated[str, typer.Option(help="Minimum severity.")] = "",
+    state: Annotated[str, typer.Option(help="active, muted or resolved.")] = "",
+    cluster: str = "",
+    namespace: str = "",
+    pod: str = "",
+    image: Annotated[str, typer.Option(help="Image repository, repository:tag or full reference.")] = "",
+    node: str = "",
+    incident: Annotated[str, typer.Option(help="Findings of one incident.")] = "",
+    since: Annotated[str, typer.Option(help="Last seen within, e.g. 24h, or since an ISO time.")] = "",
+    text: Annotated[str, typer.Option(help="Free text in path, arguments, names and summary.")] = "",
+    sort: Annotated[
+        str, typer.Option(help="last_seen, first_seen, severity, count, category; '-' for descending.")
+    ] = "-last_seen",
+    limit: int = 50,
+    offset: int = 0,
+    output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
+) -> None:
+    """List findings, most recent first."""
+    from bindrift.schema.severity import parse_severity
+    from bindrift.sinks.store.sql_store import FindingFilter
+
+    try:
+        where = FindingFilter(
+            category=category, min_severity=parse_severity(severity) if severity else None, state=state,
+            cluster=cluster, namespace=namespace, pod=pod, image=image, node=node, incident_id=incident,
+            since=parse_when(since, future=False) if since else None, text=text, sort=sort, limit=limit,
+            offset=offset,
+        )  # fmt: skip
+        store = open_store(db)
+        try:
+            found = store.list_findings(where)
+            total = store.count_findings(where)
+        finally:
+            store.close()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if output_format is ListFormat.json:
+        _json_lines(found)
+        return
+    _table(found, total)
+
+
+@app.command()
+def show(finding_id: str, db: DbOption = None, output_format: Annotated[ListFormat, typer.Option("--format")]
+         = ListFormat.table) -> None:  # fmt: skip
+    """Everything about one finding: context, process, writer, file, evidence, response steps."""
+    store = open_store(db)
+    try:
+        finding = store.get_finding(finding_id)
+    finally:
+        store.close()
+    if finding is None:
+        typer.echo(f"no finding {finding_id}", err=True)
+        raise typer.Exit(2)
+    if output_format is ListFormat.json:
+        _json_lines([finding])
+        return
+    from bindrift.cli.finding_view import render_finding
+
+    render_finding(finding)
+
+
+def _change(finding_id: str, state: State, reason: str, by: str, db: str | None) -> None:
+    store = open_store(db)
+    try:
+        changed = store.set_state(finding_id, state, by or current_user(), reason)
+    finally:
+        store.close()
+    if changed is None:
+        typer.echo(f"no finding {finding_id}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{finding_id}: {state}")
+
+
+Reason = Annotated[str, typer.Option(help="Why (recorded with the change).")]
+By = Annotated[str, typer.Option(help="Who (default: the current user).")]
+
+
+@app.command()
+def mute(finding_id: str, reason: Reason, by: By = "", db: DbOption = None) -> None:
+    """Mute a finding: it stays stored and counted but is not alerted on."""
+    _change(finding_id, "muted", reason, by, db)
+
+
+@app.command()
+def resolve(finding_id: str, reason: Reason, by: By = "", db: DbOption = None) -> None:
+    """Mark a finding resolved."""
+    _change(finding_id, "resolved", reason, by, db)
+
+
+@app.command()
+def reopen(finding_id: str, reason: Reason, by: By = "", db: DbOption = None) -> None:
+    """Make a muted or resolved finding active again."""
+    _change(finding_id, "active", reason, by, db)
+
+
+@app.command()
+def export(
+    db: DbOption = None,
+    output_format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.jsonl,
+    since: Annotated[str, typer.Option(help="Last seen within, e.g. 24h.")] = "",
+    limit: int = 10_000,
+) -> None:
+    """Write findings to stdout as JSON Lines: bindrift's model, OCSF 1.8 Detection Findings, or SCC JSON."""
+    import msgspec
+
+    from bindrift.sinks.store.sql_store import FindingFilter
+
+    store = open_store(db)
+    try:
+        found = store.list_findings(FindingFilter(since=parse_when(since, future=False) if since else None,
+                                                  limit=limit))  # fmt: skip
+    finally:
+        store.close()
+    out = sys.stdout.buffer
+    if output_format is ExportFormat.jsonl:
+        from bindrift.sinks.exports.jsonl import write_jsonl
+
+        write_jsonl(found, out)
+        return
+    from bindrift.sinks.exports.ocsf import to_ocsf
+    from bindrift.sinks.exports.scc import to_scc
+
+    for finding in found:
+        body = to_ocsf(finding) if output_format is ExportFormat.ocsf else to_scc(finding)
+        out.write(msgspec.json.encode(body) + b"\n")
+    out.flush()
+
+
+@app.command()
+def purge(
+    db: DbOption = None,
+    older_than: Annotated[str, typer.Option(help="Age, e.g. 90d (default: retention_days of the config).")] = "",
+) -> None:
+    """Retention: delete findings last seen before the cut-off."""
+    from bindrift.config import load_settings
+
+    cutoff = parse_when(older_than or f"{load_settings().retention_days}d", future=False)
+    store = open_store(db)
+    try:
+        removed = store.purge(cutoff)
+    finally:
+        store.close()
+    typer.echo(f"{removed} finding(s) last seen before {cutoff.isoformat()} removed")
+
+
+def _json_lines(found: list[Finding]) -> None:
+    from bindrift.sinks.exports.jsonl import write_jsonl
+
+    write_jsonl(found, sys.stdout.buffer)
+
+
+def _table(found: list[Finding], total: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from bindrift.sinks.scan_report.summary import inert
+    from bindrift.sinks.scan_report.table import STYLES
+
+    table = Table(show_lines=False)
+    for column in ("id", "last seen", "severity", "category", "state", "where", "file", "count"):
+        table.add_column(column, overflow="fold")
+    for f in found:
+        r = f.resource
+        where = "/".join(x for x in (r.cluster, r.namespace, r.pod, r.container_name) if x) or r.node
+        table.add_row(
+            f.id[:12], f.last_seen.strftime("%Y-%m-%d %H:%M:%S"), Text(f.severity, style=STYLES[f.severity]),
+            f.category, f.state, Text(inert(where)), Text(inert(f.file.path)), str(f.count),
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print(f"{len(found)} of {total} finding(s)")

@@ -1,0 +1,71 @@
+"""`bindrift respond kill|pause|stop|quarantine|restore|delete-pod FINDING_ID`: act on a finding (as root,
+on the node that runs the container); every action is recorded in the audit log and on the finding."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bindrift.cli.common import DbOption, current_user, open_store
+
+app = typer.Typer(help="Act on a finding: kill, pause, stop, quarantine, restore, delete the pod.",
+                  no_args_is_help=True)  # fmt: skip
+ByOption = Annotated[str, typer.Option(help="Who (default: the current user).")]
+
+
+def _act(verb: str, finding_id: str, by: str, db: str | None) -> None:
+    import os
+
+    from bindrift.cli.agent_response import container_root
+    from bindrift.response.responder import Responder, UnknownFindingError
+    from bindrift.sinks.scan_report.summary import inert
+
+    store = open_store(db)
+    try:
+        action = Responder(store, locate=container_root, runtime_env=os.environ).act(verb, finding_id,
+                                                                                   by or current_user())  # fmt: skip
+    except UnknownFindingError as exc:
+        typer.echo(f"no finding {finding_id}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        store.close()
+    typer.echo(("done: " if action.ok else "failed: ") + inert(action.detail), err=not action.ok)
+    if not action.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def kill(finding_id: str, by: ByOption = "", db: DbOption = None) -> None:
+    """SIGKILL the finding's process (through a pidfd, if it is still in the container)."""
+    _act("kill", finding_id, by, db)
+
+
+@app.command()
+def pause(finding_id: str, by: ByOption = "", db: DbOption = None) -> None:
+    """Pause the container (podman / docker pause, ctr task pause): its state is kept for inspection."""
+    _act("pause", finding_id, by, db)
+
+
+@app.command()
+def stop(finding_id: str, by: ByOption = "", db: DbOption = None) -> None:
+    """Stop the container through its runtime."""
+    _act("stop", finding_id, by, db)
+
+
+@app.command()
+def quarantine(finding_id: str, by: ByOption = "", db: DbOption = None) -> None:
+    """Make the finding's file unexecutable (mode 000) in the running container; `restore` undoes it."""
+    _act("quarantine", finding_id, by, db)
+
+
+@app.command()
+def restore(finding_id: str, by: ByOption = "", db: DbOption = None) -> None:
+    """Give a quarantined file back its mode."""
+    _act("restore", finding_id, by, db)
+
+
+@app.command("delete-pod")
+def delete_pod(finding_id: str, by: ByOption = "", db: DbOption = None) -> None:
+    """Delete the finding's pod through the Kubernetes API (when bindrift runs in the cluster)."""
+    _act("delete-pod", finding_id, by, db)

@@ -1,0 +1,1 @@
+"""Detector stage: verdicts on analysed events — suspicious binary written, added binary executed."""

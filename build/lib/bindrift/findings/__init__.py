@@ -1,0 +1,2 @@
+"""Findings stage: severity, MITRE ATT&CK, response steps, suppression, incidents, and the pipeline that
+turns detections into stored findings."""

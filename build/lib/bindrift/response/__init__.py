@@ -1,0 +1,1 @@
+"""Response: evidence capture, actions on processes, containers, files and pods, and prevention."""

@@ -1,0 +1,1 @@
+"""Typed, serialisable contracts passed between bindrift's stages (sensors → … → sinks)."""

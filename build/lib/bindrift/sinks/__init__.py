@@ -1,0 +1,1 @@
+"""Sink stage: scan reports (table, JSON Lines, SARIF); later the durable store, exports and the API/UI."""

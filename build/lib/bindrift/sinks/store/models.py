@@ -1,0 +1,118 @@
+"""Tables. Columns hold what is filtered, sorted or merged; `body` holds the whole msgspec-encoded record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the bindrift schema."""
+
+
+class FindingRow(Base):
+    __tablename__ = "findings"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    severity_rank: Mapped[int] = mapped_column(Integer, index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    count: Mapped[int] = mapped_column(Integer)
+    cluster: Mapped[str] = mapped_column(String(255), default="")
+    namespace: Mapped[str] = mapped_column(String(255), default="", index=True)
+    pod: Mapped[str] = mapped_column(String(255), default="", index=True)
+    container_id: Mapped[str] = mapped_column(String(128), default="", index=True)
+    image: Mapped[str] = mapped_column(String(1024), default="")
+    node: Mapped[str] = mapped_column(String(255), default="")
+    path: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="", index=True)
+    incident_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StateChangeRow(Base):
+    __tablename__ = "state_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    finding_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(255))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_incidents_scope_last_seen", "scope", "last_seen"),)
+
+
+class SuppressionRow(Base):
+    __tablename__ = "suppression_rules"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class IntelSourceRow(Base):
+    __tablename__ = "intel_sources"
+
+    path: Mapped[str] = mapped_column(String(4096), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sink: Mapped[str] = mapped_column(String(64), index=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProcessedMessageRow(Base):
+    """A bus message whose finding is stored: a redelivery or republish of it is not counted again."""
+
+    __tablename__ = "processed_messages"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finding_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class EvidenceRow(Base):
+    __tablename__ = "evidence"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finding_id: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    captured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ActionRow(Base):
+    """The response audit log: every action taken, by whom, when, and whether it worked."""
+
+    __tablename__ = "response_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    finding_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    by: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
