@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,12 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU time of a process (less sensitive than wall time to a loaded machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_agent(db: str, log: Path, extra: list[str]) -> subprocess.Popen[bytes]:
@@ -83,6 +90,7 @@ def main() -> None:
     labels = ["without agent", *(f"with agent ({sensor})" for sensor in sensors)]
     timings: dict[str, list[float]] = {f"{kind} {label}": [] for kind in ("write", "exec") for label in labels}
     ratios: dict[str, list[float]] = {f"{kind} ({sensor})": [] for kind in ("write", "exec") for sensor in sensors}
+    agent_cpu: dict[str, list[float]] = {name: [] for name in ratios}
     rounds = 2 if args.quick else 5
     try:
         cid = podman("run", "-d", "localhost/bdbench:latest", "sleep", "3600").strip()
@@ -105,7 +113,9 @@ def main() -> None:
                 agent = start_agent(db, log, extra)
                 wait_watched(log, cid)
                 for kind, script in (("write", untar), ("exec", loop)):
+                    cpu_before = cpu_s(agent.pid)
                     timings[f"{kind} with agent ({sensor})"].append(exec_in(podman, cid, script))
+                    agent_cpu[f"{kind} ({sensor})"].append(cpu_s(agent.pid) - cpu_before)
                     ratios[f"{kind} ({sensor})"].append(timings[f"{kind} with agent ({sensor})"][-1]
                                                         / timings[f"{kind} without agent"][-1])  # fmt: skip
             latest = ", ".join(f"{name} {values[-1] - 1:+.1%}" for name, values in ratios.items())
@@ -150,6 +160,11 @@ def main() -> None:
         each = ", ".join(f"{r - 1:+.1%}" for r in values)
         print(f"| {name} overhead (median of the rounds' ratios) | {statistics.median(values) - 1:+.1%} ({each}) |")
         results[f"{name} overhead"] = statistics.median(values) - 1
+    for name, values in agent_cpu.items():
+        per, unit = (files, "file") if name.startswith("write") else (execs, "exec")
+        cpu = statistics.median(values)
+        print(f"| agent CPU, {name} (median) | {cpu:.2f} s, {cpu / per * 1e6:.0f} µs per {unit} |")
+        results[f"agent CPU {name} (s)"] = statistics.median(values)
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "agent.json").write_text(json.dumps(results, indent=2))
 

@@ -20,7 +20,6 @@ EXEC_TAIL = struct.Struct("<QIIII")  # ino, dev, argv_len, exe_len, cwd_len
 EXE_AT = HEADER.size + EXEC_TAIL.size
 CWD_AT = EXE_AT + PATH_BYTES
 ARGV_AT = CWD_AT + PATH_BYTES
-EXEC_SIZE = ARGV_AT + ARGV_BYTES
 CUT = "…"  # stands before a path whose walk stopped early (deeper than the sensor follows)
 
 
@@ -110,10 +109,12 @@ def decode(raw: bytes) -> Event | None:
         return ExitEvent(image, ts, status)
     if kind == FORK:
         return ForkEvent(image, parent, ts, uid, gid, ns_pid, pid_ns, mnt_ns, comm)
-    if kind != EXEC or len(raw) < EXEC_SIZE:
+    if kind != EXEC or len(raw) < ARGV_AT:
         return None
     ino, dev, argv_len, exe_len, cwd_len = EXEC_TAIL.unpack_from(raw, HEADER.size)
-    argv = argv_of(raw[ARGV_AT : ARGV_AT + min(argv_len, ARGV_BYTES)])
+    if argv_len > min(ARGV_BYTES, len(raw) - ARGV_AT):  # sent with exactly its argv bytes
+        return None
+    argv = argv_of(raw[ARGV_AT : ARGV_AT + argv_len])
     return ExecEvent(
         image, parent, ts, uid, gid, ns_pid, pid_ns, mnt_ns, cgroup, comm,
         exe=_path(raw[EXE_AT:CWD_AT], exe_len, bool(flags & TRUNCATED_EXE)) + (" (deleted)" if flags & EXE_DELETED

@@ -51,10 +51,20 @@ struct exec_event {
 	char argv[ARGV_BYTES];
 };
 
+/* 4 MiB: the reader maps it twice (32 MiB of its RSS at 16 MiB); an exec record is sent with only the argv
+ * bytes it holds (about 1.2 KiB for a short command line), so this holds some 3,000 execs between reads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
+	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
+
+/* An exec record is built here (it is larger than the BPF stack), then copied to the ring at its size. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct exec_event);
+} scratch SEC(".maps");
 
 const volatile u32 self_tgid = 0;   /* the agent: its own events are not reported */
 const volatile u64 wake_every = 64; /* wake user space once per this many records (it also polls on a timer) */
@@ -145,11 +155,10 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 {
 	if (task->tgid == self_tgid)
 		return 0;
-	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_add(&counters.dropped, 1);
+	u32 zero = 0;
+	struct exec_event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
 		return 0;
-	}
 	bool cut = false;
 	fill_header(&e->h, EXEC, task);
 	struct file *file = BPF_CORE_READ(bprm, file);
@@ -178,8 +187,12 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 		e->argv_len = 0;
 		e->h.flags |= ARGV_UNREADABLE;
 	}
+	u64 size = offsetof(struct exec_event, argv) + e->argv_len;
+	if (size > sizeof(*e))
+		size = sizeof(*e);
 	u64 n = __sync_fetch_and_add(&counters.submitted, 1);
-	bpf_ringbuf_submit(e, n % wake_every ? BPF_RB_NO_WAKEUP : 0);
+	if (bpf_ringbuf_output(&events, e, size, n % wake_every ? BPF_RB_NO_WAKEUP : 0))
+		__sync_fetch_and_add(&counters.dropped, 1);
 	return 0;
 }
 
