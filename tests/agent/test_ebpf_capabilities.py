@@ -46,11 +46,11 @@ def test_the_deployed_capabilities_suffice(tmp_path: Path, test_binaries: Path) 
         assert _bounding(agent.pid) == wanted & _bounding(os.getpid()), "the agent runs with only these capabilities"
         cid = podman("run", "-d", "--name", f"bdcaps-{os.getpid()}", "localhost/bdcaps:latest", "sleep", "120").strip()
         wait_logged(log, f"watching container {cid}")
-        script = "cp /bin/busybox /tmp/bb && echo >> /tmp/bb && /tmp/bb true"
+        script = "cp /bin/busybox /tmp/busybox2 && echo >> /tmp/busybox2 && /tmp/busybox2 true"
         subprocess.run(["podman", "exec", cid, "sh", "-c", script], env=podman.env, check=True, timeout=60)
         found = wait_stored(db, FindingFilter(container_id=cid, category="Added Binary Executed"), timeout=20)
         assert found and found[0].process is not None and found[0].process.context_source == "ebpf"
-        assert found[0].process.args == ["/tmp/bb", "true"]
+        assert found[0].process.args == ["/tmp/busybox2", "true"]
         assert found[0].writer is not None and found[0].writer.args[:1] == ["sh"]
     finally:
         agent.terminate()
