@@ -11,7 +11,7 @@ import struct
 
 import msgspec
 
-EXEC, FORK, EXIT = 1, 2, 3
+EXEC, FORK, EXIT, RENAME = 1, 2, 3, 4
 TRUNCATED_ARGV, TRUNCATED_EXE, TRUNCATED_CWD, ARGV_UNREADABLE, EXE_DELETED = 1, 2, 4, 8, 16
 ARGV_BYTES = 4096  # the documented argv bound: longer argument lists are cut (`truncated` says so)
 PATH_BYTES = 512
@@ -66,6 +66,14 @@ class ForkEvent(msgspec.Struct, frozen=True):
     comm: str
 
 
+class RenameEvent(msgspec.Struct, frozen=True):
+    """A process took a new name without an exec (a busybox applet run in a forked shell child)."""
+
+    image: Image
+    ts_ns: int
+    comm: str
+
+
 class ExitEvent(msgspec.Struct, frozen=True):
     """A process ended (its last thread); `status` is the wait status (exit(2) is 512)."""
 
@@ -74,7 +82,7 @@ class ExitEvent(msgspec.Struct, frozen=True):
     status: int
 
 
-Event = ExecEvent | ForkEvent | ExitEvent
+Event = ExecEvent | ForkEvent | ExitEvent | RenameEvent
 
 
 def user_dev(kernel_dev: int) -> int:
@@ -107,6 +115,8 @@ def decode(raw: bytes) -> Event | None:
     comm = comm_raw.split(b"\0", 1)[0].decode(errors="replace")
     if kind == EXIT:
         return ExitEvent(image, ts, status)
+    if kind == RENAME:
+        return RenameEvent(image, ts, comm)
     if kind == FORK:
         return ForkEvent(image, parent, ts, uid, gid, ns_pid, pid_ns, mnt_ns, comm)
     if kind != EXEC or len(raw) < ARGV_AT:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import msgspec
 
 from bindrift.schema.finding import ProcessInfo, ProcessRef
-from bindrift.sensors.ebpf.events import Event, ExecEvent, ExitEvent, ForkEvent, Image
+from bindrift.sensors.ebpf.events import Event, ExecEvent, ExitEvent, ForkEvent, Image, RenameEvent
 
 MAX_IMAGES = 32_768  # exited images beyond this are forgotten oldest first (counted in `evicted`)
 KEEP_EXITED_S = 120.0
@@ -69,6 +69,8 @@ class ProcessImages:
                 self._fork(event)
             elif isinstance(event, ExitEvent):
                 self._exit(event)
+            elif isinstance(event, RenameEvent):
+                self._rename(event)
         self._expire()
         return execs
 
@@ -108,6 +110,16 @@ class ProcessImages:
             info = ProcessInfo(pid=event.image.tgid, ppid=event.parent.tgid, comm=event.comm, uid=event.uid,
                                gid=event.gid, context_source="ebpf")  # fmt: skip
         self._add(event.image, Record(event.image, info, event.parent, event.ts_ns, event.pid_ns))
+
+    def _rename(self, event: RenameEvent) -> None:
+        """A forked child renamed without an exec runs other code than its parent's program: the arguments it
+        inherited no longer describe it (as the proc connector path does); its executable still does."""
+        from bindrift.sensors.runtime.process_table import ingress_tool
+
+        record = self.records.get(event.image)
+        if record is not None and record.exe_file == (0, 0) and record.info.comm != event.comm:
+            record.info = msgspec.structs.replace(record.info, comm=event.comm, args=[], cwd="",
+                                                  downloaded_by=ingress_tool(event.comm, []))  # fmt: skip
 
     def _exit(self, event: ExitEvent) -> None:
         record = self.records.get(event.image)

@@ -15,7 +15,7 @@
 #define NAME_BYTES 256   /* one path component (NAME_MAX + 1) */
 #define PATH_DEPTH 16    /* components walked up from a dentry; deeper paths are cut (TRUNCATED_PATH) */
 
-enum kind { EXEC = 1, FORK = 2, EXIT = 3 };
+enum kind { EXEC = 1, FORK = 2, EXIT = 3, RENAME = 4 };
 enum flags { TRUNCATED_ARGV = 1, TRUNCATED_EXE = 2, TRUNCATED_CWD = 4, ARGV_UNREADABLE = 8, EXE_DELETED = 16 };
 
 struct image {            /* 24 bytes */
@@ -224,6 +224,28 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (task->pid != task->tgid || task->tgid == self_tgid)
 		return 0;
 	return report(EXIT, task, task->exit_code);
+}
+
+/* A new name without an exec (prctl PR_SET_NAME): a busybox shell runs `cp` as an applet in a forked child,
+ * whose argv is still the shell's. Reported with the new name in comm. */
+SEC("tp_btf/task_rename")
+int BPF_PROG(on_rename, struct task_struct *task, const char *comm)
+{
+	if (task->pid != task->tgid || task->tgid == self_tgid)
+		return 0;
+	/* every exec renames too, and says so in its own event (the flag is gone from some kernels: then kept) */
+	if (bpf_core_field_exists(task->in_execve) && BPF_CORE_READ_BITFIELD_PROBED(task, in_execve))
+		return 0;
+	struct header *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+	if (!h) {
+		__sync_fetch_and_add(&counters.dropped, 1);
+		return 0;
+	}
+	fill_header(h, RENAME, task);
+	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), comm);
+	u64 n = __sync_fetch_and_add(&counters.submitted, 1);
+	bpf_ringbuf_submit(h, n % wake_every ? BPF_RB_NO_WAKEUP : 0);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

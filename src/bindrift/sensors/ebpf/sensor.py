@@ -58,9 +58,10 @@ class EbpfSensor:
             while program:
                 self.links.append(self.bpf.pointer("bpf_program__attach", program))
                 program = self.bpf.lib.bpf_object__next_program(self.obj, program)
-            bss = self.bpf.pointer("bpf_object__find_map_by_name", self.obj, b".bss")
-            # After load, global data is the kernel's own memory mapped here: counters read live.
-            self.counters = _Counters.from_address(self.bpf.pointer("bpf_map__initial_value", bss, ctypes.byref(size)))
+            # The counters are read from the kernel's map (libbpf 1.1 maps global data to the kernel's copy
+            # only for skeletons: the object's own copy stays at its initial value).
+            self.bss_fd = self.bpf.call("bpf_map__fd", self.bpf.pointer("bpf_object__find_map_by_name", self.obj,
+                                                                         b".bss"))  # fmt: skip
             self._callback = SAMPLE_FN(self._record)  # referenced for as long as the ring buffer lives
             events = self.bpf.call("bpf_map__fd", self.bpf.pointer("bpf_object__find_map_by_name", self.obj, b"events"))
             self.ring = self.bpf.pointer("ring_buffer__new", events, self._callback, None, None)
@@ -93,7 +94,10 @@ class EbpfSensor:
 
     @property
     def dropped(self) -> int:
-        return int(self.counters.dropped)
+        counters, key = _Counters(), ctypes.c_uint32(0)
+        if self.bpf.lib.bpf_map_lookup_elem(self.bss_fd, ctypes.byref(key), ctypes.byref(counters)) != 0:
+            return 0
+        return int(counters.dropped)
 
     def close(self) -> None:
         if self.ring:
