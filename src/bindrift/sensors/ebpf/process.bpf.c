@@ -66,8 +66,12 @@ struct {
 	__type(value, struct exec_event);
 } scratch SEC(".maps");
 
-const volatile u32 self_tgid = 0;   /* the agent: its own events are not reported */
-const volatile u64 wake_every = 64; /* wake user space once per this many records (it also polls on a timer) */
+/* Set by the loader before load (.rodata; one struct, so its layout is fixed for the loader). */
+const volatile struct {
+	u32 self_tgid;  /* the agent: its own events are not reported */
+	u32 pad;
+	u64 wake_every; /* wake user space once per this many records (it also reads on a timer) */
+} settings = { 0, 0, 64 };
 struct counters {
 	u64 dropped;   /* records lost to a full ring */
 	u64 submitted;
@@ -153,7 +157,7 @@ static __always_inline u32 walk_path(char *buf, struct dentry *dentry, struct vf
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	if (task->tgid == self_tgid)
+	if (task->tgid == settings.self_tgid)
 		return 0;
 	u32 zero = 0;
 	struct exec_event *e = bpf_map_lookup_elem(&scratch, &zero);
@@ -191,7 +195,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	u64 n = __sync_fetch_and_add(&counters.submitted, 1);
-	if (bpf_ringbuf_output(&events, e, size, n % wake_every ? BPF_RB_NO_WAKEUP : 0))
+	if (bpf_ringbuf_output(&events, e, size, n % settings.wake_every ? BPF_RB_NO_WAKEUP : 0))
 		__sync_fetch_and_add(&counters.dropped, 1);
 	return 0;
 }
@@ -206,14 +210,14 @@ static __always_inline int report(u32 kind, struct task_struct *task, s32 exit_c
 	fill_header(h, kind, task);
 	h->exit_code = exit_code;
 	u64 n = __sync_fetch_and_add(&counters.submitted, 1);
-	bpf_ringbuf_submit(h, n % wake_every ? BPF_RB_NO_WAKEUP : 0);
+	bpf_ringbuf_submit(h, n % settings.wake_every ? BPF_RB_NO_WAKEUP : 0);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-	if (child->pid != child->tgid || parent->tgid == self_tgid) /* threads are not processes */
+	if (child->pid != child->tgid || parent->tgid == settings.self_tgid) /* threads are not processes */
 		return 0;
 	return report(FORK, child, 0);
 }
@@ -221,7 +225,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task)
 {
-	if (task->pid != task->tgid || task->tgid == self_tgid)
+	if (task->pid != task->tgid || task->tgid == settings.self_tgid)
 		return 0;
 	return report(EXIT, task, task->exit_code);
 }
@@ -231,7 +235,7 @@ int BPF_PROG(on_exit, struct task_struct *task)
 SEC("tp_btf/task_rename")
 int BPF_PROG(on_rename, struct task_struct *task, const char *comm)
 {
-	if (task->pid != task->tgid || task->tgid == self_tgid)
+	if (task->pid != task->tgid || task->tgid == settings.self_tgid)
 		return 0;
 	/* every exec renames too, and says so in its own event (the flag is gone from some kernels: then kept) */
 	if (bpf_core_field_exists(task->in_execve) && BPF_CORE_READ_BITFIELD_PROBED(task, in_execve))
@@ -244,7 +248,7 @@ int BPF_PROG(on_rename, struct task_struct *task, const char *comm)
 	fill_header(h, RENAME, task);
 	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), comm);
 	u64 n = __sync_fetch_and_add(&counters.submitted, 1);
-	bpf_ringbuf_submit(h, n % wake_every ? BPF_RB_NO_WAKEUP : 0);
+	bpf_ringbuf_submit(h, n % settings.wake_every ? BPF_RB_NO_WAKEUP : 0);
 	return 0;
 }
 

@@ -51,7 +51,7 @@ class EbpfSensor:
             rodata = self.bpf.pointer("bpf_object__find_map_by_name", self.obj, b".rodata")
             size = ctypes.c_size_t()
             constants = self.bpf.pointer("bpf_map__initial_value", rodata, ctypes.byref(size))
-            ctypes.c_uint32.from_address(constants).value = os.getpid()  # self_tgid, then wake_every (u64 at 8)
+            ctypes.c_uint32.from_address(constants).value = os.getpid()  # settings.self_tgid; .wake_every (u64 at 8)
             ctypes.c_uint64.from_address(constants + 8).value = max(1, wake_every)
             self.bpf.call("bpf_object__load", self.obj)
             program = self.bpf.lib.bpf_object__next_program(self.obj, None)
