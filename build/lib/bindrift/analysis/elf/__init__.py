@@ -1,1 +1,0 @@
-"""Tolerant ELF header reading and the checks on it."""

@@ -1,1 +1,0 @@
-"""The `bindrift` command line (typer). Stages are imported inside the commands that need them."""

@@ -1,1 +1,0 @@
-"""Detector stage: verdicts on analysed events — suspicious binary written, added binary executed."""

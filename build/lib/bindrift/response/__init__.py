@@ -1,1 +1,0 @@
-"""Response: evidence capture, actions on processes, containers, files and pods, and prevention."""

@@ -1,1 +1,0 @@
-"""Typed, serialisable contracts passed between bindrift's stages (sensors → … → sinks)."""

@@ -1,1 +1,0 @@
-"""Sink stage: scan reports (table, JSON Lines, SARIF); later the durable store, exports and the API/UI."""

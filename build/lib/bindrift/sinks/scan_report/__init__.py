@@ -1,1 +1,0 @@
-"""Writers for `bindrift scan` results: JSON Lines, a rich table, SARIF 2.1.0."""
