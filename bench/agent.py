@@ -3,6 +3,7 @@
     python bench/agent.py            # full: 10,000-file untar, 5,000 execs, 20 latency samples, 150 containers
     python bench/agent.py --quick    # a tenth of the work
     python bench/agent.py --batch-process-events   # the agent reading process events every 10 ms
+    python bench/agent.py --compare-process-sensors  # each round: no agent, procfs, then eBPF process context
 
 Each workload runs in a container without the agent and with `bindrift watch`, in the same run; prints
 overheads, write/exec → stored-finding latency (p50/p99), and the agent's RSS with N running containers.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -41,6 +43,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU time of a process (less sensitive than wall time to a loaded machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_agent(db: str, log: Path, extra: list[str]) -> subprocess.Popen[bytes]:
     with log.open("w") as err:
         agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, *extra], stdout=subprocess.DEVNULL, stderr=err)
@@ -61,7 +69,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--batch-process-events", action="store_true", help="run the agent with this option")
+    parser.add_argument("--process-sensor", choices=["auto", "ebpf", "procfs"], default="auto")
+    parser.add_argument(
+        "--compare-process-sensors",
+        action="store_true",
+        help="in every round run the agent with procfs, then with ebpf (latency and RSS: ebpf)",
+    )
     args = parser.parse_args()
+    sensors = ["procfs", "ebpf"] if args.compare_process_sensors else [args.process_sensor]
     scale = 10 if args.quick else 1
     files, execs, samples, containers = 10_000 // scale, 5_000 // scale, max(5, 20 // scale), max(5, 150 // scale)
     work = Path(tempfile.mkdtemp(prefix="bindrift-agent-bench-"))
@@ -75,9 +90,10 @@ def main() -> None:
     untar = "rm -rf /tmp/x && mkdir /tmp/x && tar -xf /tmp/files.tar -C /tmp/x"
     loop = f"i=0; while [ $i -lt {execs} ]; do /bin/true; i=$((i+1)); done"
     results: dict[str, float] = {}
-    timings: dict[str, list[float]] = {f"{kind} {label}": [] for kind in ("write", "exec")
-                                       for label in ("without agent", "with agent")}  # fmt: skip
-    ratios: dict[str, list[float]] = {"write": [], "exec": []}
+    labels = ["without agent", *(f"with agent ({sensor})" for sensor in sensors)]
+    timings: dict[str, list[float]] = {f"{kind} {label}": [] for kind in ("write", "exec") for label in labels}
+    ratios: dict[str, list[float]] = {f"{kind} ({sensor})": [] for kind in ("write", "exec") for sensor in sensors}
+    agent_cpu: dict[str, list[float]] = {name: [] for name in ratios}
     rounds = 2 if args.quick else 5
     agent: subprocess.Popen[bytes] | None = None
     try:
@@ -92,15 +108,26 @@ def main() -> None:
                 agent.wait(timeout=30)
             for kind, script in (("write", untar), ("exec", loop)):
                 timings[f"{kind} without agent"].append(exec_in(podman, cid, script))
-            agent = start_agent(db, log, ["--batch-process-events"] if args.batch_process_events else [])
-            wait_watched(log, cid, swept=True)
-            for kind, script in (("write", untar), ("exec", loop)):
-                timings[f"{kind} with agent"].append(exec_in(podman, cid, script))
-                ratios[kind].append(timings[f"{kind} with agent"][-1] / timings[f"{kind} without agent"][-1])
-            print(f"round {round_ + 1}: write {ratios['write'][-1] - 1:+.1%}, exec {ratios['exec'][-1] - 1:+.1%}",
-                  file=sys.stderr)  # fmt: skip
+            for sensor in sensors:
+                if agent is not None:
+                    agent.terminate()
+                    agent.wait(timeout=30)
+                extra = ["--process-sensor", sensor, *(["--batch-process-events"] if args.batch_process_events else [])]
+                agent = start_agent(db, log, extra)
+                wait_watched(log, cid, swept=True)
+                for kind, script in (("write", untar), ("exec", loop)):
+                    cpu_before = cpu_s(agent.pid)
+                    timings[f"{kind} with agent ({sensor})"].append(exec_in(podman, cid, script))
+                    agent_cpu[f"{kind} ({sensor})"].append(cpu_s(agent.pid) - cpu_before)
+                    ratios[f"{kind} ({sensor})"].append(timings[f"{kind} with agent ({sensor})"][-1]
+                                                        / timings[f"{kind} without agent"][-1])  # fmt: skip
+            latest = ", ".join(f"{name} {values[-1] - 1:+.1%}" for name, values in ratios.items())
+            print(f"round {round_ + 1}: {latest}", file=sys.stderr)
         for name, values in timings.items():
             results[f"{name} (s, median)"] = statistics.median(values)
+        for name, values in agent_cpu.items():
+            per, unit = (files, "file") if name.startswith("write") else (execs, "exec")
+            results[f"agent CPU per {unit}, {name} (µs, median)"] = statistics.median(values) / per * 1e6
         assert agent is not None
         from datetime import datetime
 
@@ -148,12 +175,10 @@ def report(results: dict[str, float], ratios: dict[str, list[float]], workloads:
     print("| measurement | value |\n| --- | ---: |")
     for name, value in results.items():
         print(f"| {name} | {value:.3f} |")
-    for kind in ("write", "exec"):
-        each = ", ".join(f"{r - 1:+.1%}" for r in ratios[kind])
-        print(
-            f"| {kind} overhead (median of the rounds' ratios) | {statistics.median(ratios[kind]) - 1:+.1%} ({each}) |"
-        )
-        results[f"{kind} overhead"] = statistics.median(ratios[kind]) - 1
+    for name, values in ratios.items():
+        each = ", ".join(f"{r - 1:+.1%}" for r in values)
+        print(f"| {name} overhead (median of the rounds' ratios) | {statistics.median(values) - 1:+.1%} ({each}) |")
+        results[f"{name} overhead"] = statistics.median(values) - 1
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "agent.json").write_text(json.dumps(results, indent=2))
 

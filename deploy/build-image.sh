@@ -32,7 +32,7 @@ if ! podman image exists "$base"; then
   sources=/etc/apt/sources.list.d/debian.sources
   [ -f "$sources" ] || sources=/etc/apt/sources.list
   start=$(seconds)
-  mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
+  mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates,libbpf1 \
     bookworm "$work/base.tar" "$sources"
   podman import --quiet --change 'CMD ["/bin/bash"]' "$work/base.tar" "$base" >/dev/null
   rm -f "$work/base.tar"

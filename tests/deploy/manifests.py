@@ -193,10 +193,25 @@ def host_mounts(pod: Doc, container: Doc) -> dict[str, tuple[str, bool]]:
             for mount in container.get("volumeMounts", []) if "hostPath" in volumes[mount["name"]]}  # fmt: skip
 
 
-def agent_errors(docs: list[Doc], name: str = "bindrift-agent", *, privileged: bool = True) -> list[str]:
-    """What the node agent's DaemonSet lacks: the host's PID and network namespaces, root with privileged
-    (or the capabilities), tolerations of every taint, the runtime state and storage read-only at their host
-    paths, a writable spool on the host, and nothing mounted over /proc."""
+# What the agent needs, one by one (docs/deployment.md): the eBPF sensor (BPF, PERFMON), fanotify marks
+# (SYS_ADMIN), other processes' /proc (SYS_PTRACE), runtime state (DAC_READ_SEARCH), descriptor limits
+# (SYS_RESOURCE), the proc connector fallback (NET_ADMIN), kill responses (KILL).
+AGENT_CAPABILITIES = {
+    "BPF",
+    "PERFMON",
+    "SYS_ADMIN",
+    "SYS_PTRACE",
+    "DAC_READ_SEARCH",
+    "SYS_RESOURCE",
+    "NET_ADMIN",
+    "KILL",
+}
+
+
+def agent_errors(docs: list[Doc], name: str = "bindrift-agent", *, privileged: bool = False) -> list[str]:
+    """What the node agent's DaemonSet lacks: the host's PID and network namespaces, root with exactly the
+    capabilities of docs/deployment.md (or, opted in, privileged), tolerations of every taint, the runtime
+    state and storage read-only at their host paths, a writable spool on the host, and nothing mounted over /proc."""
     daemonset = one(docs, "DaemonSet", name)
     pod = daemonset["spec"]["template"]["spec"]
     errors = []
@@ -215,10 +230,13 @@ def agent_errors(docs: list[Doc], name: str = "bindrift-agent", *, privileged: b
     if privileged and security.get("privileged") is not True:
         errors.append("the agent is not privileged")
     if not privileged:
-        added = set(security.get("capabilities", {}).get("add", []))
-        missing = {"SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH", "SYS_RESOURCE"} - added
-        if security.get("privileged") is not False or missing:
-            errors.append(f"capability mode: privileged={security.get('privileged')}, missing {sorted(missing)}")
+        capabilities = security.get("capabilities", {})
+        added = set(capabilities.get("add", []))
+        if security.get("privileged") is not False or added != AGENT_CAPABILITIES:
+            missing, extra = sorted(AGENT_CAPABILITIES - added), sorted(added - AGENT_CAPABILITIES)
+            errors.append(f"capability mode: privileged={security.get('privileged')}, missing {missing}, extra {extra}")
+        if capabilities.get("drop") != ["ALL"]:
+            errors.append("the agent keeps the runtime's default capabilities: drop ALL first")
     mounts = host_mounts(pod, container)
     for path in (*RUNTIME_STATE, *CONTAINER_STORAGE):
         if mounts.get(path) != (path, True):

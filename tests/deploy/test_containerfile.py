@@ -61,7 +61,11 @@ def test_the_app_is_installed_from_the_repository_with_pip(parser: DockerfilePar
     copies = [value.split() for name, value in build if name == "COPY"]
     assert copies == [["pyproject.toml", "README.md", "requirements.lock", "./"], ["src", "./src"]]
     assert ("COPY", "--from=build /opt/bindrift /opt/bindrift") in runtime
-    assert [value for name, value in runtime if name == "RUN"] == []
+    # The runtime stage adds only libbpf, to load the eBPF sensor the package carries as a compiled object.
+    assert [value for name, value in runtime if name == "RUN"] == [
+        "apt-get update -qq && apt-get install -y -qq --no-install-recommends libbpf1 && rm -rf /var/lib/apt/lists/*"
+    ]
+    assert "sensors/ebpf/process.bpf.o" in PYPROJECT["tool"]["setuptools"]["package-data"]["bindrift"]
 
 
 def test_what_the_build_copies_is_in_the_build_context() -> None:

@@ -175,16 +175,19 @@ def test_a_bad_extra_argument_is_caught(helm: Path, tmp_path: Path) -> None:
     ]
 
 
-def test_capability_mode_instead_of_privileged(helm: Path, tmp_path: Path) -> None:
-    docs = render(helm, tmp_path, {"agent": {"privileged": False}})
+def test_capabilities_by_default_privileged_only_when_asked(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path)
     assert m.schema_errors(docs) == []
-    assert m.agent_errors(docs, privileged=False) == []
+    assert m.agent_errors(docs) == []
     (agent,) = [c for w, c in m.containers(docs) if w["kind"] == "DaemonSet"]
     assert agent["securityContext"] == {
-        "privileged": False, "capabilities": {"add": ["SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH", "SYS_RESOURCE"]},
+        "privileged": False, "capabilities": {"drop": ["ALL"], "add": ["BPF", "PERFMON", "SYS_ADMIN", "SYS_PTRACE",
+                                              "DAC_READ_SEARCH", "SYS_RESOURCE", "NET_ADMIN", "KILL"]},
         "runAsUser": 0, "runAsNonRoot": False, "readOnlyRootFilesystem": True,
     }  # fmt: skip
     assert m.agent_errors(docs, privileged=True) == ["the agent is not privileged"]
+    privileged = render(helm, tmp_path, {"agent": {"privileged": True}})
+    assert m.agent_errors(privileged, privileged=True) == []
 
 
 def test_another_release_name_and_no_agent(helm: Path, tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ from bindrift.findings.severity import SeverityPolicy
 from bindrift.response.evidence import Blob
 from bindrift.response.prevent import Outcome
 from bindrift.schema.finding import Detection, Evidence, FileInfo, Finding, ProcessInfo, Resource, ResponseAction
+from bindrift.sensors.ebpf.feed import Mode, open_feed
 from bindrift.sensors.runtime.fanotify import FAN_CLOSE_WRITE, FAN_OPEN_EXEC, FanEvent, raise_descriptor_limit
 from bindrift.sensors.runtime.marks import DEFAULT_MAX_MARKS
 from bindrift.sensors.runtime.proc_connector import ProcConnector
@@ -80,7 +81,7 @@ class Agent:
     def __init__(self, store: SqlStore | None, *, node: str = "", cluster: str = "", host_paths: tuple[str, ...] = (),
                  outputs: AgentOutputs | None = None, publish: Callable[[Detection], None] | None = None,
                  batch_process_events: bool = False, max_marks: int = DEFAULT_MAX_MARKS,
-                 state_roots: tuple[tuple[str, str], ...] = ()) -> None:  # fmt: skip
+                 state_roots: tuple[tuple[str, str], ...] = (), process_sensor: Mode = "auto") -> None:  # fmt: skip
         self.outputs = outputs
         # Distributed mode (no store): detections go to `publish` (the bus); the central workers make the findings.
         self.publish = publish
@@ -93,8 +94,19 @@ class Agent:
         self.blobs: dict[str, Blob] = {}  # evidence captured at detection time, until its finding is stored
         self.node, self.cluster = node or socket.gethostname(), cluster
         self.table = ProcessTable()
-        self.proc = ProcConnector()
         self.selector = selectors.DefaultSelector()
+        # Process context captured in the kernel (eBPF), else the proc connector and /proc (stated in the log,
+        # the metrics and every finding's process.context_source).
+        self.kernel_feed, fallback = open_feed(process_sensor, self.table)
+        self.proc: ProcConnector | None = None
+        if self.kernel_feed is not None:
+            self.selector.register(self.kernel_feed, selectors.EVENT_READ, "ebpf")
+            print("bindrift: process context from the eBPF sensor", file=sys.stderr, flush=True)
+        else:
+            self.proc = ProcConnector()
+            print(f"bindrift: process context from procfs (fallback: {fallback})", file=sys.stderr, flush=True)
+        if outputs is not None:
+            outputs.set_process_source(self.kernel_feed.source if self.kernel_feed else "procfs")
         # Process events as they come while the node is quiet, in batches during an exec burst
         # (process_pacing.py); with batch_process_events, always with the file events, every DRAIN_EVERY_S.
         self.pacing = ProcessPacing(batch_only=batch_process_events)
@@ -222,12 +234,12 @@ class Agent:
             if self.outputs is not None:
                 skipped = {"not_regular_file": self.refused, "content_queue_full": self.content.dropped,
                            "unrouted": self.watches.unrouted}  # fmt: skip
-                self.outputs.tick(self.proc.lost, self.watches.overflows, self.pacing.bursts, skipped)
+                self.outputs.tick(self._process_lost(), self.watches.overflows, self.pacing.bursts, skipped)
             next_sync = time.monotonic() + SYNC_EVERY_S
         due = min(self.next_drain, next_sync, self.pacing.next_read or next_sync)
         timeout = max(0.0, due - time.monotonic())
         ready = self.selector.select(timeout=timeout) if self.selector.get_map() else _sleep(timeout)
-        if any(key.data is None for key, _mask in ready) or self.pacing.due(time.monotonic()):
+        if any(key.data in (None, "ebpf") for key, _mask in ready) or self.pacing.due(time.monotonic()):
             self._process_events()
         if any(key.data == "content" for key, _mask in ready):
             self._content_done()
@@ -252,6 +264,8 @@ class Agent:
             events = self.watches.read()
             if not events:
                 break
+            if self.kernel_feed is not None:  # read after the file events: every exec before them is in the
+                self._process_events()  # ring by now, so their writer is known exactly
             for event in events:
                 self._handle(event)
             if time.monotonic() >= deadline:
@@ -259,26 +273,29 @@ class Agent:
 
     def _follow_pacing(self) -> None:
         """Wake on the proc connector, or not, as the pacing says."""
+        if self.proc is None:
+            return
         if self.pacing.waiting and not self.waiting_on_proc:
             self.selector.register(self.proc, selectors.EVENT_READ, None)
         elif not self.pacing.waiting and self.waiting_on_proc:
             self.selector.unregister(self.proc)
         self.waiting_on_proc = self.pacing.waiting
 
+    def _process_lost(self) -> int:
+        return self.kernel_feed.lost if self.kernel_feed is not None else self.proc.lost if self.proc else 0
+
     def _process_events(self) -> None:
+        if self.kernel_feed is not None:
+            for exec_event in self.kernel_feed.read():
+                self._on_process_exec(exec_event.image.tgid, True)
+            return
+        assert self.proc is not None
         execs = 0
         for event in self.proc.read():
             if event.kind == "exec":
                 execs += 1
-                alive = self.table.on_exec(event.pid)  # a process already gone has nothing left to look at
-                if event.pid in self.pending_execs:
-                    self._flush_exec(event.pid)
-                elif alive:
-                    self._check_unusual_exec(event.pid)
-                container = self._container_of(event.pid) if alive and self.namespaces else None
-                if container is not None:
-                    self.library_scans.pop(event.pid, None)  # to the end: the queue is kept in time order
-                    self.library_scans[event.pid] = (container, time.monotonic())
+                # a process already gone has nothing left to look at
+                self._on_process_exec(event.pid, self.table.on_exec(event.pid))
             elif event.kind == "fork":
                 self.table.on_fork(event.pid, event.parent)
             elif event.kind == "comm":
@@ -287,6 +304,18 @@ class Agent:
                 self.table.on_exit(event.pid)
         self.pacing.read(execs, time.monotonic())
         self._follow_pacing()
+
+    def _on_process_exec(self, pid: int, alive: bool) -> None:
+        """An exec completed: its pending finding is due; unusual ways of executing are checked; its libraries
+        are looked at a moment later."""
+        if pid in self.pending_execs:
+            self._flush_exec(pid)
+        elif alive:
+            self._check_unusual_exec(pid)
+        container = self._container_of(pid) if alive and self.namespaces else None
+        if container is not None:
+            self.library_scans.pop(pid, None)  # to the end: the queue is kept in time order
+            self.library_scans[pid] = (container, time.monotonic())
 
     def _handle(self, event: FanEvent) -> None:
         """Decide from the event's descriptor: only a regular file is looked at, a deleted one included."""
@@ -429,7 +458,8 @@ class Agent:
 
     def _flush_execs(self, older_than: float) -> None:
         for pid in _due(self.pending_execs, older_than):
-            self.table.on_exec(pid)
+            if self.proc is not None:  # captured in the kernel, the exec is already in the table
+                self.table.on_exec(pid)
             self._flush_exec(pid)
 
     def _container_of(self, pid: int) -> ContainerContext | None:
@@ -468,7 +498,7 @@ class Agent:
             return  # seen through its mount's mark, with the writer and mount in the evidence
         if kind == "loader":  # rare: only now is the working directory read, for a relative program
             try:
-                cwd = os.readlink(f"/proc/{pid}/cwd")
+                cwd = process.cwd or os.readlink(f"/proc/{pid}/cwd")
             except OSError:
                 cwd = "/"
             kind, program = unusual_exec(process.exe, process.args, cwd) or found
@@ -556,13 +586,14 @@ class Agent:
         if self.content.dropped > self.dropped_reported:
             self._emit(content_dropped(self._resource(None), self.content.dropped - self.dropped_reported))
             self.dropped_reported = self.content.dropped
-        lost = self.proc.lost + self.watches.overflows
+        lost = self._process_lost() + self.watches.overflows
         if lost > self.lost_reported:
             detection = Detection(
                 category="Coverage degraded", observed_at=datetime.now(UTC), resource=self._resource(None),
                 file=FileInfo(path="sensor-queues"), source="agent",
                 evidence=[Evidence("loss", f"{lost - self.lost_reported} sensor queue overflow(s) or lost message(s)",
-                                   {"proc_connector_lost": self.proc.lost, "total_lost": lost})],
+                                   {"process_events_lost": self._process_lost(), "total_lost": lost,
+                                    "process_sensor": "ebpf" if self.kernel_feed else "procfs"})],
             )  # fmt: skip
             self.lost_reported = lost
             self._emit(detection)
@@ -621,7 +652,10 @@ class Agent:
             self.response.prevention.close()
         self.content.close()
         self.watches.close()
-        self.proc.close()
+        if self.proc is not None:
+            self.proc.close()
+        if self.kernel_feed is not None:
+            self.kernel_feed.close()
         self.selector.close()
 
 

@@ -32,6 +32,12 @@ class AgentOutputs:
         self._lost = (0, 0)
         self._bursts = 0
         self._skipped: dict[str, int] = {}
+        self.process_source = "proc_connector"
+
+    def set_process_source(self, source: str) -> None:
+        """Where process context comes from (`ebpf` or `procfs`), for the metrics and the drops' label."""
+        self.metrics.process_context.labels(source).set(1)
+        self.process_source = "ebpf" if source == "ebpf" else "proc_connector"
 
     @property
     def outbox(self) -> tuple[str, ...]:
@@ -62,7 +68,8 @@ class AgentOutputs:
             self.metrics.bursts.inc(bursts - self._bursts)
             self._bursts = bursts
         if new_proc > 0:
-            self.metrics.record_drop("proc_connector", "enobufs", new_proc)
+            self.metrics.record_drop(self.process_source, "ring_full" if self.process_source == "ebpf" else "enobufs",
+                                     new_proc)  # fmt: skip
         if new_fan > 0:
             self.metrics.record_drop("fanotify", "queue_overflow", new_fan)
         self._lost = (proc_lost, fanotify_overflows)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
+import click
 import typer
 
 from bindrift.cli.common import DbOption, open_store
@@ -60,6 +61,15 @@ def watch(
             "then named by executable only."
         ),
     ] = False,
+    process_sensor: Annotated[
+        str,
+        typer.Option(
+            help="Where process context (argv, user, cwd, lineage) comes from: ebpf (captured in the kernel), "
+            "procfs (the proc connector, then /proc), or auto: ebpf where it loads, else procfs (the log, "
+            "the metrics and each finding say which).",
+            click_type=click.Choice(["auto", "ebpf", "procfs"]),
+        ),
+    ] = "auto",
     prevent_deadline_ms: Annotated[
         int, typer.Option(help="A prevention decision not reached in this time is allowed (fail open).")
     ] = 100,
@@ -81,6 +91,8 @@ def watch(
     from bindrift.agent.response import build_response
     from bindrift.config import load_settings
     from bindrift.response.evidence import EvidenceBudget
+    from bindrift.sensors.ebpf.feed import Mode
+    from bindrift.sensors.ebpf.sensor import EbpfUnavailableError
 
     roots = _state_roots(state_root or [])
     if bus:
@@ -90,7 +102,7 @@ def watch(
         if policy or evidence_dir:
             raise typer.BadParameter("--policy and --evidence-dir act on stored findings: not with --bus (yet)")
         _watch_distributed(bus, Path(spool), spool_max_mb, node_name, cluster, tuple(host_path or ()), duration,
-                           metrics_file, batch_process_events, max_marks, roots)  # fmt: skip
+                           metrics_file, batch_process_events, max_marks, roots, process_sensor)  # fmt: skip
         return
     store = open_store(db)
     try:
@@ -103,8 +115,13 @@ def watch(
         from bindrift.cli.serve import serve_in_background
 
         server = serve_in_background(store, serve, tokens_file, evidence_dir if evidence_dir != "off" else "")
-    agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), outputs=outputs,
-                  batch_process_events=batch_process_events, max_marks=max_marks, state_roots=roots)  # fmt: skip
+    try:
+        agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), outputs=outputs,
+                      batch_process_events=batch_process_events, max_marks=max_marks, state_roots=roots,
+                      process_sensor=cast(Mode, process_sensor))  # fmt: skip
+    except EbpfUnavailableError as exc:
+        store.close()
+        raise typer.BadParameter(f"--process-sensor ebpf: {exc}") from exc
     try:
         response = build_response(
             store, agent._resource(None), policy_file=policy, evidence_dir=evidence_dir,
@@ -144,7 +161,7 @@ def watch(
 
 def _watch_distributed(bus: str, spool: Path, spool_max_mb: int, node: str, cluster: str, host_paths: tuple[str, ...],
                        duration: float, metrics_file: str, batch_process_events: bool, max_marks: int,
-                       roots: tuple[tuple[str, str], ...]) -> None:  # fmt: skip
+                       roots: tuple[tuple[str, str], ...], process_sensor: str) -> None:  # fmt: skip
     """The agent publishing to the bus through its disk spool."""
     import socket
 
@@ -152,6 +169,7 @@ def _watch_distributed(bus: str, spool: Path, spool_max_mb: int, node: str, clus
     from bindrift.bus.publisher import BusPublisher
     from bindrift.bus.spool import Spool
     from bindrift.bus.stream import parse_servers
+    from bindrift.sensors.ebpf.feed import Mode
 
     try:
         servers = parse_servers(bus)
@@ -161,7 +179,8 @@ def _watch_distributed(bus: str, spool: Path, spool_max_mb: int, node: str, clus
     node = node or socket.gethostname()
     publisher = BusPublisher(servers, spooled, node, metrics_file=metrics_file)
     agent = Agent(None, node=node, cluster=cluster, host_paths=host_paths, publish=publisher.publish,
-                  batch_process_events=batch_process_events, max_marks=max_marks, state_roots=roots)  # fmt: skip
+                  batch_process_events=batch_process_events, max_marks=max_marks, state_roots=roots,
+                  process_sensor=cast(Mode, process_sensor))  # fmt: skip
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

@@ -70,6 +70,10 @@ class ProcessInfo(msgspec.Struct, frozen=True):
     lineage: list[ProcessRef] = msgspec.field(default_factory=list)
     # Set when the writer is a known ingress tool (curl, wget, tftp, scp, nc, a fetching one-liner).
     downloaded_by: str = ""
+    gid: int = -1
+    # Where this process context came from: "ebpf" (captured in the kernel at exec, fork and exit) or
+    # "procfs" (read from /proc after the proc connector said the exec happened); "" when not known.
+    context_source: str = ""
 
 
 class ElfSummary(msgspec.Struct, frozen=True):

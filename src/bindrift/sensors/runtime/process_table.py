@@ -1,5 +1,6 @@
-"""What is known about each process: read from /proc when it execs (before a short-lived writer such
-as `cp` is gone), kept a while after it exits, and joined into a lineage."""
+"""What is known about each process, kept a while after it exits and joined into a lineage: captured in the
+kernel by the eBPF sensor (`apply`, exact and never late), or, as the fallback, read from /proc when the
+proc connector says a process exec'd (before a short-lived writer such as `cp` is gone, when in time)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import time
 from datetime import UTC, datetime
 from functools import lru_cache
 
+import msgspec
+
 from bindrift.schema.finding import ProcessInfo, ProcessRef
+from bindrift.sensors.ebpf.events import Event, ExecEvent
+from bindrift.sensors.ebpf.images import ProcessImages, Record
 
 MAX_CMDLINE = 64 * 1024
 MAX_LINEAGE = 16
@@ -62,6 +67,18 @@ def start_time(stat: bytes) -> datetime | None:
     return datetime.fromtimestamp(boot + ticks / hz, UTC)
 
 
+def start_time_of(boot_ns: int) -> datetime | None:
+    """The start time of a process from its kernel start time (ns after boot, as the eBPF sensor reads it),
+    computed as `start_time` computes /proc's clock ticks: a responder comparing the two finds them equal.
+    (The kernel's task start time leaves out time suspended; /proc's counts it: equal on a node never
+    suspended, as servers are.)"""
+    try:
+        boot, hz = _clock()
+    except OSError:
+        return None
+    return datetime.fromtimestamp(boot + (boot_ns * hz // 1_000_000_000) / hz, UTC)
+
+
 def snapshot(pid: int) -> tuple[ProcessInfo, str] | None:
     """The process as /proc shows it now, with its PID namespace, or None when it is gone. Every file is read
     beneath one open /proc/PID: all from the same process even if the PID is reused meanwhile, and without a
@@ -84,7 +101,8 @@ def snapshot(pid: int) -> tuple[ProcessInfo, str] | None:
         uid_fields = status[at + 5 : status.find(b"\n", at + 5)].split() if at >= 0 else []
         uid = int(uid_fields[0]) if uid_fields else -1
         process = ProcessInfo(pid=pid, ppid=ppid, comm=comm, exe=exe, args=args, uid=uid,
-                              start_time=start_time(stat), downloaded_by=ingress_tool(comm, args))  # fmt: skip
+                              start_time=start_time(stat), downloaded_by=ingress_tool(comm, args),
+                              context_source="procfs")  # fmt: skip
         return process, _readlink(directory, "ns/pid")
     finally:
         os.close(directory)
@@ -124,6 +142,11 @@ class ProcessTable:
         self._exec_paths: dict[int, str] = {}
         self._previous: dict[int, ProcessInfo] = {}  # what each process was before its last exec
         self._expired_at = 0.0
+        self.images = ProcessImages()
+
+    def apply(self, events: list[Event]) -> list[ExecEvent]:
+        """The eBPF sensor's events, in order; returns the execs among them."""
+        return self.images.apply(events)
 
     def on_exec(self, pid: int) -> bool:
         """Read the process now (True), or, if it is already gone (False), forget what it inherited from its
@@ -138,7 +161,8 @@ class ProcessTable:
             self._exited.pop(pid, None)
             return True
         ppid = known.ppid if known is not None else 0
-        self._known[pid] = ProcessInfo(pid=pid, ppid=ppid, comm="", uid=known.uid if known is not None else -1)
+        self._known[pid] = ProcessInfo(pid=pid, ppid=ppid, comm="", uid=known.uid if known is not None else -1,
+                                       context_source="procfs")  # fmt: skip
         return False
 
     def on_comm(self, pid: int, comm: str) -> None:
@@ -147,7 +171,7 @@ class ProcessTable:
         known = self._known.get(pid)
         if known is not None and known.comm != comm:
             self._known[pid] = ProcessInfo(pid=pid, ppid=known.ppid, comm=comm, exe=known.exe, uid=known.uid,
-                                           start_time=known.start_time,
+                                           start_time=known.start_time, context_source="procfs",
                                            downloaded_by=ingress_tool(comm, []))  # fmt: skip
 
     def note_exe(self, pid: int, exe: str) -> None:
@@ -159,7 +183,8 @@ class ProcessTable:
         known = self._known.get(parent)
         if known is not None and pid not in self._known:
             self._known[pid] = ProcessInfo(pid=pid, ppid=parent, comm=known.comm, exe=known.exe, args=known.args,
-                                           uid=known.uid, downloaded_by=known.downloaded_by)  # fmt: skip
+                                           uid=known.uid, downloaded_by=known.downloaded_by,
+                                           context_source="procfs")  # fmt: skip
 
     def on_exit(self, pid: int) -> None:
         if pid in self._known:
@@ -179,17 +204,28 @@ class ProcessTable:
             del self._exited[pid]
 
     def namespace(self, pid: int) -> str:
-        """The process's PID namespace as read at its exec, else read now ('' when it is gone)."""
-        return self._pidns.get(pid) or _pid_namespace(pid)
+        """The process's PID namespace as captured or read at its exec, else read now ('' when it is gone)."""
+        return self.images.namespace(pid) or self._pidns.get(pid) or _pid_namespace(pid)
 
     def peek(self, pid: int) -> ProcessInfo | None:
         """The latest snapshot of `pid`, without lineage (cheap)."""
-        return self._known.get(pid)
+        record = self.images.current(pid)
+        return record.info if record is not None else self._known.get(pid)
+
+    def running(self, pid: int, executable: os.stat_result, stop_at: int = 0) -> ProcessInfo | None:
+        """`pid` as it was when it ran the file `executable` (captured in the kernel), with its lineage; else
+        as `get` finds it."""
+        record = self.images.running(pid, executable)
+        return self._image_lineage(record, stop_at) if record is not None else self.get(pid, stop_at)
 
     def writer(self, pid: int, path: str, written: os.stat_result, stop_at: int = 0) -> ProcessInfo | None:
-        """The process that wrote `path` (`written`: the file's stat), with its lineage: `pid` as it is now,
+        """The process that wrote `path` (`written`: the file's stat), with its lineage. Captured in the
+        kernel: the image of `pid` running when the file was last modified. From /proc: `pid` as it is now,
         or as it was before its last exec when it now runs that very file — a file being executed cannot be
         opened for writing, so the write came first (`wget -O x URL && exec ./x` in one shell process)."""
+        record = self.images.writer(pid, written)
+        if record is not None:
+            return self._image_lineage(record, stop_at)
         previous = self._previous.get(pid)
         if previous is not None and self._runs(pid, path, written):
             return self._with_lineage(previous, pid, stop_at, "")
@@ -208,14 +244,27 @@ class ProcessTable:
     def get(self, pid: int, stop_at: int = 0) -> ProcessInfo | None:
         """The process with its lineage up to `stop_at` (a container's init) or pid 1; read from /proc if it
         was not seen exec'ing."""
+        record = self.images.current(pid)
+        if record is not None:
+            return self._image_lineage(record, stop_at)
         process = self._known.get(pid) or _process(snapshot(pid))
         if process is None:
             return None
         return self._with_lineage(process, pid, stop_at, self._exec_paths.get(pid, ""))
 
-    def _with_lineage(self, process: ProcessInfo, pid: int, stop_at: int, exec_path: str) -> ProcessInfo:
+    def _image_lineage(self, record: Record, stop_at: int) -> ProcessInfo:
+        lineage, beyond = self.images.lineage(record, stop_at)
+        if beyond:  # an ancestor older than the sensor: the rest of the chain as /proc shows it now
+            rest = self._with_lineage(ProcessInfo(pid=0, ppid=beyond), record.info.pid, stop_at, "",
+                                      f"pid:[{record.pid_ns}]" if record.pid_ns else "")  # fmt: skip
+            lineage = (lineage + rest.lineage)[:MAX_LINEAGE]
+        return msgspec.structs.replace(record.info, lineage=lineage)
+
+    def _with_lineage(self, process: ProcessInfo, pid: int, stop_at: int, exec_path: str,
+                      namespace: str = "") -> ProcessInfo:  # fmt: skip
         # A process already gone has no namespace to read: the container's (its init's) stands in for it.
-        namespace = self._pidns.get(pid) or _pid_namespace(pid) or (_pid_namespace(stop_at) if stop_at else "")
+        namespace = namespace or self._pidns.get(pid) or _pid_namespace(pid)
+        namespace = namespace or (_pid_namespace(stop_at) if stop_at else "")
         lineage: list[ProcessRef] = []
         parent = process.ppid
         while parent > 1 and len(lineage) < MAX_LINEAGE:
@@ -229,6 +278,4 @@ class ProcessTable:
                 break
             parent = ancestor.ppid
         exe = process.exe or exec_path
-        return ProcessInfo(pid=process.pid, ppid=process.ppid, comm=process.comm, exe=exe, args=process.args,
-                           uid=process.uid, start_time=process.start_time, lineage=lineage,
-                           downloaded_by=process.downloaded_by)  # fmt: skip
+        return msgspec.structs.replace(process, exe=exe, lineage=lineage)

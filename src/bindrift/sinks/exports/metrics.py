@@ -16,7 +16,7 @@ class Metrics:
     """The bindrift metric families in a registry of their own."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = registry or CollectorRegistry()
         self.findings = Counter("bindrift_findings", "Findings raised or repeated", ["category", "severity"],
@@ -27,6 +27,9 @@ class Metrics:
         self.bursts = Counter("bindrift_process_event_bursts", "Exec bursts through which process events were read "
                               "in batches (a process gone within a batch is named by its executable only)",
                               registry=self.registry)  # fmt: skip
+        self.process_context = Gauge("bindrift_process_context", "1 for where process context comes from: ebpf "
+                                     "(captured in the kernel) or procfs (the fallback)", ["source"],
+                                     registry=self.registry)  # fmt: skip
         self.latency = Histogram("bindrift_detection_latency_seconds", "From the sensor event to the stored finding",
                                  buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
 
