@@ -198,3 +198,29 @@ def test_a_block_policy_never_stops_on_an_event_only_finding(store: SqlStore) ->
     assert responder.blocked == {CID}
     [(_, stop)] = store.audit_log(seen.id)
     assert (stop.action, stop.by, stop.ok) == ("stop", "policy:stop-all", False), "ctr is not on that PATH"
+
+
+def test_quarantine_and_restore_act_on_every_path_the_content_was_seen_at(root: Path, store: SqlStore) -> None:
+    """One binary copied to two paths is one finding with two sightings: both copies are made unexecutable,
+    each re-identified on its own (a copy replaced meanwhile is refused alone), and both are restored."""
+    shutil.copy(root / "tmp" / "bb", root / "tmp" / "bb2")
+    (root / "tmp" / "bb3").write_bytes(b"\x7fELF dropped binary")
+    (root / "tmp" / "bb3").chmod(0o755)
+    _file_finding(store, root, "/tmp/bb2", capture_inode=False)
+    _file_finding(store, root, "/tmp/bb3", capture_inode=False)
+    finding = _file_finding(store, root, "/tmp/bb")
+    assert {s.path for s in finding.sightings} == {"/tmp/bb", "/tmp/bb2", "/tmp/bb3"}
+    (root / "tmp" / "bb3").unlink()
+    (root / "tmp" / "bb3").write_bytes(b"something else entirely")  # replaced since it was seen
+    (root / "tmp" / "bb3").chmod(0o755)
+    responder = Responder(store, locate=lambda _cid: str(root))
+    done = responder.act("quarantine", finding.id, "alice")
+    assert done.ok and done.values["other_paths"] == 2 and done.values["other_paths_done"] == 1, done
+    assert [(root / "tmp" / n).stat().st_mode & 0o777 for n in ("bb", "bb2", "bb3")] == [0, 0, 0o755]
+    stored = store.get_finding(finding.id)
+    assert stored is not None
+    refused = [a for a in stored.actions if a.values.get("refused")]
+    assert [a.values["path"] for a in refused] == ["/tmp/bb3"] and "changed since the finding" in refused[0].detail
+    restored = responder.act("restore", finding.id, "alice")
+    assert restored.ok and restored.values["other_paths_done"] == 1
+    assert [(root / "tmp" / n).stat().st_mode & 0o777 for n in ("bb", "bb2", "bb3")] == [0o755, 0o755, 0o755]

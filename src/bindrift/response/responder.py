@@ -63,7 +63,43 @@ class Responder:
         if checks.unverified and not action.values.get("refused"):
             action = msgspec.structs.replace(action, detail=f"{action.detail} (forced: {'; '.join(checks.unverified)})")
         self.store.record_action(finding.id, action)
+        if verb in ("quarantine", "restore") and not action.values.get("refused"):
+            action = self._other_paths(verb, finding, by, force, action)
         return action
+
+    def _other_paths(self, verb: str, finding: Finding, by: str, force: bool, first: ResponseAction) -> ResponseAction:
+        """Quarantine (or restore) every other path the finding's content was seen at, each re-identified on
+        its own and recorded as its own action; `first` (the finding's last path) says how many followed."""
+        root = self.locate(finding.resource.container_id) if finding.resource.container_id else "/"
+        others = list(dict.fromkeys(s.path for s in finding.sightings if s.path != finding.file.path))
+        if root is None or not others:
+            return first
+        done = 0
+        for path in others:
+            at = msgspec.structs.replace(finding, file=msgspec.structs.replace(finding.file, path=path))
+            checks = Checks(force)
+            try:
+                action = self._path_action(verb, root, at, by, checks)
+            except RefusedError as exc:
+                action = actions.failed(verb, by, f"refused: {exc}", refused=True, path=path)
+            if checks.verified or checks.unverified:
+                action = msgspec.structs.replace(action, values={**action.values, **checks.values()})
+            self.store.record_action(finding.id, action)
+            done += action.ok
+        return msgspec.structs.replace(first, detail=f"{first.detail}; {done} of {len(others)} other path(s) too",
+                                       values={**first.values, "other_paths": len(others), "other_paths_done": done})
+
+    def _path_action(self, verb: str, root: str, finding: Finding, by: str, checks: Checks) -> ResponseAction:
+        """Quarantine the finding's file at its `file.path`, or restore it as its last quarantine there left it."""
+        if verb == "quarantine":
+            return actions.quarantine_file(root, finding, by, checks)
+        path = finding.file.path
+        last = next((a for a in reversed(finding.actions)
+                     if a.action == "quarantine" and a.ok and a.values.get("path") == path), None)  # fmt: skip
+        mode, inode = (last.values.get("mode"), last.values.get("inode")) if last else (None, None)
+        if not isinstance(mode, int) or not isinstance(inode, int):
+            return actions.failed("restore", by, f"{path} was not quarantined", path=path)
+        return actions.restore_file(root, finding, mode, inode, by, checks)
 
     def _carry_out(self, verb: str, finding: Finding, by: str, checks: Checks) -> ResponseAction:
         r = finding.resource
@@ -76,13 +112,7 @@ class Responder:
         root = self.locate(r.container_id) if r.container_id else "/"
         if root is None:
             return actions.failed(verb, by, f"container {r.container_id[:12]} is not running")
-        if verb == "quarantine":
-            return actions.quarantine_file(root, finding, by, checks)
-        last = next((a for a in reversed(finding.actions) if a.action == "quarantine" and a.ok), None)
-        mode, inode = (last.values.get("mode"), last.values.get("inode")) if last else (None, None)
-        if not isinstance(mode, int) or not isinstance(inode, int):
-            return actions.failed("restore", by, "the finding's file was not quarantined")
-        return actions.restore_file(root, finding, mode, inode, by, checks)
+        return self._path_action(verb, root, finding, by, checks)
 
     # What the agent does periodically and with each finding ---------------------------------------------------------
 
