@@ -104,7 +104,7 @@ def test_a_thousand_added_binaries_carry_exact_context(busybox_dir: Path) -> Non
         cid = podman("run", "-d", "--network", "host", "--name", f"bdebpf-k-{os.getpid()}", image, "sleep",
                      "600").strip()  # fmt: skip
         agent.agent.sync_containers()
-        assert cid in agent.agent.watched
+        assert cid in agent.agent.watches.attached
         agent.thread.start()
         shell = (f"mkdir -p /tmp/s && cd /tmp/s && for i in $(seq 1 {SHELL_N}); do cp /opt/tiny s$i && "
                  f"echo shell $i >> s$i; done; for i in $(seq 1 {SHELL_N}); do /tmp/s/s$i tok-s$i; done")  # fmt: skip

@@ -11,7 +11,8 @@ if [ "${1:-}" = "--vmlinux" ]; then
   bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h
 fi
 out="${OUT:-process.bpf.o}"
-clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -I. -c process.bpf.c -o "$out"
+# The build folder is mapped away so that the object is the same bytes wherever it is built.
+clang -O2 -g -fdebug-prefix-map="$PWD"=. -target bpf -D__TARGET_ARCH_x86 -I. -c process.bpf.c -o "$out"
 llvm-strip -g "$out"  # DWARF only; the BTF that CO-RE needs stays
 if [ "$out" = process.bpf.o ]; then
   cat build.sh process.bpf.c vmlinux.h | sha256sum | cut -d' ' -f1 > process.bpf.inputs
