@@ -20,55 +20,53 @@ def last_path(path: str, st: os.stat_result) -> tuple[str, bool]:
     return path, st.st_nlink == 0
 
 
+def degraded(resource: Resource, what: str, kind: str, summary: str,
+             values: dict[str, str | int | bool | None]) -> Detection:  # fmt: skip
+    """A *Coverage degraded* detection: `what` part of the agent's coverage, and the evidence saying why."""
+    return Detection(category="Coverage degraded", observed_at=datetime.now(UTC), resource=resource,
+                     file=FileInfo(path=what), source="agent", evidence=[Evidence(kind, summary, values)])  # fmt: skip
+
+
 def coverage_degraded(resource: Resource, failures: dict[str, str]) -> Detection:
     """*Coverage degraded* for a container some of whose mounts are not watched."""
-    count = len(failures)
     listed = "; ".join(f"{mount}: {why}" for mount, why in sorted(failures.items()))
-    return Detection(
-        category="Coverage degraded", observed_at=datetime.now(UTC), resource=resource,
-        file=FileInfo(path="fanotify-marks"), source="agent",
-        evidence=[Evidence("marks", f"container {resource.container_id}: {len(failures)} mount(s) not watched "
-                           f"(retried every second): {listed}",
-                           {"container_id": resource.container_id, "mounts_not_watched": count, "failures": listed})],
-    )  # fmt: skip
+    return degraded(
+        resource,
+        "fanotify-marks",
+        "marks",
+        f"container {resource.container_id}: {len(failures)} mount(s) not watched (retried every second): {listed}",
+        {"container_id": resource.container_id, "mounts_not_watched": len(failures), "failures": listed},
+    )
 
 
 def discovery_failed(node: Resource, state_dir: str, error: str) -> Detection:
     """*Coverage degraded* for a container discovery could not read (so it is not watched)."""
     resource = msgspec.structs.replace(node, container_id=os.path.basename(state_dir))
-    return Detection(
-        category="Coverage degraded", observed_at=datetime.now(UTC), resource=resource,
-        file=FileInfo(path="container-discovery"), source="agent",
-        evidence=[Evidence("discovery", f"container state {state_dir} could not be read, so the container is not "
-                           f"watched (retried every 250 ms): {error}", {"state_dir": state_dir, "error": error})],
-    )  # fmt: skip
+    return degraded(resource, "container-discovery", "discovery",
+                    f"container state {state_dir} could not be read, so the container is not watched (retried "
+                    f"every 250 ms): {error}", {"state_dir": state_dir, "error": error})  # fmt: skip
 
 
 def sweep_cut_short(resource: Resource, entries: int) -> Detection:
     """*Coverage degraded* for a container whose startup sweep stopped at its cap."""
-    return Detection(
-        category="Coverage degraded", observed_at=datetime.now(UTC), resource=resource,
-        file=FileInfo(path="startup-sweep"), source="agent",
-        evidence=[Evidence("sweep", f"the startup sweep stopped after {entries} entries: files present before "
-                           "watching beyond them were not triaged", {"entries": entries})],
-    )  # fmt: skip
+    return degraded(resource, "startup-sweep", "sweep",
+                    f"the startup sweep stopped after {entries} entries: files present before watching beyond them "
+                    "were not triaged", {"entries": entries})  # fmt: skip
 
 
 def content_dropped(node: Resource, dropped: int) -> Detection:
     """*Coverage degraded* for written ELF files not triaged because the content queue was full."""
-    return Detection(
-        category="Coverage degraded", observed_at=datetime.now(UTC), resource=node,
-        file=FileInfo(path="content-queue"), source="agent",
-        evidence=[Evidence("dropped", f"{dropped} written ELF file(s) not triaged: the content queue was full",
-                           {"dropped": dropped})],
-    )  # fmt: skip
+    return degraded(
+        node,
+        "content-queue",
+        "dropped",
+        f"{dropped} written ELF file(s) not triaged: the content queue was full",
+        {"dropped": dropped},
+    )
 
 
 def sensor_unavailable(node: Resource, error: str) -> Detection:
     """*Coverage degraded* for the whole node: the agent has no fanotify group (retried until it has one)."""
-    return Detection(
-        category="Coverage degraded", observed_at=datetime.now(UTC), resource=node,
-        file=FileInfo(path="fanotify-group"), source="agent",
-        evidence=[Evidence("fanotify", f"no container is watched: {error} (fs.fanotify.max_user_groups is shared "
-                           "by every fanotify user of the node; retried four times a second)", {"error": error})],
-    )  # fmt: skip
+    return degraded(node, "fanotify-group", "fanotify",
+                    f"no container is watched: {error} (fs.fanotify.max_user_groups is shared by every fanotify "
+                    "user of the node; retried four times a second)", {"error": error})  # fmt: skip

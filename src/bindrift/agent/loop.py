@@ -22,6 +22,7 @@ from bindrift.agent.content import ContentWorker, Job
 from bindrift.agent.coverage import (
     content_dropped,
     coverage_degraded,
+    degraded,
     discovery_failed,
     last_path,
     sensor_unavailable,
@@ -588,18 +589,14 @@ class Agent:
             self.dropped_reported = self.content.dropped
         lost = self._process_lost() + self.watches.overflows
         if lost > self.lost_reported:
-            detection = Detection(
-                category="Coverage degraded", observed_at=datetime.now(UTC), resource=self._resource(None),
-                file=FileInfo(path="sensor-queues"), source="agent",
-                evidence=[Evidence("loss", f"{lost - self.lost_reported} sensor queue overflow(s) or lost message(s)",
-                                   {"process_events_lost": self._process_lost(), "total_lost": lost,
-                                    "process_sensor": "ebpf" if self.kernel_feed else "procfs"})],
-            )  # fmt: skip
+            self._emit(degraded(self._resource(None), "sensor-queues", "loss",
+                                f"{lost - self.lost_reported} sensor queue overflow(s) or lost message(s)",
+                                {"process_events_lost": self._process_lost(), "total_lost": lost,
+                                 "process_sensor": "ebpf" if self.kernel_feed else "procfs"}))  # fmt: skip
             self.lost_reported = lost
-            self._emit(detection)
-        degraded = self.response.responder.housekeeping(self._resource(None)) if self.response is not None else None
-        if degraded is not None:
-            self._emit(degraded)
+        evidence = self.response.responder.housekeeping(self._resource(None)) if self.response is not None else None
+        if evidence is not None:
+            self._emit(evidence)
 
     def _capture(self, fd: int, sha256: str, container: ContainerContext | None) -> None:
         """Copy the binary into the evidence store now, while the event's descriptor still holds it."""

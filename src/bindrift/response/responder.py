@@ -86,8 +86,11 @@ class Responder:
                 action = msgspec.structs.replace(action, values={**action.values, **checks.values()})
             self.store.record_action(finding.id, action)
             done += action.ok
-        return msgspec.structs.replace(first, detail=f"{first.detail}; {done} of {len(others)} other path(s) too",
-                                       values={**first.values, "other_paths": len(others), "other_paths_done": done})
+        return msgspec.structs.replace(
+            first,
+            detail=f"{first.detail}; {done} of {len(others)} other path(s) too",
+            values={**first.values, "other_paths": len(others), "other_paths_done": done},
+        )
 
     def _path_action(self, verb: str, root: str, finding: Finding, by: str, checks: Checks) -> ResponseAction:
         """Quarantine the finding's file at its `file.path`, or restore it as its last quarantine there left it."""
