@@ -57,11 +57,14 @@ def test_added_and_modified_binaries_found_through_an_exec_burst(tmp_path: Path,
         assert found.keys() == {"/tmp/uname", "/opt/tool3"}
         added, modified = found["/tmp/uname"], found["/opt/tool3"]
         assert added.category == "Added Binary Executed" and modified.category == "Modified Binary Executed"
-        assert added.writer is not None and added.writer.exe.endswith("busybox")  # at least its executable
-        # procfs: a `cp` gone within a batch is named by its executable only; eBPF captured it as it ran (a
-        # busybox applet in the shell's forked child: its name, not the shell's arguments)
+        assert added.writer is not None and added.writer.pid > 0
+        # procfs: a `cp` gone within a batch is named by its executable, or (when its exec's open was not seen
+        # before it went, as under a loaded CI machine) by its name alone; eBPF captured it as it ran (a busybox
+        # applet in the shell's forked child: its name, not the shell's arguments)
+        assert added.writer.exe.endswith("busybox") or (sensor == "procfs" and added.writer.comm == "cp")
         assert added.writer.args in (["cp", "/bin/busybox", "/tmp/uname"], [])
         if sensor == "ebpf":
+            assert added.writer.exe.endswith("busybox")
             assert added.writer.comm == "cp" and added.writer.context_source == "ebpf"
         content = {e.kind: e for e in modified.evidence}["content"]
         assert content.values["lower_sha256"] != content.values["sha256"] == modified.file.sha256

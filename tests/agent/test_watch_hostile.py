@@ -259,7 +259,8 @@ def test_mark_failure_raises_coverage_degraded_naming_the_container(node: Node, 
 
 def test_files_present_before_watching_are_swept(node: Node, test_binaries: Path, tmp_path: Path) -> None:
     foreign = (test_binaries / "dropbear-bin-armhf" / "usr" / "sbin" / "dropbear").read_bytes()
-    assert node.run(node.a, "cat > /tmp/early && cp /tmp/early /data/early", stdin=foreign) == 0
+    # Two contents (one finding each: the same content at two paths would be one finding with two sightings).
+    assert node.run(node.a, "cat > /tmp/early && { cat /tmp/early; echo data; } > /data/early", stdin=foreign) == 0
     db, log_path = f"sqlite:///{tmp_path / 'sweep.db'}", tmp_path / "sweep.log"
     with log_path.open("w") as log:
         agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--node-name", "node-sweep", "--duration", "60"],
@@ -276,14 +277,17 @@ def test_files_present_before_watching_are_swept(node: Node, test_binaries: Path
 
     try:
         wait_logged(log_path, "agent started", 30)
-        wait_for(swept, 20, "the startup sweep's findings")
+        try:
+            wait_for(swept, 45, "the startup sweep's findings")  # generous: a loaded CI machine, other containers
+        except AssertionError as exc:
+            tail = log_path.read_text()[-3000:]
+            raise AssertionError(f"{exc}; found {sorted(found)}; the log says:\n{tail}") from None
     finally:
         agent.terminate()
         agent.wait(timeout=30)
-    digest = hashlib.sha256(foreign).hexdigest()
-    for path, mountpoint in (("/tmp/early", "/"), ("/data/early", "/data")):
+    for path, mountpoint, content in (("/tmp/early", "/", foreign), ("/data/early", "/data", foreign + b"data\n")):
         finding = found[path]
-        assert finding.category == "Suspicious binary" and finding.file.sha256 == digest
+        assert finding.category == "Suspicious binary" and finding.file.sha256 == hashlib.sha256(content).hexdigest()
         assert finding.file.elf is not None and finding.file.elf.arch == "arm" and finding.writer is None
         sweep = next(e for e in finding.evidence if e.kind == "sweep")
         assert sweep.values == {"present_before_watching": True, "mountpoint": mountpoint}
