@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue, Tool
-from bindrift.sensors.ingest.common import IngestStats, MalformedEventError, number
+from bindrift.sensors.ingest.common import IngestStats, MalformedEventError, cached_label, number
 
 # (arch, syscall) of execve and execveat: x86_64, aarch64, i386 (and x32-less b32 on x86_64).
 EXEC_SYSCALLS = {"c000003e": {59, 322}, "c00000b7": {221, 281}, "40000003": {11, 358}}
@@ -23,7 +23,6 @@ _EXECS = frozenset((arch.encode(), number) for arch, numbers in EXEC_SYSCALLS.it
 FLUSH_AFTER_S = 2.0
 MAX_PENDING = 1024
 MAX_ARGS = 4096
-MAX_LABELS = 256
 # The header only: the body is read (`_fields`) for the records of an exec, never for the others.
 _RECORD = re.compile(rb"(?:node=(\S+) )?type=(\S+) msg=audit\(((\d+\.\d+):\d+)\): ?")
 _SYSCALL = re.compile(rb"arch=([0-9a-f]+) syscall=(\d+)(?: success=(yes|no))?")
@@ -60,12 +59,7 @@ def _fields(body: bytes) -> dict[bytes, bytes]:
 
 def _label(key: bytes, make: Callable[[], str]) -> str:
     """A cached counting label (a node writes a few dozen record types and syscalls)."""
-    label = _LABELS.get(key)
-    if label is None:
-        label = make()
-        if len(_LABELS) < MAX_LABELS:
-            _LABELS[key] = label
-    return label
+    return cached_label(_LABELS, key, make)
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ normalisation of times, container ids and the tools' awkward values."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -162,3 +163,17 @@ def number(value: object, default: int = 0) -> int:
         except ValueError:
             return default
     return default
+
+
+MAX_LABELS = 256  # counting labels cached per kind of name; the input chooses them, so the cache is bounded
+
+
+def cached_label(cache: dict[bytes, str], key: bytes, make: Callable[[], str]) -> str:
+    """The counting label of `key` (an ignored record type, syscall, event name…), made once and kept while
+    the cache holds fewer than MAX_LABELS: a node writes a few dozen kinds; a hostile input cannot grow it."""
+    label = cache.get(key)
+    if label is None:
+        label = make()
+        if len(cache) < MAX_LABELS:
+            cache[key] = label
+    return label

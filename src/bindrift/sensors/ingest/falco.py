@@ -16,6 +16,7 @@ from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactV
 from bindrift.sensors.ingest.common import (
     IngestStats,
     MalformedEventError,
+    cached_label,
     container_id,
     number,
     rfc3339_ns,
@@ -112,7 +113,6 @@ _WRITE_KEY = b'"evt.is_open_write":'
 _WRITE_TYPES = frozenset(t.encode() for t in WRITE_TYPES)
 _UNDECIDED_TYPES = frozenset(t.encode() for t in EXEC_TYPES) | {b"", b"<NA>"}
 NOT_FOR_WRITING = " (not for writing)"
-MAX_LABELS = 256
 _LABELS: dict[bytes, str] = {}
 
 
@@ -142,12 +142,7 @@ def _filtered_raw(line: bytes) -> str:
 def _label(evt_type: bytes, suffix: str) -> str:
     """`evt.type=X` (and why an open is not kept), cached: a few dozen types cover a node's alerts."""
     key = evt_type + suffix.encode()
-    label = _LABELS.get(key)
-    if label is None:
-        label = f"evt.type={evt_type.decode('utf-8', 'replace')}{suffix}"
-        if len(_LABELS) < MAX_LABELS:
-            _LABELS[key] = label
-    return label
+    return cached_label(_LABELS, key, lambda: f"evt.type={evt_type.decode('utf-8', 'replace')}{suffix}")
 
 
 def _flag(value: Flag) -> bool | None:

@@ -11,7 +11,14 @@ import shlex
 import msgspec
 
 from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue, Tool, ToolVerdict
-from bindrift.sensors.ingest.common import IngestStats, MalformedEventError, container_id, number, rfc3339_ns
+from bindrift.sensors.ingest.common import (
+    IngestStats,
+    MalformedEventError,
+    cached_label,
+    container_id,
+    number,
+    rfc3339_ns,
+)
 
 MAY_WRITE = 2
 WRITE_HOOKS = frozenset({"security_file_truncate", "security_path_truncate"})
@@ -124,7 +131,6 @@ _MEMFD = ToolVerdict(drift="memfd", field="binary_properties.file.inode.links=0"
 _NO_VERDICT = ToolVerdict()
 _KEPT_TYPES = (b"process_exec", b"process_kprobe")
 _WORDS = re.compile(r'"([^"]*)"|([^\s"]+)')
-MAX_LABELS = 256
 _LABELS: dict[bytes, str] = {}
 _KPROBE_LABELS: dict[bytes, str] = {}
 _FUNCTION_KEY = b'"function_name":"'
@@ -146,12 +152,7 @@ def _filtered_raw(line: bytes) -> str:
         return _kprobe_raw(line)
     if key in _KEPT_TYPES or not key.replace(b"_", b"").isalnum():
         return ""
-    label = _LABELS.get(key)
-    if label is None:
-        label = key.decode("ascii")
-        if len(_LABELS) < MAX_LABELS:
-            _LABELS[key] = label
-    return label
+    return cached_label(_LABELS, key, lambda: key.decode("ascii"))
 
 
 def _kprobe_raw(line: bytes) -> str:
@@ -166,12 +167,7 @@ def _kprobe_raw(line: bytes) -> str:
     function = line[start:end]
     if function in _WRITE_CANDIDATES or b"\\" in function:
         return ""
-    label = _KPROBE_LABELS.get(function)
-    if label is None:
-        label = f"process_kprobe {function.decode('utf-8', 'replace')[:64]}"
-        if len(_KPROBE_LABELS) < MAX_LABELS:
-            _KPROBE_LABELS[function] = label
-    return label
+    return cached_label(_KPROBE_LABELS, function, lambda: f"process_kprobe {function.decode('utf-8', 'replace')[:64]}")
 
 
 def _args(process: _Process | _Parent) -> list[str]:

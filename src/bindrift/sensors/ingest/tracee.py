@@ -23,7 +23,15 @@ from bindrift.schema.external_event import (
     Tool,
     ToolVerdict,
 )
-from bindrift.sensors.ingest.common import IngestStats, MalformedEventError, container_id, number, rfc3339_ns, text
+from bindrift.sensors.ingest.common import (
+    IngestStats,
+    MalformedEventError,
+    cached_label,
+    container_id,
+    number,
+    rfc3339_ns,
+    text,
+)
 
 EXEC_EVENTS = frozenset({"sched_process_exec", "execve", "execveat"})
 WRITE_EVENT = "magic_write"
@@ -166,7 +174,6 @@ class _Event(msgspec.Struct, frozen=True, rename="camel", gc=False):
 _DECODER = msgspec.json.Decoder(_Event)
 _NAME_KEYS = (b'"eventName":"', b'"name":"')
 _KEPT_NAMES = frozenset(n.encode() for n in (*EXEC_EVENTS, WRITE_EVENT, *DROPPED_EVENTS))
-MAX_LABELS = 256
 _LABELS: dict[bytes, str] = {}
 
 
@@ -190,12 +197,7 @@ def _filtered_raw(line: bytes) -> str:
     value = line[start:end]
     if value in _KEPT_NAMES or b"\\" in value or b'"signatureID"' in line:
         return ""
-    label = _LABELS.get(value)
-    if label is None:
-        label = f"eventName={value.decode('utf-8', 'replace')}"
-        if len(_LABELS) < MAX_LABELS:
-            _LABELS[value] = label
-    return label
+    return cached_label(_LABELS, value, lambda: f"eventName={value.decode('utf-8', 'replace')}")
 
 
 def _header(value: object) -> bytes:
