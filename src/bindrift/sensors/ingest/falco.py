@@ -142,7 +142,10 @@ def _filtered_raw(line: bytes) -> str:
 def _label(evt_type: bytes, suffix: str) -> str:
     """`evt.type=X` (and why an open is not kept), cached: a few dozen types cover a node's alerts."""
     key = evt_type + suffix.encode()
-    return cached_label(_LABELS, key, lambda: f"evt.type={evt_type.decode('utf-8', 'replace')}{suffix}")
+    # The cache looked at first: no closure made for the label of every ignored alert (the hot path).
+    return _LABELS.get(key) or cached_label(
+        _LABELS, key, lambda: f"evt.type={evt_type.decode('utf-8', 'replace')}{suffix}"
+    )
 
 
 def _flag(value: Flag) -> bool | None:
