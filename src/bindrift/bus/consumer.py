@@ -223,9 +223,8 @@ async def _unless_stopped(pending: Coroutine[object, object, Client], stop: asyn
     stopped.cancel()
     if task.done():
         return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+    task.cancel()  # nats-py's first-connect retry loop may swallow the cancellation: not waited on for long
+    await asyncio.wait({task}, timeout=1.0)
     return None
 
 

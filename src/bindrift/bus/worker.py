@@ -51,4 +51,15 @@ def serve(consumer: BusConsumer) -> None:
             loop.add_signal_handler(signum, stop.set)
         await consumer.run(stop)
 
-    asyncio.run(main())
+    # Not asyncio.run: it waits for every task left to finish its cancellation, and nats-py's connect retry
+    # loop (stopped mid-way by SIGTERM) may never do so; those are given one second, then left.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+    finally:
+        loop.close()
