@@ -96,6 +96,14 @@ def test_list_filters_sorting_and_pagination(client: TestClient) -> None:
     assert len(set(ids)) == 8 and second["offset"] == 4
     assert client.get("/api/v1/findings", params={"severity": "bad"}, headers=AS_READER).status_code == 422
     assert client.get("/api/v1/findings", params={"sort": "path"}, headers=AS_READER).status_code == 422
+    assert client.get("/api/v1/findings", params={"sort": "owner"}, headers=AS_READER).status_code == 422
+    incidents = client.get("/api/v1/incidents", params={"sort": "-count", "limit": 1}, headers=AS_READER).json()
+    assert incidents["total"] >= 2 and len(incidents["items"][0]["finding_ids"]) == max(
+        len(i["finding_ids"])
+        for i in client.get("/api/v1/incidents", params={"limit": 500}, headers=AS_READER).json()["items"]
+    )
+    refused = client.get("/api/v1/incidents", params={"sort": "category"}, headers=AS_READER)
+    assert refused.status_code == 422 and "cannot sort incidents by 'category'" in refused.text
     assert client.get("/api/v1/findings", params={"limit": 100000}, headers=AS_READER).status_code == 422
 
 

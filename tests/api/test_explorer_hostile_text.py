@@ -251,6 +251,19 @@ def test_incident_triage_counts_chart_and_sorting_in_the_browser(
             page.wait_for_selector("#incidents")
             assert "host" in (page.text_content("#incidents tbody tr:first-child .scope") or "")
             assert page.locator("#incidents time").first.text_content().endswith("ago")  # type: ignore[union-attr]
+            # Incidents sort through the API over all of them: the most severe first, then the least.
+            every = {i.id: i for i in store.list_incidents(FindingFilter(limit=500))[0]}
+            order = ["info", "low", "medium", "high", "critical"]
+            ranks = sorted(order.index(i.severity) for i in every.values())
+            assert len(every) > 25 and ranks[0] < ranks[-1], "more incidents than a page, of different severities"
+            for direction, expected in (("descending", ranks[-1]), ("ascending", ranks[0])):
+                page.click('#incidents th button[data-sort="severity"]')
+                page.wait_for_selector(f'#incidents th[aria-sort="{direction}"] button[data-sort="severity"]')
+                first = page.get_attribute("#incidents tbody tr:first-child", "data-id") or ""
+                assert order.index(every[first].severity) == expected
+            assert "isort=severity" in page.url
+            page.goto(base + "/#/")
+            page.wait_for_selector("#incidents")
             page.screenshot(path=str(screenshots / "triage-list.png"), full_page=True)
 
             page.goto(f"{base}/#/incident/{rlo.incident_id}")

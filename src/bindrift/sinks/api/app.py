@@ -28,7 +28,7 @@ from bindrift import __version__
 from bindrift.response.evidence import EvidenceError, EvidenceStore
 from bindrift.schema.finding import Finding, Incident
 from bindrift.sinks.api.auth import Principal, TokenSet
-from bindrift.sinks.api.filters import finding_filter
+from bindrift.sinks.api.filters import finding_filter, findings_filter, incidents_filter
 from bindrift.sinks.api.incident_view import IncidentTriageView, view
 from bindrift.sinks.api.metrics import ApiMetrics
 from bindrift.sinks.api.timeline import Bucket, timeline
@@ -128,6 +128,8 @@ def _admin(who: Annotated[Principal, Depends(_principal)]) -> Principal:
 Reader = Annotated[Principal, Depends(_principal)]
 Admin = Annotated[Principal, Depends(_admin)]
 Filter = Annotated[FindingFilter, Depends(finding_filter)]
+FindingsFilter = Annotated[FindingFilter, Depends(findings_filter)]
+IncidentsFilter = Annotated[FindingFilter, Depends(incidents_filter)]
 
 
 def create_app(
@@ -173,7 +175,7 @@ def create_app(
 
     @app.get("/api/v1/findings", tags=["findings"], response_class=Response,
              responses={200: {"content": {"application/json": {"schema": _page_schema("Finding")}}}})  # fmt: skip
-    def list_findings(_who: Reader, where: Filter) -> Response:
+    def list_findings(_who: Reader, where: FindingsFilter) -> Response:
         """Findings matching the filters, sorted and paginated; `total` counts all matches."""
         return _json({"total": store.count_findings(where), "limit": where.limit, "offset": where.offset,
                       "items": store.list_findings(where)})  # fmt: skip
@@ -231,9 +233,10 @@ def create_app(
 
     @app.get("/api/v1/incidents", tags=["incidents"], response_class=Response,
              responses={200: {"content": {"application/json": {"schema": _page_schema("Incident")}}}})  # fmt: skip
-    def list_incidents(_who: Reader, where: Filter) -> Response:
-        """Incidents with at least one finding matching the filters, most recent first; `triage` gives each
-        one's title, summary, owner and state by incident id."""
+    def list_incidents(_who: Reader, where: IncidentsFilter) -> Response:
+        """Incidents with at least one finding matching the filters, sorted over all of them (most recent first
+        by default), then paginated; `triage` gives each one's title, summary, owner and state by incident
+        id."""
         items, total = store.list_incidents(where)
         return _json({"total": total, "limit": where.limit, "offset": where.offset, "items": items,
                       "triage": _triage_views(store, items)})  # fmt: skip

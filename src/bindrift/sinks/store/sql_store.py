@@ -32,6 +32,7 @@ from bindrift.sinks.store.models import (
     EvidenceRow,
     FindingRow,
     IncidentRow,
+    IncidentTriageRow,
     IntelSourceRow,
     OutboxRow,
     ProcessedMessageRow,
@@ -447,14 +448,15 @@ class SqlStore:
             return None if row is None else _incidents(session, [row], MAX_INCIDENT_MEMBERS)[0]
 
     def list_incidents(self, where: FindingFilter | None = None) -> tuple[list[Incident], int]:
-        """Incidents with at least one finding matching `where`, most recent first, paginated by `where`;
-        with the number of all such incidents."""
+        """Incidents with at least one finding matching `where`, sorted by `where.sort` (one of
+        INCIDENT_SORTABLE; most recent first by default) over all of them, then paginated; with the number of
+        all such incidents."""
         where = where or FindingFilter()
         members = _filtered(select(FindingRow.incident_id).where(FindingRow.incident_id != ""), where)
         query = select(IncidentRow).where(IncidentRow.id.in_(members))
         with self._session() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = session.scalars(_paginate(query.order_by(IncidentRow.last_seen.desc(), IncidentRow.id), where))
+            rows = session.scalars(_paginate(_sort_incidents(query, where.sort), where))
             return _incidents(session, list(rows), MAX_LISTED_MEMBERS), total
 
     def first_seen_by_severity(self, where: FindingFilter | None = None) -> list[tuple[datetime, str]]:
@@ -727,6 +729,32 @@ def _sort(query: Select[Any], sort: str) -> Select[Any]:
         raise ValueError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))}")
     column = FindingRow.severity_rank if name == "severity" else getattr(FindingRow, name)
     return query.order_by(column.desc() if sort.startswith("-") else column.asc(), FindingRow.id)
+
+
+# Incidents sort by their own columns, by what their members say (highest severity, number of findings) and
+# by their triage (owner; state in its order new → investigating → closed, never triaged being new).
+INCIDENT_SORTABLE = {"last_seen", "first_seen", "severity", "count", "owner", "state"}
+
+
+def _sort_incidents(query: Select[Any], sort: str) -> Select[Any]:
+    name = sort.lstrip("-")
+    if name not in INCIDENT_SORTABLE:
+        raise ValueError(f"cannot sort incidents by {sort!r}; choose from {', '.join(sorted(INCIDENT_SORTABLE))}")
+    column: Any
+    if name in ("first_seen", "last_seen"):
+        column = getattr(IncidentRow, name)
+    elif name in ("severity", "count"):
+        members = (select(FindingRow.incident_id, func.max(FindingRow.severity_rank).label("severity"),
+                          func.count().label("count"))
+                   .where(FindingRow.incident_id != "").group_by(FindingRow.incident_id).subquery())  # fmt: skip
+        query = query.outerjoin(members, members.c.incident_id == IncidentRow.id)
+        column = func.coalesce(members.c[name], 0)
+    else:
+        query = query.outerjoin(IncidentTriageRow, IncidentTriageRow.incident_id == IncidentRow.id)
+        column = (func.coalesce(IncidentTriageRow.owner, "") if name == "owner" else
+                  case({"investigating": 1, "closed": 2}, value=IncidentTriageRow.state, else_=0))  # fmt: skip
+    ordered = column.desc() if sort.startswith("-") else column.asc()
+    return query.order_by(ordered, IncidentRow.last_seen.desc(), IncidentRow.id)
 
 
 def _paginate(query: Select[Any], where: FindingFilter) -> Select[Any]:

@@ -11,7 +11,7 @@ const CATEGORIES = ["Suspicious binary", "Added Binary Executed", "Modified Bina
   "Fileless execution", "Added Script Executed", "Coverage degraded", "Prevention degraded"];
 const TOKEN_KEY = "bindrift-token";
 const FILTERS = ["category", "severity", "exact_severity", "state", "cluster", "namespace", "pod", "image", "node", "since",
-  "until", "q", "sort"];
+  "until", "q", "sort", "isort"];
 const PAGE = 25;
 const SVG = "http://www.w3.org/2000/svg";
 let me = null;
@@ -304,8 +304,9 @@ async function renderList(params) {
   const view = params.get("view") === "findings" ? "findings" : "incidents";
   const offset = Math.max(0, parseInt(params.get("offset") || "0", 10) || 0);
   const [stats, page] = await Promise.all([
-    getJSON(`/api/v1/stats?${query(params, { sort: "" })}`),
-    getJSON(`/api/v1/${view}?${query(params, { limit: PAGE, offset, sort: params.get("sort") || "-last_seen" })}`),
+    getJSON(`/api/v1/stats?${query(params, { sort: "", isort: "" })}`),
+    getJSON(`/api/v1/${view}?${query(params, { limit: PAGE, offset, isort: "",
+      sort: params.get(view === "incidents" ? "isort" : "sort") || "-last_seen" })}`),
   ]);
   const countLink = (s, n) => el("a", { class: `count${params.get("exact_severity") === s ? " active" : ""}`, "data-severity": s,
     href: `#/?${query(params, { view, exact_severity: params.get("exact_severity") === s ? "" : s, severity: "", offset: "" })}`,
@@ -338,33 +339,23 @@ function where(resource) {
 
 const isHost = (resource) => !resource.pod && !resource.container_id && !resource.container_name;
 
-// A column header that sorts: by the API (`sort` in the URL) for findings, within the shown page for incidents.
+// A column header that sorts every page through the API (`sort` in the URL for findings, `isort` for incidents).
 function sortHeader(label, key, current, onSort) {
   const direction = current === key ? " ▲" : current === `-${key}` ? " ▼" : "";
   return el("th", { "aria-sort": direction ? (direction === " ▲" ? "ascending" : "descending") : "none" },
     el("button", { type: "button", class: "sort", "data-sort": key, onclick: () => onSort(current === `-${key}` ? key : `-${key}`) }, label, direction));
 }
 
-const RANK = Object.fromEntries(SEVERITIES.map((s, i) => [s, SEVERITIES.length - i]));
-
 function incidentTable(items, triage, params) {
   if (!items.length) return el("p", { class: "muted" }, "No incidents match.");
-  const sortBy = params.get("isort") || "";
-  const keys = { severity: (i) => RANK[i.severity] || 0, title: (i) => (triage[i.id] || {}).title || "", where: (i) => where(i.resource),
-    owner: (i) => (triage[i.id] || {}).owner || "", state: (i) => (triage[i.id] || {}).state || "", findings: (i) => i.finding_ids.length,
-    first_seen: (i) => i.first_seen, last_seen: (i) => i.last_seen };
-  const name = sortBy.replace(/^-/, "");
-  const rows = keys[name] ? [...items].sort((a, b) => {
-    const [x, y] = [keys[name](a), keys[name](b)];
-    return (x < y ? -1 : x > y ? 1 : 0) * (sortBy.startsWith("-") ? -1 : 1);
-  }) : items;
-  const onSort = (next) => { const p = new URLSearchParams(params); p.set("isort", next); location.hash = `#/?${p}`; };
-  const head = ["severity", "title", "where", "owner", "state", "findings", "first_seen", "last_seen"].map((k) =>
-    sortHeader({ first_seen: "First seen", last_seen: "Last seen" }[k] || k[0].toUpperCase() + k.slice(1), k, sortBy, onSort));
+  const sortBy = params.get("isort") || "-last_seen";
+  const onSort = (next) => { location.hash = `#/?${query(params, { view: "incidents", isort: next, offset: "" })}`; };
+  const sorted = (label, key) => sortHeader(label, key, sortBy, onSort);
   return el("table", { id: "incidents", class: "list" },
-    el("caption", { class: "muted" }, "Column headers sort the incidents of this page."),
-    el("thead", {}, el("tr", {}, head, el("th", {}, "Image"), el("th", {}, "Node"))),
-    el("tbody", {}, rows.map((inc) => {
+    el("thead", {}, el("tr", {}, sorted("Severity", "severity"), el("th", {}, "Title"), el("th", {}, "Where"),
+      sorted("Owner", "owner"), sorted("State", "state"), sorted("Findings", "count"), sorted("First seen", "first_seen"),
+      sorted("Last seen", "last_seen"), el("th", {}, "Image"), el("th", {}, "Node"))),
+    el("tbody", {}, items.map((inc) => {
       const t = triage[inc.id] || { title: inc.id, summary: "", state: "new", owner: "", findings_by_state: {} };
       const href = `#/incident/${encodeURIComponent(inc.id)}`;
       return el("tr", { class: "row", "data-id": inc.id, onclick: () => { location.hash = href; } },
