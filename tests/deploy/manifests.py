@@ -3,7 +3,9 @@ the objects must do for bindrift (agent privileges and mounts, real commands, Se
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,10 @@ Doc = dict[str, Any]
 
 # The oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the newest schemas shipped.
 KUBE_VERSIONS = ("1.27", latest_version())
-NAMESPACED = {"ServiceAccount", "ConfigMap", "Secret", "Service", "DaemonSet", "Deployment"}
+NAMESPACED = {"ServiceAccount", "ConfigMap", "Secret", "Service", "DaemonSet", "Deployment", "ServiceMonitor"}
+# Prometheus Operator objects are checked with its own schemas (tests/deploy/fetch-monitoring-schemas.sh).
+OPERATOR_API = "monitoring.coreos.com/v1"
+PROJECT = Path(__file__).resolve().parents[2]
 WORKLOADS = {"DaemonSet", "Deployment"}
 
 # Host paths the agent reads, read-only, at the same path (runc state, containerd, CRI-O, Docker; storage).
@@ -41,10 +46,14 @@ def parse(text: str) -> list[Doc]:
 
 
 def schema_errors(docs: Iterable[Doc]) -> list[str]:
-    """Strict validation against the Kubernetes JSON schemas of every version in KUBE_VERSIONS; a kind
-    without a schema is an error too."""
-    errors = []
+    """Strict validation against the Kubernetes JSON schemas of every version in KUBE_VERSIONS, and of
+    Prometheus Operator objects against the operator's; a kind without a schema is an error too."""
+    docs = list(docs)
+    operator = [doc for doc in docs if doc.get("apiVersion") == OPERATOR_API]
+    errors = operator_schema_errors(operator) if operator else []
     for doc in docs:
+        if doc.get("apiVersion") == OPERATOR_API:
+            continue
         for version in KUBE_VERSIONS:
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
@@ -53,6 +62,39 @@ def schema_errors(docs: Iterable[Doc]) -> list[str]:
                 errors.append(f"{doc['kind']}/{doc['metadata']['name']} ({version}): {path}: {exc.message}")
             except kubernetes_validate.SchemaNotFoundError as exc:
                 errors.append(exc.message)
+    return errors
+
+
+def operator_schema_errors(docs: list[Doc]) -> list[str]:
+    """`docs` checked by the schemas of @kubernetes-models/prometheus-operator (fetched into .cache)."""
+    dest = PROJECT / ".cache" / "monitoring-schemas"
+    fetch = PROJECT / "tests" / "deploy" / "fetch-monitoring-schemas.sh"
+    subprocess.run(["bash", str(fetch), str(dest)], check=True, capture_output=True, timeout=300)
+    result = subprocess.run(["node", str(dest / "validate.mjs")], input=json.dumps(docs), capture_output=True,
+                            text=True, check=True, timeout=60)  # fmt: skip
+    errors: list[str] = json.loads(result.stdout)
+    return errors
+
+
+def monitor_errors(docs: list[Doc], secret_keys: dict[str, set[str]] | None = None) -> list[str]:
+    """ServiceMonitors selecting no Service, naming a port the Service lacks, or a token key of no Secret."""
+    if secret_keys is None:
+        secret_keys = {name: set(doc["stringData"]) for name, doc in by_kind(docs, "Secret").items()}
+    errors = []
+    for name, monitor in by_kind(docs, "ServiceMonitor").items():
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        services = [doc for doc in by_kind(docs, "Service").values()
+                    if doc["metadata"]["namespace"] == monitor["metadata"]["namespace"]
+                    and selector.items() <= doc["metadata"].get("labels", {}).items()]  # fmt: skip
+        if not services:
+            errors.append(f"ServiceMonitor/{name}: selector {selector} matches no Service")
+        for endpoint in monitor["spec"]["endpoints"]:
+            errors += [f"ServiceMonitor/{name}: Service {service['metadata']['name']} has no port {endpoint['port']}"
+                       for service in services
+                       if endpoint["port"] not in {p.get("name") for p in service["spec"]["ports"]}]  # fmt: skip
+            credentials = endpoint.get("authorization", {}).get("credentials")
+            if credentials and credentials["key"] not in secret_keys.get(credentials["name"], set()):
+                errors.append(f"ServiceMonitor/{name}: no Secret key {credentials['name']}/{credentials['key']}")
     return errors
 
 

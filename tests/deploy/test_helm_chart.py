@@ -131,6 +131,8 @@ def test_options_reach_the_pods(helm: Path, tmp_path: Path) -> None:
         "worker": {"replicas": 4, "priorityClassName": "bindrift-central", "extraArgs": ["--batch", "128"]},
         "api": {"priorityClassName": "bindrift-central", "port": 9090, "service": {"port": 80}},
         "cluster": "prod-eu",
+        "metrics": {"workerPort": 9100, "serviceMonitor": {"enabled": True, "interval": "15s",
+                                                           "labels": {"release": "kube-prometheus-stack"}}},
         "config": {"retentionDays": 30,
                    "severity": {"Added Binary Executed": "medium", "Suspicious Binary": "critical"}},
     }  # fmt: skip
@@ -147,12 +149,28 @@ def test_options_reach_the_pods(helm: Path, tmp_path: Path) -> None:
         (container,) = pod["containers"]
         assert container["image"] == "registry.internal/sec/bindrift@sha256:" + "ab" * 32
         assert container["imagePullPolicy"] == "Always"
-    for name in ("bindrift-agent", "bindrift-api"):  # the worker's --batch is not on this branch yet
+    for name in ("bindrift-agent", "bindrift-api", "bindrift-worker"):
         (container,) = pods[name]["containers"]
         assert m.command_errors(container["args"], m.env_names(container)) == []
     assert pods["bindrift-agent"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert pods["bindrift-agent"]["containers"][0]["args"][-2:] == ["--host-path", "/srv"]
-    assert pods["bindrift-worker"]["containers"][0]["args"] == ["worker", "--bus", "$(BINDRIFT_BUS)", "--batch", "128"]
+    worker = pods["bindrift-worker"]["containers"][0]
+    assert worker["args"] == ["worker", "--bus", "$(BINDRIFT_BUS)", "--metrics-port", "9100",
+                              "--metrics-address", "0.0.0.0", "--batch", "128"]  # fmt: skip
+    assert worker["ports"] == [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}]
+    # Prometheus Operator monitors: the API scraped with the read token, the workers on their metrics port.
+    monitors = m.by_kind(docs, "ServiceMonitor")
+    assert sorted(monitors) == ["bindrift-api", "bindrift-worker"]
+    assert m.monitor_errors(docs, {"bindrift": {"database-url", "bus-url", "admin-token", "read-token"}}) == []
+    (api_endpoint,) = monitors["bindrift-api"]["spec"]["endpoints"]
+    assert api_endpoint == {
+        "port": "http",
+        "path": "/metrics",
+        "interval": "15s",
+        "authorization": {"type": "Bearer", "credentials": {"name": "bindrift", "key": "read-token"}},
+    }
+    assert all(mon["metadata"]["labels"]["release"] == "kube-prometheus-stack" for mon in monitors.values())
+    assert m.one(docs, "Service", "bindrift-worker-metrics")["spec"]["ports"][0]["port"] == 9100
     assert pods["bindrift-api"]["containers"][0]["args"] == ["serve", "--host", "0.0.0.0", "--port", "9090"]
     assert m.one(docs, "Deployment", "bindrift-worker")["spec"]["replicas"] == 4
     assert m.one(docs, "Service", "bindrift-api")["spec"]["ports"] == [
@@ -165,6 +183,26 @@ def test_options_reach_the_pods(helm: Path, tmp_path: Path) -> None:
     settings = load_settings(path)
     assert settings.retention_days == 30
     assert settings.severity == {"Added Binary Executed": "medium", "Suspicious Binary": "critical"}
+
+
+def test_worker_metrics_off_and_monitors_checked(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path, {"metrics": {"workerPort": 0, "serviceMonitor": {"enabled": True}}})
+    assert m.schema_errors(docs) == [] and m.service_errors(docs) == []
+    worker = m.one(docs, "Deployment", "bindrift-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert worker["args"] == ["worker", "--bus", "$(BINDRIFT_BUS)"] and "ports" not in worker
+    assert "bindrift-worker-metrics" not in m.by_kind(docs, "Service")
+    assert sorted(m.by_kind(docs, "ServiceMonitor")) == ["bindrift-api"]
+    # The checks catch a monitor that scrapes nothing or reads a token that is not there.
+    broken = copy.deepcopy(m.one(docs, "ServiceMonitor", "bindrift-api"))
+    broken["spec"]["endpoints"][0]["port"] = "metrics"
+    broken["spec"]["endpoints"][0]["authorization"]["credentials"]["key"] = "token"
+    others = [doc for doc in docs if doc["kind"] != "ServiceMonitor"]
+    assert m.monitor_errors([*others, broken], {"bindrift": {"read-token"}}) == [
+        "ServiceMonitor/bindrift-api: Service bindrift-api has no port metrics",
+        "ServiceMonitor/bindrift-api: no Secret key bindrift/token",
+    ]
+    broken["spec"]["endpoints"][0]["port"] = 8080
+    assert m.schema_errors([broken]) == ["ServiceMonitor/bindrift-api: data/spec/endpoints/0/port must be string"]
 
 
 def test_a_bad_extra_argument_is_caught(helm: Path, tmp_path: Path) -> None:
@@ -195,6 +233,7 @@ def test_another_release_name_and_no_agent(helm: Path, tmp_path: Path) -> None:
     assert {doc["metadata"]["name"] for doc in docs} == {
         "sec-bindrift-agent",
         "sec-bindrift-worker",
+        "sec-bindrift-worker-metrics",
         "sec-bindrift-api",
         "sec-bindrift-config",
     }
@@ -204,7 +243,8 @@ def test_another_release_name_and_no_agent(helm: Path, tmp_path: Path) -> None:
     without = render(helm, tmp_path, {"agent": {"enabled": False}})
     assert sorted((doc["kind"], doc["metadata"]["name"]) for doc in without) == [
         ("ConfigMap", "bindrift-config"), ("Deployment", "bindrift-api"), ("Deployment", "bindrift-worker"),
-        ("Service", "bindrift-api"), ("ServiceAccount", "bindrift-api"), ("ServiceAccount", "bindrift-worker"),
+        ("Service", "bindrift-api"), ("Service", "bindrift-worker-metrics"), ("ServiceAccount", "bindrift-api"),
+        ("ServiceAccount", "bindrift-worker"),
     ]  # fmt: skip
 
 

@@ -24,7 +24,8 @@ def test_the_expected_objects_are_there(docs: list[m.Doc]) -> None:
         ("ClusterRole", "bindrift-agent"), ("ClusterRoleBinding", "bindrift-agent"),
         ("ConfigMap", "bindrift-config"), ("DaemonSet", "bindrift-agent"),
         ("Deployment", "bindrift-api"), ("Deployment", "bindrift-worker"), ("Namespace", "bindrift"),
-        ("Secret", "bindrift"), ("Service", "bindrift-api"), ("ServiceAccount", "bindrift-agent"),
+        ("Secret", "bindrift"), ("Service", "bindrift-api"), ("Service", "bindrift-worker-metrics"),
+        ("ServiceAccount", "bindrift-agent"),
         ("ServiceAccount", "bindrift-api"), ("ServiceAccount", "bindrift-worker"),
     ]  # fmt: skip
     assert {doc["metadata"].get("namespace") for doc in docs if doc["kind"] in m.NAMESPACED} == {"bindrift"}
@@ -35,6 +36,14 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(path: Path) -> 
     docs = m.load([path])
     assert docs
     assert m.schema_errors(docs) == []
+
+
+def test_the_optional_service_monitors_scrape_the_api_with_the_read_token(docs: list[m.Doc]) -> None:
+    optional = m.load(OPTIONAL)
+    assert sorted(m.by_kind(optional, "ServiceMonitor")) == ["bindrift-api", "bindrift-worker"]
+    assert m.monitor_errors([*docs, *optional]) == []
+    (endpoint,) = m.one(optional, "ServiceMonitor", "bindrift-api")["spec"]["endpoints"]
+    assert endpoint["authorization"]["credentials"] == {"name": "bindrift", "key": "read-token"}
 
 
 def test_schema_validation_rejects_a_misspelt_field(docs: list[m.Doc]) -> None:
@@ -75,7 +84,8 @@ def test_every_container_runs_a_real_bindrift_command(docs: list[m.Doc]) -> None
     assert seen == {
         "bindrift-agent": ["watch", "--node-name", "$(NODE_NAME)", "--cluster", "$(BINDRIFT_CLUSTER)",
                            "--bus", "$(BINDRIFT_BUS)", "--spool", "/var/lib/bindrift/spool"],
-        "bindrift-worker": ["worker", "--bus", "$(BINDRIFT_BUS)"],
+        "bindrift-worker": ["worker", "--bus", "$(BINDRIFT_BUS)", "--metrics-port", "9464",
+                            "--metrics-address", "0.0.0.0"],
         "bindrift-api": ["serve", "--host", "0.0.0.0", "--port", "8080"],
     }  # fmt: skip
 
