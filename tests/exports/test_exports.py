@@ -143,6 +143,17 @@ def test_syslog_rfc5424_over_udp_and_tcp(finding: Finding) -> None:
     assert match is not None, raw
     assert int(match.group(1)) == 16 * 8 + 2, "local0.crit for a critical finding"
     assert b'pod="p\\"\\]\\\\x"' in match.group(4), "SD-PARAM escapes"
+    # A forged line break, a bidi override and a zero-width space in a path are shown, never acted on or lost.
+    path = "/tmp/invoice\u202egnp.exe\n<14>1 - forged\u200b"
+    forged = msgspec.structs.replace(finding, file=msgspec.structs.replace(finding.file, path=path),
+                                     summary="run \u202eexe.sh\r\n")  # fmt: skip
+    raw = format_message(forged, "node-1")
+    assert b"\n" not in raw and b"\r" not in raw and "\u202e".encode() not in raw and "\u200b".encode() not in raw
+    text = raw.decode()
+    assert 'path="/tmp/invoice⟨U+202E⟩gnp.exe⟨U+000A⟩<14>1 - forged⟨U+200B⟩"' in text
+    assert text.endswith("run ⟨U+202E⟩exe.sh⟨U+000D⟩⟨U+000A⟩")
+    long = format_message(msgspec.structs.replace(finding, file=msgspec.structs.replace(finding.file, path="a" * 600)))
+    assert f'path="{"a" * 512}…(+88 characters)"'.encode() in long
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.bind(("127.0.0.1", 0))
         udp.settimeout(5)

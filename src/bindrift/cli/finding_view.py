@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from bindrift.cli.visible_text import visible
+from bindrift.visible_text import visible
 from bindrift.schema.finding import Finding, ProcessInfo
 from bindrift.sinks.scan_report.table import STYLES
 

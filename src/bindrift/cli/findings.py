@@ -101,7 +101,7 @@ def show(finding_id: str, db: DbOption = None, output_format: Annotated[ListForm
 
 def _resolve(store: SqlStore, prefix: str, kind: Literal["finding", "incident"] = "finding") -> str:
     """The one id starting with `prefix`; exit 2 saying why when none or several do."""
-    from bindrift.cli.visible_text import visible
+    from bindrift.visible_text import visible
     from bindrift.sinks.store.incident_triage import AmbiguousIdError, resolve_id
 
     try:
@@ -224,7 +224,7 @@ def _table(found: list[Finding], total: int) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from bindrift.cli.visible_text import visible
+    from bindrift.visible_text import visible
     from bindrift.sinks.scan_report.table import STYLES
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)

@@ -7,6 +7,7 @@ from datetime import UTC
 
 from bindrift.schema.finding import Finding
 from bindrift.schema.severity import Severity
+from bindrift.visible_text import visible
 
 FACILITY_LOCAL0 = 16
 SYSLOG_SEVERITY: dict[Severity, int] = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
@@ -15,9 +16,9 @@ MAX_FIELD = 512
 
 
 def _param(value: str) -> str:
-    """An SD-PARAM value: `"`, `\\` and `]` escaped (RFC 5424 §6.3.3), control characters dropped."""
-    clean = "".join(c for c in value[:MAX_FIELD] if c.isprintable())
-    return clean.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    """An SD-PARAM value: hidden characters (controls, bidi, zero-width) shown as `⟨U+XXXX⟩`, cut at MAX_FIELD
+    saying so, then `"`, `\\` and `]` escaped (RFC 5424 §6.3.3)."""
+    return visible(value, MAX_FIELD).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
 def format_message(finding: Finding, hostname: str = "-", app: str = "bindrift") -> bytes:
@@ -32,7 +33,7 @@ def format_message(finding: Finding, hostname: str = "-", app: str = "bindrift")
         "sha256": finding.file.sha256,
     }  # fmt: skip
     data = " ".join(f'{key}="{_param(value)}"' for key, value in params.items() if value)
-    message = "".join(c if c.isprintable() else " " for c in f"{finding.category}: {finding.summary}")
+    message = visible(f"{finding.category}: {finding.summary}")
     return f"<{pri}>1 {timestamp} {hostname or '-'} {app} - finding [{SD_ID} {data}] \ufeff{message}".encode()
 
 
