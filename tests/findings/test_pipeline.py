@@ -107,12 +107,25 @@ def test_expired_rule_does_not_suppress(store: SqlStore, pipeline: FindingsPipel
 
 
 @pytest.mark.parametrize(("writer", "trusted"), [
-    (ProcessInfo(pid=9, comm="dpkg", exe="/usr/bin/dpkg"), "dpkg"),
-    (ProcessInfo(pid=9, comm="sh", exe="/bin/sh", lineage=[ProcessRef(pid=8, comm="apt-get")]), "apt-get"),
+    (ProcessInfo(pid=9, comm="dpkg", exe="/usr/bin/dpkg"), "dpkg (/usr/bin/dpkg)"),
+    (ProcessInfo(pid=9, comm="sh", exe="/bin/sh", lineage=[ProcessRef(pid=8, comm="apt-get", exe="/usr/bin/apt-get")]),
+     "apt-get (/usr/bin/apt-get)"),
     (ProcessInfo(pid=9, comm="python3", exe="/usr/bin/python3.11", args=["python3", "-m", "pip", "install", "x"]),
-     "pip"),
-    (ProcessInfo(pid=9, comm="apk", exe="/sbin/apk"), "apk"),
+     "pip (/usr/bin/python3.11 -m pip)"),
+    (ProcessInfo(pid=9, comm="dnf", exe="/usr/bin/python3.12", args=["/usr/bin/python3", "-s", "/usr/bin/dnf", "in"]),
+     "dnf (/usr/bin/python3.12 /usr/bin/dnf)"),
+    (ProcessInfo(pid=9, comm="pip", exe="/usr/local/bin/python3.11", args=["python", "/usr/local/bin/pip", "install"]),
+     "pip (/usr/local/bin/python3.11 /usr/local/bin/pip)"),
+    (ProcessInfo(pid=9, comm="apk", exe="/sbin/apk"), "apk (/sbin/apk)"),
     (ProcessInfo(pid=9, comm="curl", exe="/usr/bin/curl"), None),
+    # Names are chosen by whoever starts the process: a renamed downloader, a renamed shell as an ancestor, a
+    # fake interpreter or script path, and an agent event that somehow lost the executable are not trusted.
+    (ProcessInfo(pid=9, comm="dpkg", exe="/tmp/dpkg", args=["dpkg", "-i"]), None),
+    (ProcessInfo(pid=9, comm="wget", exe="/usr/bin/wget", lineage=[ProcessRef(pid=8, comm="apt", exe="/dev/shm/apt")]),
+     None),
+    (ProcessInfo(pid=9, comm="python3", exe="/tmp/python3", args=["python3", "-m", "pip"]), None),
+    (ProcessInfo(pid=9, comm="pip", exe="/usr/bin/python3", args=["python3", "/tmp/pip", "install"]), None),
+    (ProcessInfo(pid=9, comm="dpkg", exe=""), None),
 ])  # fmt: skip
 def test_package_manager_trust(pipeline: FindingsPipeline, writer: ProcessInfo, trusted: str | None) -> None:
     finding = pipeline.process(detection(writer=writer))
@@ -120,7 +133,16 @@ def test_package_manager_trust(pipeline: FindingsPipeline, writer: ProcessInfo, 
         assert finding.state == "active" and not finding.suppressed_by
     else:
         assert finding.state == "muted" and finding.suppressed_by == "builtin:package-manager"
-        assert trusted in finding.state_history[0].reason
+        assert finding.state_history[0].reason == f"written by the package manager {trusted} during an install"
+
+
+def test_ingested_events_naming_only_a_process_name_say_so(pipeline: FindingsPipeline) -> None:
+    finding = pipeline.process(detection(source="ingest:tracee", writer=ProcessInfo(pid=9, comm="dpkg")))
+    assert finding.state == "muted"
+    assert "dpkg (named so by its event only)" in finding.state_history[0].reason
+    named = pipeline.process(detection(source="ingest:falco", file=detection().file.__class__(path="/tmp/y"),
+                                       writer=ProcessInfo(pid=9, comm="dpkg", exe="/tmp/dpkg")))  # fmt: skip
+    assert named.state == "active", "an executable that is not the package's is never trusted by its name"
 
 
 def test_known_bad_is_never_trusted(pipeline: FindingsPipeline) -> None:

@@ -6,6 +6,7 @@ A suppressed finding is stored muted and counted, never dropped; `suppressed_by`
 from __future__ import annotations
 
 import posixpath
+import re
 from datetime import datetime
 from fnmatch import fnmatchcase
 
@@ -14,7 +15,17 @@ import msgspec
 from bindrift.schema.finding import Detection, ProcessInfo
 
 PACKAGE_MANAGER_RULE = "builtin:package-manager"
-PACKAGE_MANAGERS = frozenset({
+# A package manager is known by the executable the kernel ran, at the path its package installs it: a name
+# (comm, argv[0], a file's base name) is chosen by whoever starts the process, so `cp curl /tmp/dpkg` is no
+# package manager. Python ones run as a system interpreter with their script (or `-m pip`) as argument.
+PACKAGE_MANAGER_PATHS = re.compile(
+    r"/(usr/)?s?bin/(dpkg|apt|apt-get|aptitude|aptitude-curses|apk|apk\.static|rpm|microdnf|dnf5|zypper)"
+)
+PYTHON_MANAGER_SCRIPTS = re.compile(r"/usr/(local/)?bin/(pip|pip3|pip3\.\d+|pipx|dnf|dnf-3|yum|unattended-upgrade)")
+SYSTEM_PYTHON = re.compile(r"/usr/(local/)?bin/python3(\.\d+)?|/usr/libexec/platform-python3?(\.\d+)?")
+# Sources whose events may name a process only by its comm (ingested Tracee, Falco, auditd records): there
+# the name is all there is, and the reason says so. The agent always knows the executable.
+PACKAGE_MANAGER_NAMES = frozenset({
     "dpkg", "apt", "apt-get", "aptitude", "unattended-upgr", "unattended-upgrade", "apk", "rpm", "dnf", "yum",
     "microdnf", "zypper", "pip", "pip3", "pipx",
 })  # fmt: skip
@@ -81,18 +92,36 @@ def _writer_matches(rule: str, writer: ProcessInfo | None) -> bool:
 
 
 def trusted_installer(detection: Detection) -> str | None:
-    """The package manager that wrote the file during an install (the writer or one of its ancestors),
-    or None. `python -m pip` counts as pip. Intelligence outranks trust: a known-bad file stays active."""
+    """Who installed the file when a package manager wrote it during an install (the writer or one of its
+    ancestors), or None: `dpkg (/usr/bin/dpkg)`, or `dpkg (named so by its event only)` for an ingested event
+    that gives no executable. Intelligence outranks trust: a known-bad file stays active."""
     writer = detection.writer
     if writer is None or detection.intel:
         return None
+    by_name = detection.source != "agent"
     chain = [(writer.comm, writer.exe, writer.args)] + [(p.comm, p.exe, p.args) for p in writer.lineage]
     for comm, exe, args in chain:
-        for name in (comm, posixpath.basename(exe)):
-            if name in PACKAGE_MANAGERS:
-                return name
-        if posixpath.basename(exe).startswith("python") and args[1:3] == ["-m", "pip"]:
-            return "pip"
+        found = package_manager(comm, exe, args, by_name=by_name)
+        if found:
+            return found
+    return None
+
+
+def package_manager(comm: str, exe: str, args: list[str], *, by_name: bool) -> str | None:
+    """The package manager a process is, from its executable (and a Python manager's script); from its name
+    alone only `by_name` and when the executable is unknown."""
+    if exe:
+        if PACKAGE_MANAGER_PATHS.fullmatch(exe) or PYTHON_MANAGER_SCRIPTS.fullmatch(exe):
+            return f"{posixpath.basename(exe)} ({exe})"
+        if SYSTEM_PYTHON.fullmatch(exe):
+            if args[1:3] == ["-m", "pip"]:
+                return f"pip ({exe} -m pip)"
+            script = next((arg for arg in args[1:3] if PYTHON_MANAGER_SCRIPTS.fullmatch(arg)), "")
+            if script:
+                return f"{posixpath.basename(script)} ({exe} {script})"
+        return None
+    if by_name and comm in PACKAGE_MANAGER_NAMES:
+        return f"{comm} (named so by its event only)"
     return None
 
 
