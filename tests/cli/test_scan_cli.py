@@ -137,7 +137,7 @@ def test_table_renders_hostile_names_inert(tmp_path: Path, arm64_busybox: Path) 
     assert result.returncode == 1
     text = result.stdout.decode()
     assert "\x1b" not in text, "no terminal escape reaches the output"
-    assert "[red]x[blink]\\x1b[2J.elf" in text, "markup shown literally, the escape as text"
+    assert "[red]x[blink]⟨U+001B⟩[2J.elf" in text, "markup shown literally, the escape as text"
     assert "foreign_arch" in text
 
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the store-backed commands: opening the store, durations, inert text."""
+"""Helpers shared by the store-backed commands: opening the store, times, the current user."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ def list_evidence(
     db: DbOption = None,
 ) -> None:
     """Evidence records, newest first: id, finding, sha256, size, capture time, path and container."""
-    from bindrift.sinks.scan_report.summary import inert
+    from bindrift.visible_text import visible
 
     store = open_store(db)
     try:
@@ -28,8 +28,8 @@ def list_evidence(
         store.close()
     for r in records:
         where = r.resource.container_name or r.resource.container_id[:12] or r.resource.node
-        typer.echo(f"{r.id} {r.finding_id} {r.sha256} {r.size} {r.captured_at.isoformat()} {inert(r.path)} "
-                   f"{inert(where)}")  # fmt: skip
+        typer.echo(f"{r.id} {r.finding_id} {r.sha256} {r.size} {r.captured_at.isoformat()} {visible(r.path)} "
+                   f"{visible(where)}")  # fmt: skip
 
 
 @app.command()

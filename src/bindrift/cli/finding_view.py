@@ -6,9 +6,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from bindrift.visible_text import visible
 from bindrift.schema.finding import Finding, ProcessInfo
 from bindrift.sinks.scan_report.table import STYLES
+from bindrift.visible_text import visible
 
 
 def _process(label: str, process: ProcessInfo) -> Text:

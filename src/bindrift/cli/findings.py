@@ -101,8 +101,8 @@ def show(finding_id: str, db: DbOption = None, output_format: Annotated[ListForm
 
 def _resolve(store: SqlStore, prefix: str, kind: Literal["finding", "incident"] = "finding") -> str:
     """The one id starting with `prefix`; exit 2 saying why when none or several do."""
-    from bindrift.visible_text import visible
     from bindrift.sinks.store.incident_triage import AmbiguousIdError, resolve_id
+    from bindrift.visible_text import visible
 
     try:
         found = resolve_id(store, prefix, kind)
@@ -224,8 +224,8 @@ def _table(found: list[Finding], total: int) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from bindrift.visible_text import visible
     from bindrift.sinks.scan_report.table import STYLES
+    from bindrift.visible_text import visible
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for column in ("id", "last seen (UTC)", "severity", "state", "count"):  # never wrapped

@@ -29,7 +29,7 @@ def _act(verb: str, finding_id: str, by: str, db: str | None, force: bool) -> No
 
     from bindrift.agent.response import container_root
     from bindrift.response.responder import Responder, UnknownFindingError
-    from bindrift.sinks.scan_report.summary import inert
+    from bindrift.visible_text import visible
 
     store = open_store(db)
     try:
@@ -40,7 +40,7 @@ def _act(verb: str, finding_id: str, by: str, db: str | None, force: bool) -> No
         raise typer.Exit(2) from exc
     finally:
         store.close()
-    typer.echo(("done: " if action.ok else "failed: ") + inert(action.detail), err=not action.ok)
+    typer.echo(("done: " if action.ok else "failed: ") + visible(action.detail), err=not action.ok)
     if not action.ok:
         raise typer.Exit(1)
 

@@ -8,7 +8,8 @@ from typing import BinaryIO
 import msgspec
 
 from bindrift.schema.triage import TriageReport
-from bindrift.sinks.scan_report.summary import ScanSummary, inert
+from bindrift.sinks.scan_report.summary import ScanSummary
+from bindrift.visible_text import visible
 
 FLUSH_AT = 256 * 1024
 
@@ -41,5 +42,5 @@ class JsonLinesWriter:
         self._flush()
         self._out.flush()
         for path, message in summary.errors:
-            print(f"bindrift: {inert(path)}: {message}", file=sys.stderr)
+            print(f"bindrift: {visible(path)}: {message}", file=sys.stderr)
         print(f"bindrift: {summary.line()}", file=sys.stderr)

@@ -37,11 +37,3 @@ class ReportWriter(Protocol):
     def write(self, report: TriageReport) -> None: ...
 
     def close(self, summary: ScanSummary) -> None: ...
-
-
-def inert(text: str) -> str:
-    """Attacker-chosen text (paths, details) with control characters shown as escapes, so a file name
-    cannot move the cursor, clear the screen or forge lines in a terminal or a log."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

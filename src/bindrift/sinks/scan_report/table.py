@@ -10,7 +10,8 @@ from rich.text import Text
 
 from bindrift.schema.severity import rank
 from bindrift.schema.triage import TriageReport
-from bindrift.sinks.scan_report.summary import ScanSummary, inert
+from bindrift.sinks.scan_report.summary import ScanSummary
+from bindrift.visible_text import visible
 
 STYLES = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
@@ -30,7 +31,7 @@ class TableWriter:
         if self._rows:
             self._console.print(self._table())
         for path, message in summary.errors:
-            self._console.print(Text(f"error: {inert(path)}: {message}", style="red"))
+            self._console.print(Text(f"error: {visible(path)}: {message}", style="red"))
         self._console.print(Text(summary.line(), style="bold"))
 
     def _table(self) -> Table:
@@ -41,22 +42,22 @@ class TableWriter:
         table.add_column("findings", overflow="fold")
         self._rows.sort(key=lambda r: -max((rank(f.severity) for f in r.findings), default=-1))
         for report in self._rows:
-            where = inert(report.path) + (f"\n{inert(report.image)} @ {report.layer}" if report.image else "")
+            where = visible(report.path) + (f"\n{visible(report.image)} @ {report.layer}" if report.image else "")
             identity = f"{report.arch or '?'} {report.bits or '?'}-bit\n{report.type or '?'} {report.linking or ''}"
             if report.kind not in (None, "program"):
                 identity += f"\n{report.kind}"
             if report.package:
                 state = {"packaged": "packaged", "modified": "MODIFIED packaged file", "listed": "listed in"}
-                identity += f"\n{state[report.provenance or 'listed']} ({inert(report.package)})"
+                identity += f"\n{state[report.provenance or 'listed']} ({visible(report.package)})"
             top = max(report.findings, key=lambda f: rank(f.severity), default=None)
             severity = Text(top.severity, style=STYLES[top.severity]) if top else Text("error", style="red")
             details = Text()
             for finding in report.findings:
                 details.append(f"{finding.severity:<8}", style=STYLES[finding.severity])
                 details.append(f"{finding.category}/{finding.check}: ", style="bold")
-                details.append(inert(finding.detail) + "\n")
+                details.append(visible(finding.detail) + "\n")
             if report.error:
-                details.append(f"error: {inert(report.error)}\n", style="red")
+                details.append(f"error: {visible(report.error)}\n", style="red")
             # Text objects are never parsed for markup, so names like "[red]x" print literally.
             table.add_row(Text(where), Text(identity), severity, details)
         return table
