@@ -21,28 +21,31 @@ def image_index(
     files: Iterable[tuple[str, str, ByteSource]], root_links: dict[str, str]
 ) -> tuple[PackageIndex | None, list[tuple[str, str]]]:
     """The index of (kind, path in the image, content) files, None when there are none; and the files
-    refused (path, why)."""
+    refused or holding records not kept (path, why)."""
     aliases = _aliases(root_links)
     problems: list[tuple[str, str]] = []
     md5sums: list[tuple[str, bytes, int]] = []
-    found: list[PackageIndex] = []
+    found: list[tuple[str, PackageIndex]] = []
     for kind, path, content in sorted(files, key=lambda f: f[1]):
         if kind == "dpkg":
             md5sums.append((posixpath.basename(path).removesuffix(".md5sums"), content.read(0, content.size), 0))
         elif kind == "apk":
-            found.append(PackageIndex.from_apk(content.read(0, content.size), aliases))
+            found.append((path, PackageIndex.from_apk(content.read(0, content.size), aliases)))
         else:
             index, problem = rpm_index(content, aliases)
             if problem is not None:
                 problems.append((path, f"package database refused: {problem}; its records are not applied"))
             else:
-                found.append(index)
+                found.append((path, index))
     if md5sums:
-        found.insert(0, PackageIndex.from_dpkg(md5sums, aliases))
+        found.insert(0, ("/var/lib/dpkg/info", PackageIndex.from_dpkg(md5sums, aliases)))
     if not found:
         return None, problems
-    index = found[0]
-    for other in found[1:]:
+    for path, index in found:
+        if index.dropped:
+            problems.append((path, f"{index.dropped} {index.source} record(s) malformed or over the cap; not applied"))
+    index = found[0][1]
+    for _, other in found[1:]:
         index.merge(other)
     return index, problems
 
