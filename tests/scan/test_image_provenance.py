@@ -6,8 +6,6 @@ layer, read last."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import shutil
 import subprocess
@@ -18,6 +16,7 @@ from typing import Any
 
 import pytest
 from tests.containers import busybox_rootfs_tar, make_podman, podman_available
+from tests.packages import apk_installed, build_deb, build_rpm
 from tests.upx_mutations import rename_magic
 
 BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
@@ -31,73 +30,6 @@ CONTAINERFILE = """FROM localhost/provbase:latest
 COPY tampered /usr/bin/tampered
 RUN rm /var/lib/dpkg/info/gonepkg.md5sums
 """
-
-SPEC = """Name: {name}
-Version: 1.0
-Release: 1
-Summary: provenance test package
-License: MIT
-BuildArch: x86_64
-AutoReqProv: no
-%define debug_package %{{nil}}
-%global __os_install_post %{{nil}}
-%description
-provenance test package
-%install
-{install}
-%files
-{files}
-"""
-
-
-def _deb(work: Path, name: str, files: dict[str, bytes]) -> Path:
-    """A Debian package of `files`, with the md5sums dh_md5sums would write."""
-    tree = work / f"deb-{name}"
-    for path, data in files.items():
-        (tree / path).parent.mkdir(parents=True, exist_ok=True)
-        (tree / path).write_bytes(data)
-        (tree / path).chmod(0o755)
-    (tree / "DEBIAN").mkdir()
-    control = f"Package: {name}\nVersion: 1.0\nArchitecture: amd64\nMaintainer: t <t@example.org>\nDescription: t\n"
-    (tree / "DEBIAN" / "control").write_text(control)
-    sums = "".join(f"{hashlib.md5(data).hexdigest()}  {path}\n" for path, data in files.items())
-    (tree / "DEBIAN" / "md5sums").write_text(sums)
-    deb = work / f"{name}.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(tree), str(deb)], check=True, capture_output=True)
-    return deb
-
-
-def _rpm(work: Path, name: str, files: dict[str, bytes], digest_algorithm: int) -> Path:
-    """An rpm of `files` built by rpmbuild (file digests: 8 = SHA-256, 1 = MD5)."""
-    top = work / f"rpm-{name}"
-    (top / "SOURCES").mkdir(parents=True)
-    (top / "SPECS").mkdir()
-    install = []
-    for i, (path, data) in enumerate(files.items()):
-        (top / "SOURCES" / f"f{i}").write_bytes(data)
-        install.append(f"install -D -m 755 %{{_sourcedir}}/f{i} %{{buildroot}}/{path}")
-    spec = top / "SPECS" / f"{name}.spec"
-    spec.write_text(SPEC.format(name=name, install="\n".join(install), files="\n".join(f"/{p}" for p in files)))
-    subprocess.run(["rpmbuild", "--quiet", "-bb", "--define", f"_topdir {top}", "--define", "_build_id_links none",
-                    "--define", f"_binary_filedigest_algorithm {digest_algorithm}", str(spec)],
-                   check=True, capture_output=True, timeout=120)  # fmt: skip
-    (built,) = (top / "RPMS").rglob("*.rpm")
-    return built
-
-
-def _apk_installed(package: str, files: dict[str, bytes]) -> bytes:
-    """An apk `installed` database entry as apk writes it (Z: Q1 + base64 SHA-1 of the file)."""
-    lines = [f"C:Q1{base64.b64encode(b'0' * 20).decode()}", f"P:{package}", "V:1.0-r0", "A:x86_64", "S:1",
-             "I:1", "T:test", "U:https://example.org", "L:MIT", "o:apkbox", "m:t", "t:1700000000", "c:0"]  # fmt: skip
-    for path, data in files.items():
-        folder, _, name = path.rpartition("/")
-        lines += [
-            f"F:{folder}",
-            f"R:{name}",
-            "a:0:0:755",
-            f"Z:Q1{base64.b64encode(hashlib.sha1(data).digest()).decode()}",
-        ]
-    return ("\n".join(lines) + "\n\n").encode()
 
 
 @pytest.fixture(scope="module")
@@ -119,16 +51,16 @@ def image(tmp_path_factory: pytest.TempPathFactory, test_binaries: Path) -> Any:
     (admin / "status").touch()
     provtools = {"usr/bin/armbox": bins["arm64"], "usr/bin/packed": packed, "usr/bin/tampered": bins["armhf"],
                  "lib/aliasbox": bins["mipsel"]}  # fmt: skip
-    debs = [_deb(work, "provtools", provtools), _deb(work, "gonepkg", {"opt/gone/armbox": bins["arm64"]})]
+    debs = [build_deb(work, "provtools", provtools), build_deb(work, "gonepkg", {"opt/gone/armbox": bins["arm64"]})]
     subprocess.run(["dpkg", f"--root={root}", "--force-depends", "-i", *map(str, debs)], check=True,
                    capture_output=True, timeout=120)  # fmt: skip
-    rpms = [_rpm(work, "rpmbox", {"usr/bin/rpmbox": bins["ppc64el"]}, 8),
-            _rpm(work, "rpmmd5", {"usr/bin/rpmmd5box": bins["mips64el"]}, 1)]  # fmt: skip
+    rpms = [build_rpm(work, "rpmbox", {"usr/bin/rpmbox": bins["ppc64el"]}, 8),
+            build_rpm(work, "rpmmd5", {"usr/bin/rpmmd5box": bins["mips64el"]}, 1)]  # fmt: skip
     subprocess.run(["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "-i", "--nodeps", "--noscripts",
                     *map(str, rpms)], check=True, capture_output=True, timeout=120)  # fmt: skip
     (root / "sbin" / "apkbox").write_bytes(bins["s390x"])
     (root / "lib" / "apk" / "db").mkdir(parents=True)
-    (root / "lib" / "apk" / "db" / "installed").write_bytes(_apk_installed("apkbox", {"sbin/apkbox": bins["s390x"]}))
+    (root / "lib" / "apk" / "db" / "installed").write_bytes(apk_installed("apkbox", {"sbin/apkbox": bins["s390x"]}))
     with tarfile.open(work / "rootfs.tar", "w") as tar:
         tar.add(root, arcname=".")
     context = work / "context"

@@ -10,11 +10,11 @@ import random
 import shutil
 import sqlite3
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 from tests.image_archives import layer_tar, oci_archive
+from tests.packages import build_rpm, rpm_root
 
 from bindrift.analysis.arch import HostProfile
 from bindrift.analysis.provenance.rpm import BASENAMES, DIRINDEXES, FILEDIGESTALGO, rpm_index
@@ -27,23 +27,6 @@ from bindrift.sensors.targets import ScanError
 HOST = HostProfile.parse("x86_64")
 needs_rpm = pytest.mark.skipif(not shutil.which("rpmbuild"), reason="needs rpm (rpmbuild)")
 
-SPEC = """Name: armbox
-Version: 2.0
-Release: 3
-Summary: t
-License: MIT
-BuildArch: x86_64
-AutoReqProv: no
-%define debug_package %{nil}
-%global __os_install_post %{nil}
-%description
-t
-%install
-install -D -m 755 %{_sourcedir}/armbox %{buildroot}/usr/bin/armbox
-%files
-/usr/bin/armbox
-"""
-
 
 @pytest.fixture(scope="module")
 def arm64(test_binaries: Path) -> bytes:
@@ -54,16 +37,8 @@ def arm64(test_binaries: Path) -> bytes:
 def rpm_header(tmp_path_factory: pytest.TempPathFactory, arm64: bytes) -> bytes:
     """The Packages blob rpm wrote for a package holding /usr/bin/armbox (SHA-256 digests)."""
     work = tmp_path_factory.mktemp("rpm")
-    (work / "SOURCES").mkdir()
-    (work / "SPECS").mkdir()
-    (work / "SOURCES" / "armbox").write_bytes(arm64)
-    (work / "SPECS" / "armbox.spec").write_text(SPEC)
-    subprocess.run(["rpmbuild", "--quiet", "-bb", "--define", f"_topdir {work}", str(work / "SPECS" / "armbox.spec")],
-                   check=True, capture_output=True, timeout=120)  # fmt: skip
-    (built,) = (work / "RPMS").rglob("*.rpm")
-    subprocess.run(["rpm", "--root", str(work / "root"), "--dbpath", "/var/lib/rpm", "-i", "--nodeps", "--noscripts",
-                    str(built)], check=True, capture_output=True, timeout=120)  # fmt: skip
-    with sqlite3.connect(work / "root" / "var" / "lib" / "rpm" / "rpmdb.sqlite") as conn:
+    root = rpm_root(work, [build_rpm(work, "armbox", {"usr/bin/armbox": arm64}, 8)])
+    with sqlite3.connect(root / "var" / "lib" / "rpm" / "rpmdb.sqlite") as conn:
         ((blob,),) = conn.execute("SELECT blob FROM Packages").fetchall()
     return bytes(blob)
 
@@ -173,7 +148,7 @@ def test_damaged_rpm_headers_are_dropped_and_counted(tmp_path: Path, arm64: byte
     database = _rpmdb(tmp_path / "rpmdb.sqlite", [rpm_header, *hostile])
     reports, errors = _scan(tmp_path, [{"usr/bin/armbox": arm64, "var/lib/rpm/rpmdb.sqlite": database}])
     assert (reports["/usr/bin/armbox"].package, reports["/usr/bin/armbox"].provenance) == (
-        "armbox-2.0-3.x86_64", "packaged")  # fmt: skip
+        "armbox-1.0-1.x86_64", "packaged")  # fmt: skip
     assert errors == [f"image.tar:handmade:1!/var/lib/rpm/rpmdb.sqlite: {len(hostile)} rpm record(s) malformed or over "
                       "the cap; not applied"]  # fmt: skip
 
