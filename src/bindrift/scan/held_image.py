@@ -2,16 +2,19 @@
 
 The layers stream top-most first and a package database usually lies in the lowest, so no member's
 provenance can be decided before the image ends. Each credited report waits, with the digests its
-package record may ask for (MD5, SHA-1, SHA-256: computed while its bytes were at hand), encoded in a
-spooled temporary file: memory stays bounded (`IN_MEMORY`) however many files the image has. A layer
-that fails verification has its reports and package databases dropped, counted in its error.
+package record may ask for (MD5, SHA-1, SHA-256: computed while its bytes were at hand, by a hashing
+thread that overlaps the stream: hashlib releases the GIL), encoded in a spooled temporary file: memory
+stays bounded (`IN_MEMORY`, and `PENDING` bytes awaiting their digests) however many files the image
+has. A layer that fails verification has its reports and package databases dropped, counted in its error.
 """
 
 from __future__ import annotations
 
 import struct
 import tempfile
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import msgspec
 
@@ -22,6 +25,7 @@ from bindrift.sensors.package_db import PackageDbFile
 from bindrift.sensors.targets import ImageMember, ScanError
 
 IN_MEMORY = 32 * 2**20
+PENDING = 64 * 2**20  # member bytes held while their digests are computed
 RECORD_ALGORITHMS = ("md5", "sha1")  # dpkg and old rpm; apk (rpm's SHA-256 is the member's own hash)
 _LENGTH = struct.Struct("<I")
 
@@ -43,22 +47,44 @@ class HeldImage:
         self._layer_count = 0
         self._count = 0
         self._encoder = msgspec.msgpack.Encoder()
+        self._hasher: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[TriageReport, Future[dict[str, bytes]] | None, int, str | None]] = deque()
+        self._pending_bytes = 0
 
     def add(self, report: TriageReport, member: ImageMember) -> None:
         """Hold `report`, with the digests of `member`'s bytes its record may need (when the file is
         hashed, or has a finding a record could cap)."""
-        found: dict[str, bytes] = {}
+        future = None
         if member.source is not None and (self.compute_hash or any(rank(f.severity) for f in report.findings)):
             algorithms = RECORD_ALGORITHMS + (() if member.sha256 else ("sha256",))
-            found = digests(member.source, algorithms)
-        if member.sha256:  # over every byte, even of a member kept only in part
-            found["sha256"] = member.sha256.encode()
-        encoded = self._encoder.encode(_Held(report, found))
-        self._spool.write(_LENGTH.pack(len(encoded)) + encoded)
+            self._hasher = self._hasher or ThreadPoolExecutor(1, thread_name_prefix="bindrift-digests")
+            future = self._hasher.submit(digests, member.source, algorithms)
+            self._pending_bytes += member.size
+        self._pending.append((report, future, member.size if future else 0, member.sha256))
         self._layer_count += 1
+        self._write(PENDING)
+
+    def _write(self, pending: int) -> None:
+        """Spool the pending reports in order: those whose digests are done, and, waiting for them, as many
+        more as leave at most `pending` bytes held (-1: all of them)."""
+        while self._pending:
+            report, future, size, sha256 = self._pending[0]
+            if future is not None and not future.done() and self._pending_bytes <= pending:
+                return
+            self._pending.popleft()
+            try:
+                found = future.result() if future is not None else {}
+            except OSError:  # a spilled member's temporary file failed: its content is not compared
+                found = {}
+            self._pending_bytes -= size
+            if sha256:  # over every byte, even of a member kept only in part
+                found["sha256"] = sha256.encode()
+            encoded = self._encoder.encode(_Held(report, found))
+            self._spool.write(_LENGTH.pack(len(encoded)) + encoded)
 
     def layer_end(self, image: str, layer: str, problems: list[str]) -> Iterator[ScanError]:
         """Credit the layer's reports and databases, or drop them and say so."""
+        self._write(-1)
         if problems:
             lost = f"; {self._layer_count} file(s) of this layer not reported" if self._layer_count else ""
             if self.db_files:
@@ -89,6 +115,9 @@ class HeldImage:
         self._credited_dbs = []
         for path, problem in problems:
             yield ScanError(f"{image}!{path}", problem)
+        self._write(-1)
+        if self._hasher is not None:
+            self._hasher.shutdown()
         decoder = msgspec.msgpack.Decoder(_Held)
         self._spool.seek(0)
         for _ in range(self._count):
