@@ -182,12 +182,18 @@ def _rpmdb_bytes(blob: bytes) -> bytes:
 def test_unreadable_and_unsupported_databases_are_errors(tmp_path: Path, arm64: bytes) -> None:
     endless = ("CREATE VIEW Packages AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
                "SELECT x AS hnum, zeroblob(100) AS blob FROM c")  # fmt: skip
-    cases = {
-        "var/lib/rpm/rpmdb.sqlite": (b"SQLite format 3\0" + b"\xff" * 5000, "rpm database unreadable"),
-        "usr/lib/sysimage/rpm/rpmdb.sqlite": (_rpmdb(tmp_path / "view.sqlite", [], endless), "no Packages table"),
-        "var/lib/rpm/Packages": (b"\0\0\0\0\0\0\0\0\0\0\0\0\x61\x15\x06\x00", "unsupported rpm database format"),
-    }
-    for path, (content, message) in cases.items():
+    huge = sqlite3.connect(tmp_path / "huge.sqlite")
+    huge.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob AS (zeroblob(1000000000)))")
+    huge.execute("INSERT INTO Packages (hnum) VALUES (1)")
+    huge.commit()
+    huge.close()
+    cases = [
+        ("var/lib/rpm/rpmdb.sqlite", b"SQLite format 3\0" + b"\xff" * 5000, "rpm database unreadable"),
+        ("usr/lib/sysimage/rpm/rpmdb.sqlite", _rpmdb(tmp_path / "view.sqlite", [], endless), "no Packages table"),
+        ("var/lib/rpm/rpmdb.sqlite", (tmp_path / "huge.sqlite").read_bytes(), "rpm database unreadable"),
+        ("var/lib/rpm/Packages", b"\0\0\0\0\0\0\0\0\0\0\0\0\x61\x15\x06\x00", "unsupported rpm database format"),
+    ]
+    for path, content, message in cases:
         reports, errors = _scan(tmp_path, [{"usr/bin/x": arm64, path: content}])
         assert reports["/usr/bin/x"].package is None
         assert len(errors) == 1 and f"/{path}: package database refused" in errors[0] and message in errors[0], errors
