@@ -64,13 +64,16 @@ def _read(copy: str, index: PackageIndex) -> None:
     deadline = time.monotonic() + READ_SECONDS
     conn = sqlite3.connect(f"file:{quote(copy)}?mode=ro&immutable=1", uri=True)
     try:
-        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1_000)
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_HEADER)
         for pragma in ("trusted_schema = OFF", "query_only = ON", "cell_size_check = ON", "mmap_size = 0"):
             conn.execute(f"PRAGMA {pragma}")
         kinds = conn.execute("SELECT type FROM sqlite_master WHERE name = 'Packages'").fetchall()
         if kinds != [("table",)]:
             raise sqlite3.DatabaseError("no Packages table")
+        columns = {row[1]: row[6] for row in conn.execute("PRAGMA table_xinfo(Packages)")}
+        if columns.get("blob") != 0:  # hidden: 2 or 3 for a generated column, computed on every read
+            raise sqlite3.DatabaseError("Packages has no stored blob column")
         rows = conn.execute(
             "SELECT CASE WHEN typeof(blob) = 'blob' AND length(blob) <= ? THEN blob END FROM Packages LIMIT ?",
             (MAX_HEADER, MAX_PACKAGES + 1),
