@@ -197,3 +197,13 @@ def test_unreadable_and_unsupported_databases_are_errors(tmp_path: Path, arm64: 
         reports, errors = _scan(tmp_path, [{"usr/bin/x": arm64, path: content}])
         assert reports["/usr/bin/x"].package is None
         assert len(errors) == 1 and f"/{path}: package database refused" in errors[0] and message in errors[0], errors
+
+
+def test_an_elf_file_at_a_record_path_is_triaged_not_read_as_records(tmp_path: Path, arm64: bytes) -> None:
+    path = "var/lib/dpkg/info/evil.md5sums"
+    reports, errors = _scan(tmp_path, [{path: arm64, "lib/apk/db/installed": arm64}])
+    assert errors == []
+    assert {p: [f.severity for f in r.findings] for p, r in reports.items()} == {
+        f"/{path}": ["high"],
+        "/lib/apk/db/installed": ["high"],
+    }

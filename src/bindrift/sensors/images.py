@@ -7,9 +7,10 @@ that of applying the layers in manifest order, yet every member is read once and
 
 Every layer's digests are verified while it streams; a `LayerEnd` follows its members and says whether
 they may be credited. Package databases met on the way are handed on as `PackageDbFile`s (bounded,
-sensors/package_db.py), and an `ImageEnd` closes each image with its top-level symlinks, so provenance
-is decided once every layer has been read. Hard links resolve to their target whatever it is: from the recently read ELF
-bytes kept within a budget, else by reading the layer a second time for the targets still wanted.
+sensors/package_db.py; an ELF file at such a path is triaged like any other), and an `ImageEnd` closes
+each image with its top-level symlinks, so provenance is decided once every layer has been read.
+Hard links resolve to their target whatever it is: from the recently read ELF bytes kept within a
+budget, else by reading the layer a second time for the targets still wanted.
 Memory stays bounded: ELF members up to `IN_MEMORY` are held, larger ones spill to an unlinked
 temporary file (complete, read like a file on disk), and only beyond `MAX_SPILL` is a member reduced to
 its head and tail.
@@ -169,30 +170,27 @@ class _LayerReader:
                 resolved = self._link(path, _normalise(entry.linkname))
                 if resolved is not None:
                     yield resolved
-            elif entry.kind == REGULAR and (kind := package_db_kind(path)) is not None:
-                yield read_package_db(tar, self.image, self.layer.digest, path, kind, entry.size, self.budget)
-                member = ImageMember(path=path, image=self.image, layer=self.layer.digest, size=entry.size,
-                                     is_elf=False, executable=bool(entry.mode & 0o111))  # fmt: skip
-                self._remember(member)
-                yield member
             elif entry.kind == REGULAR:
-                member = self._read(tar, entry, path)
+                head = _head(tar, entry.size)
+                kind = package_db_kind(path)
+                if kind is not None and head[0] != ELF_MAGIC:
+                    yield read_package_db(tar, self.image, self.layer.digest, path, kind, entry.size, self.budget,
+                                          head[1])  # fmt: skip
+                member = self._read(tar, entry, path, head)
                 self._remember(member)
                 yield member
             elif entry.kind == SYMLINK and posixpath.dirname(path) == "/" and len(self.root_links) < MAX_ROOT_LINKS:
                 self.root_links.setdefault(path, entry.linkname)
 
-    def _read(self, tar: TarStream, entry: TarEntry, path: str) -> ImageMember:
+    def _read(
+        self, tar: TarStream, entry: TarEntry, path: str, peeked: tuple[bytes, bytes] | None = None
+    ) -> ImageMember:
+        """The member; an ELF one with its bytes. `peeked`: its first bytes and those of them consumed."""
         member = ImageMember(path=path, image=self.image, layer=self.layer.digest, size=entry.size, is_elf=False,
                              executable=bool(entry.mode & 0o111))  # fmt: skip
-        head = consumed = tar.peek(4)
-        if len(head) < min(4, entry.size):  # the stream's buffer ends within the magic: read it
-            head = consumed = tar.read(4)
-        else:
-            consumed = b""
-        if head != ELF_MAGIC:
+        magic, head = peeked or _head(tar, entry.size)
+        if magic != ELF_MAGIC:
             return member
-        head = consumed
         member.is_elf = True
         digest = hashlib.sha256(head) if self.want_hash else None
         if entry.size <= min(IN_MEMORY, self.max_spill):
@@ -249,6 +247,15 @@ class _LayerReader:
         for target, links in wanted.items():
             for link in links:
                 yield ScanError(f"{self.image}!{link}", f"hard link to {target}, which its layer does not hold")
+
+
+def _head(tar: TarStream, size: int) -> tuple[bytes, bytes]:
+    """The member's first 4 bytes, and those of them consumed (when the stream's buffer ended within them)."""
+    magic = tar.peek(4)
+    if len(magic) < min(4, size):
+        magic = tar.read(4)
+        return magic, magic
+    return magic, b""
 
 
 def _as(member: ImageMember, path: str, source: ByteSource | None) -> ImageMember:

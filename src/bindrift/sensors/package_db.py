@@ -68,9 +68,10 @@ class DbBudget:
 
 
 def read_package_db(
-    tar: TarStream, image: str, layer: str, path: str, kind: str, size: int, budget: DbBudget
+    tar: TarStream, image: str, layer: str, path: str, kind: str, size: int, budget: DbBudget, head: bytes = b""
 ) -> PackageDbFile:
-    """The member's bytes, or the reason they were refused (its data is then left for the tar reader to skip)."""
+    """The member's bytes (`head`: those already consumed from the stream), or the reason they were refused
+    (its data is then left for the tar reader to skip)."""
     found = PackageDbFile(image, layer, path, kind)
     budget.files += 1
     if kind == "rpm-unsupported":
@@ -82,21 +83,22 @@ def read_package_db(
         if size > MAX_RPMDB:
             found.error = f"rpm database of {size} bytes exceeds the {MAX_RPMDB}-byte cap"
         else:
-            found.content = _spilled(tar, size)
+            found.content = _spilled(tar, head, size)
     elif size > MAX_TEXT_FILE or budget.text_bytes + size > MAX_TEXT_TOTAL:
         found.error = f"{size} bytes over the package records cap ({MAX_TEXT_FILE} per file, {MAX_TEXT_TOTAL} in all)"
     else:
         budget.text_bytes += size
-        found.content = BufferSource(tar.read(size))
+        found.content = BufferSource(head + tar.read(size))
     if found.error is not None:
         found.error = f"package database refused: {found.error}; its records are not applied"
     return found
 
 
-def _spilled(tar: TarStream, size: int) -> ByteSource:
+def _spilled(tar: TarStream, head: bytes, size: int) -> ByteSource:
     from bindrift.sensors.images import SpilledSource
 
     spilled = tempfile.TemporaryFile()  # noqa: SIM115 - open for as long as the source is referenced
+    spilled.write(head)
     while chunk := tar.read(CHUNK):
         spilled.write(chunk)
     spilled.flush()
