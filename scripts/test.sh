@@ -8,7 +8,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq || echo "apt-get update reported errors; continuing" >&2
   apt-get install -y -qq --no-install-recommends \
     binutils openssl python3-venv \
-    podman runc buildah fuse-overlayfs slirp4netns uidmap catatonit conmon iptables \
+    podman runc buildah fuse-overlayfs slirp4netns uidmap catatonit conmon iptables rpm \
     containernetworking-plugins netavark aardvark-dns golang-github-containers-common \
     containerd postgresql chromium nats-server perl libgl1-mesa-dri clang llvm bpftool libbpf-dev libbpf1 \
     gcc libc6-dbg syslinux-common grub-pc-bin opensbi qemu-system-data >/dev/null

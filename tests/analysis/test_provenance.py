@@ -13,8 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from tests.packages import build_rpm, rpm_root
+
 from bindrift.analysis.arch import HostProfile
-from bindrift.analysis.provenance import PackageIndex, apply, host_index
+from bindrift.analysis.provenance import PackageIndex, apply, host, host_index
 from bindrift.analysis.source import BufferSource
 from bindrift.analysis.triage import triage, triage_source
 
@@ -101,3 +104,26 @@ def test_unchanged_since_install_is_trusted_and_a_later_write_is_not(tmp_path: P
     with tool.open("ab") as handle:
         handle.write(b"\0")
     assert scan() == ("coreutils", "modified")
+
+
+@pytest.mark.skipif(not shutil.which("rpmbuild"), reason="needs rpm (rpmbuild)")
+def test_host_rpm_database(tmp_path: Path, test_binaries: Path, monkeypatch: pytest.MonkeyPatch,
+                           caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """The host's rpm sqlite database names the package (name-version-release.arch) and caps a packaged
+    file; a Berkeley DB `Packages` beside it is reported as unsupported."""
+    armbox = (test_binaries / "busybox-static-arm64" / "bin" / "busybox").read_bytes()
+    root = rpm_root(tmp_path, [build_rpm(tmp_path, "armbox", {"usr/bin/armbox": armbox}, 8)])
+    folder = root / "var" / "lib" / "rpm"
+    (folder / "Packages").write_bytes(bytes(12) + b"\x61\x15\x06\x00")
+    monkeypatch.setattr(host, "RPM_FOLDERS", (str(folder),))
+    (index,) = host._rpm_indexes({})
+    assert "unsupported rpm database format (Berkeley DB)" in caplog.text
+    installed = root / "usr" / "bin" / "armbox"
+    report = triage(installed, host=HOST, label="/usr/bin/armbox", packages=lambda: index)
+    assert (report.package, report.provenance) == ("armbox-1.0-1.x86_64", "packaged")
+    assert [(f.check, f.severity) for f in report.findings] == [("foreign_arch", "info")]
+    installed.write_bytes(armbox + b"\0")
+    report = triage(installed, host=HOST, label="/usr/bin/armbox", packages=lambda: index)
+    assert report.provenance == "modified"
+    assert any("modified packaged file: armbox-1.0-1.x86_64" in note and "sha256 in rpm's record" in note
+               for note in report.notes)  # fmt: skip

@@ -32,7 +32,7 @@ def _items(archive: Path) -> tuple[dict[str, ImageMember], list[ScanError], list
             errors.append(item)
         elif isinstance(item, LayerEnd):
             ends.append(item)
-        else:
+        elif isinstance(item, ImageMember):
             members[item.path] = item
     return members, errors, ends
 

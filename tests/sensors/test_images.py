@@ -14,7 +14,7 @@ import pytest
 from tests.containers import busybox_rootfs_tar, make_podman, podman_available
 
 from bindrift.sensors.image_layout import is_image_archive, is_oci_layout
-from bindrift.sensors.images import LayerEnd, iter_image_members
+from bindrift.sensors.images import ImageEnd, LayerEnd, iter_image_members
 from bindrift.sensors.targets import ImageMember, ScanError
 
 pytestmark = pytest.mark.skipif(not podman_available(), reason="needs podman, as root")
@@ -31,8 +31,8 @@ def _members(archive: Path) -> dict[str, ImageMember]:
         assert not isinstance(item, ScanError), item
         if isinstance(item, LayerEnd):
             assert not item.problems, item
-            continue
-        found[item.path] = item
+        elif isinstance(item, ImageMember):
+            found[item.path] = item
     return found
 
 
@@ -164,7 +164,9 @@ def test_malformed_archives_are_errors_not_exceptions(tmp_path: Path) -> None:
     _oci_archive(digests_dir, [_layer_tar({"x": Path("/usr/bin/true").read_bytes()})])
     truncated.write_bytes(digests_dir.read_bytes()[:3000])
     results = list(iter_image_members(str(truncated)))
-    assert results and all(isinstance(r, ScanError) or (isinstance(r, LayerEnd) and r.problems) for r in results)
+    assert results and all(
+        isinstance(r, ScanError | ImageEnd) or (isinstance(r, LayerEnd) and r.problems) for r in results
+    )
 
 
 def test_scan_command_on_an_image(images: dict[str, Path]) -> None:

@@ -53,25 +53,28 @@ def is_image(path: str) -> bool:
 def image_reports(
     path: str, host: HostProfile, compute_hash: bool, progress: Callable[[int], None] | None
 ) -> Iterator[TriageReport | ScanError]:
-    """Reports of the image's members, each layer's held until its `LayerEnd` says they may be credited."""
-    from bindrift.sensors.images import LayerEnd, iter_image_members
+    """Reports of the image's members, each layer's credited once its `LayerEnd` says so, all of an image
+    given their provenance and released at its `ImageEnd` (its package records may come from any layer)."""
+    from bindrift.scan.held_image import HeldImage
+    from bindrift.sensors.images import ImageEnd, LayerEnd, iter_image_members
+    from bindrift.sensors.package_db import PackageDbFile
 
-    held: list[TriageReport] = []
+    held = HeldImage(compute_hash)
     for item in iter_image_members(os.path.realpath(path), want_hash=compute_hash):
         if isinstance(item, ScanError):
             yield item
+        elif isinstance(item, PackageDbFile):
+            held.db_files.append(item)
         elif isinstance(item, LayerEnd):
-            if item.problems:
-                lost = f"; {len(held)} file(s) of this layer not reported" if held else ""
-                for problem in item.problems:
-                    yield ScanError(f"{item.image}@{item.layer}", problem + lost)
-            else:
-                yield from held
-            held = []
+            yield from held.layer_end(item.image, item.layer, item.problems)
+        elif isinstance(item, ImageEnd):
+            yield from held.release(item.root_links)
+            held = HeldImage(compute_hash)
         else:
             if progress:
                 progress(1)
-            held.append(member_report(item, host))
+            held.add(member_report(item, host), item)
+    yield from held.release({})  # an image cut short: what its verified layers held
 
 
 def member_report(member: ImageMember, host: HostProfile) -> TriageReport:

@@ -6,8 +6,11 @@ replaced in a later layer is reported once, from the layer that supplies it. The
 that of applying the layers in manifest order, yet every member is read once and nothing is extracted.
 
 Every layer's digests are verified while it streams; a `LayerEnd` follows its members and says whether
-they may be credited. Hard links resolve to their target whatever it is: from the recently read ELF
-bytes kept within a budget, else by reading the layer a second time for the targets still wanted.
+they may be credited. Package databases met on the way are handed on as `PackageDbFile`s (bounded,
+sensors/package_db.py; an ELF file at such a path is triaged like any other), and an `ImageEnd` closes
+each image with its top-level symlinks, so provenance is decided once every layer has been read.
+Hard links resolve to their target whatever it is: from the recently read ELF bytes kept within a
+budget, else by reading the layer a second time for the targets still wanted.
 Memory stays bounded: ELF members up to `IN_MEMORY` are held, larger ones spill to an unlinked
 temporary file (complete, read like a file on disk), and only beyond `MAX_SPILL` is a member reduced to
 its head and tail.
@@ -27,7 +30,8 @@ import msgspec
 from bindrift.analysis.source import BufferSource, ByteSource, FdSource, WindowSource
 from bindrift.sensors.blob_stream import layer_stream, plain_stream
 from bindrift.sensors.image_layout import ImageFormatError, Layer, read_images
-from bindrift.sensors.tar_stream import DIRECTORY, HARDLINK, REGULAR, TarEntry, TarFormatError, TarStream
+from bindrift.sensors.package_db import DbBudget, PackageDbFile, package_db_kind, read_package_db
+from bindrift.sensors.tar_stream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarEntry, TarFormatError, TarStream
 from bindrift.sensors.targets import ImageMember, ScanError
 
 WHITEOUT = ".wh."
@@ -40,6 +44,7 @@ RECENT_BUDGET = 48 * 2**20
 IN_MEMORY = 32 * 2**20
 MAX_SPILL = 4 * 2**30
 ELF_MAGIC = b"\x7fELF"
+MAX_ROOT_LINKS = 64
 
 
 class LayerEnd(msgspec.Struct, frozen=True):
@@ -51,7 +56,15 @@ class LayerEnd(msgspec.Struct, frozen=True):
     problems: list[str]
 
 
-ImageItem = ImageMember | ScanError | LayerEnd
+class ImageEnd(msgspec.Struct, frozen=True):
+    """After an image's last layer: its top-level symlinks as the final file system has them
+    (`/bin` → `usr/bin`), at most `MAX_ROOT_LINKS`."""
+
+    image: str
+    root_links: dict[str, str]
+
+
+ImageItem = ImageMember | ScanError | LayerEnd | PackageDbFile | ImageEnd
 
 
 @dataclass(slots=True)
@@ -86,10 +99,13 @@ def iter_image_members(archive: str, *, want_hash: bool = True, max_spill: int =
     try:
         for image in read_images(archive):
             shadow = _Shadow()
+            budget = DbBudget()
+            root_links: dict[str, str] = {}
             for layer in reversed(image.layers):
-                reader = _LayerReader(image.name, layer, shadow, want_hash, max_spill)
+                reader = _LayerReader(image.name, layer, shadow, want_hash, max_spill, budget, root_links)
                 yield from reader.members()
                 shadow.merge(reader.shadow)
+            yield ImageEnd(image.name, root_links)
     except (ImageFormatError, OSError, EOFError, TarFormatError) as exc:
         yield ScanError(archive, f"not a readable container image: {exc}")
 
@@ -103,7 +119,10 @@ def _normalise(name: str) -> str:
 class _LayerReader:
     """One layer's visible members, its hard links resolved, then its `LayerEnd`."""
 
-    def __init__(self, image: str, layer: Layer, below: _Shadow, want_hash: bool, max_spill: int) -> None:
+    def __init__(
+        self, image: str, layer: Layer, below: _Shadow, want_hash: bool, max_spill: int, budget: DbBudget,
+        root_links: dict[str, str],
+    ) -> None:  # fmt: skip
         self.image, self.layer, self.below = image, layer, below
         self.want_hash, self.max_spill = want_hash, max_spill
         self.shadow = _Shadow()
@@ -111,6 +130,8 @@ class _LayerReader:
         self.recent: OrderedDict[str, ByteSource] = OrderedDict()  # ELF bytes by path, within RECENT_BUDGET
         self.recent_bytes = 0
         self.links: dict[str, str] = {}  # hard links not yet resolved: link path → the path holding the bytes
+        self.budget = budget  # the image's package databases so far (shared by its layers)
+        self.root_links = root_links  # the image's top-level symlinks (shared by its layers)
 
     def members(self) -> Iterator[ImageItem]:
         problems: list[str] = []
@@ -126,7 +147,7 @@ class _LayerReader:
             problems.append(f"layer unreadable: {exc}")
         yield LayerEnd(self.image, self.layer.digest, problems)
 
-    def _first_pass(self, tar: TarStream) -> Iterator[ImageMember | ScanError]:
+    def _first_pass(self, tar: TarStream) -> Iterator[ImageMember | ScanError | PackageDbFile]:
         for entry in tar:
             path = _normalise(entry.name)
             if entry.error is not None:
@@ -150,21 +171,26 @@ class _LayerReader:
                 if resolved is not None:
                     yield resolved
             elif entry.kind == REGULAR:
-                member = self._read(tar, entry, path)
+                head = _head(tar, entry.size)
+                kind = package_db_kind(path)
+                if kind is not None and head[0] != ELF_MAGIC:
+                    yield read_package_db(tar, self.image, self.layer.digest, path, kind, entry.size, self.budget,
+                                          head[1])  # fmt: skip
+                member = self._read(tar, entry, path, head)
                 self._remember(member)
                 yield member
+            elif entry.kind == SYMLINK and posixpath.dirname(path) == "/" and len(self.root_links) < MAX_ROOT_LINKS:
+                self.root_links.setdefault(path, entry.linkname)
 
-    def _read(self, tar: TarStream, entry: TarEntry, path: str) -> ImageMember:
+    def _read(
+        self, tar: TarStream, entry: TarEntry, path: str, peeked: tuple[bytes, bytes] | None = None
+    ) -> ImageMember:
+        """The member; an ELF one with its bytes. `peeked`: its first bytes and those of them consumed."""
         member = ImageMember(path=path, image=self.image, layer=self.layer.digest, size=entry.size, is_elf=False,
                              executable=bool(entry.mode & 0o111))  # fmt: skip
-        head = consumed = tar.peek(4)
-        if len(head) < min(4, entry.size):  # the stream's buffer ends within the magic: read it
-            head = consumed = tar.read(4)
-        else:
-            consumed = b""
-        if head != ELF_MAGIC:
+        magic, head = peeked or _head(tar, entry.size)
+        if magic != ELF_MAGIC:
             return member
-        head = consumed
         member.is_elf = True
         digest = hashlib.sha256(head) if self.want_hash else None
         if entry.size <= min(IN_MEMORY, self.max_spill):
@@ -221,6 +247,15 @@ class _LayerReader:
         for target, links in wanted.items():
             for link in links:
                 yield ScanError(f"{self.image}!{link}", f"hard link to {target}, which its layer does not hold")
+
+
+def _head(tar: TarStream, size: int) -> tuple[bytes, bytes]:
+    """The member's first 4 bytes, and those of them consumed (when the stream's buffer ended within them)."""
+    magic = tar.peek(4)
+    if len(magic) < min(4, size):
+        magic = tar.read(4)
+        return magic, magic
+    return magic, b""
 
 
 def _as(member: ImageMember, path: str, source: ByteSource | None) -> ImageMember:
