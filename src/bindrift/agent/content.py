@@ -31,8 +31,8 @@ from bindrift.response.evidence import Blob
 from bindrift.schema.finding import Detection, Evidence, ProcessInfo, Resource
 
 log = logging.getLogger(__name__)
-MAX_PENDING = 256  # files waiting; each holds a descriptor
-MAX_PER_CONTAINER = 64
+MAX_PENDING = 4096  # files waiting; each holds a descriptor (the agent lifts its descriptor limit)
+MAX_PER_CONTAINER = 1024
 # copy(fd, sha256, container id): the evidence copy of a detection's file (None: not captured)
 Capture = Callable[[int, str, str], Blob | None]
 

@@ -3,6 +3,7 @@ findings pipeline → store."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import selectors
@@ -76,6 +77,7 @@ DRAIN_EVERY_S = 0.01
 MAX_READS_PER_DRAIN = 64
 DRAIN_BUDGET_S = 0.05  # file events handled per drain at most this long (a backlog must not starve discovery)
 MAX_BLOBS_PENDING = 1_000
+GC_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)
 SWEEP_STEP_S = 0.002  # startup sweep work per loop pass (the loop passes at least every DRAIN_EVERY_S)
 
 
@@ -132,7 +134,8 @@ class Agent:
         self.lost_reported = 0
         self.errors = 0
         self.pending_execs: dict[int, tuple[Detection, float]] = {}
-        self.namespaces: dict[str, str] = {}
+        self.namespaces: dict[str, str] = {}  # container → its PID namespace
+        self.by_namespace: dict[str, str] = {}  # PID namespace → container (one lookup per exec)
         self.library_scans: dict[int, tuple[ContainerContext, float]] = {}
         self.untouched = UntouchedFiles()
         self.libraries_seen: set[tuple[str, str, int]] = set()
@@ -173,7 +176,9 @@ class Agent:
         for cid in [k for k in self.watches.attached if k not in current and k not in unreadable]:
             self.watches.detach(cid)
             self.sweeps.pop(cid, None)
-            self.namespaces.pop(cid, None)
+            namespace = self.namespaces.pop(cid, "")
+            if self.by_namespace.get(namespace) == cid:
+                del self.by_namespace[namespace]
             self.untouched.forget(cid)
             if self.response is not None and self.response.prevention is not None:
                 self.response.prevention.unwatch(cid)
@@ -190,9 +195,12 @@ class Agent:
         if not attachment.announced and "/" not in attachment.failures:
             attachment.announced = True
             try:
-                self.namespaces[cid] = os.readlink(f"/proc/{container.init_pid}/ns/pid")
+                namespace = os.readlink(f"/proc/{container.init_pid}/ns/pid")
             except OSError:
-                self.namespaces[cid] = ""
+                namespace = ""
+            self.namespaces[cid] = namespace
+            if namespace:
+                self.by_namespace[namespace] = cid
             watched = ", ".join(m.mountpoint for m in container.mounts if m.mountpoint not in attachment.failures)
             print(f"bindrift: watching container {cid} ({container.runtime}): {watched}", file=sys.stderr,
                   flush=True)  # fmt: skip
@@ -220,6 +228,11 @@ class Agent:
         """Process events until `duration` seconds have passed (forever when 0)."""
         deadline = time.monotonic() + duration if duration else None
         next_sync = 0.0
+        # Every event makes short-lived objects: with Python's default thresholds a collection ran every few
+        # hundred events and walked the process table's tens of thousands of records. What start-up made
+        # (modules, the store's mappings) is frozen out of collections; young objects are collected less often.
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 20, 20)
         while deadline is None or time.monotonic() < deadline:
             try:
                 next_sync = self._iteration(next_sync)
@@ -339,7 +352,8 @@ class Agent:
             if event.mask & FAN_CLOSE_WRITE:
                 self._on_write(route, event, st, path, deleted)
             if event.mask & FAN_OPEN_EXEC:
-                self.table.note_exe(event.pid, path)
+                if self.proc is not None:  # the eBPF sensor captures the executable itself
+                    self.table.note_exe(event.pid, path)
                 if route.container is not None:
                     self._on_exec(route, event, st, path, deleted)
         except OSError as exc:
@@ -500,12 +514,9 @@ class Agent:
     def _container_of(self, pid: int) -> ContainerContext | None:
         """The watched container whose PID namespace the process is in."""
         namespace = self.table.namespace(pid)
-        if not namespace:
-            return None
-        for cid, attached in self.watches.attached.items():
-            if self.namespaces.get(cid) == namespace:
-                return attached.container
-        return None
+        cid = self.by_namespace.get(namespace) if namespace else None
+        attached = self.watches.attached.get(cid) if cid else None
+        return attached.container if attached is not None else None
 
     def _mount_watched(self, container: ContainerContext, path: str) -> bool:
         """Whether the mount holding `path` (the deepest listed) is marked in the container."""
@@ -565,6 +576,8 @@ class Agent:
         """*Added Library Loaded*: files mapped executable by a container process that are not in its image."""
         for pid in _due(self.library_scans, older_than):
             container, _at = self.library_scans.pop(pid)
+            if self.kernel_feed is not None and self.table.ended(pid):
+                continue  # the kernel said it exited: nothing left to read in /proc
             for path, map_range in _executable_mappings(pid):
                 self._check_library(container, pid, path, map_range)
 
