@@ -159,11 +159,12 @@ def test_large_added_binary_run_in_a_loop_does_not_delay_another_container(node:
     baseline = node.latency(node.b, "before-large")
     busybox = (test_binaries / "busybox-static-amd64" / "bin" / "busybox").read_bytes()
     padding = 60 * 2**20
-    # A 60 MiB ELF (static busybox padded: it still runs, as the applet its name says), run as fast as the
-    # container can (with a 20 ms pause) for 6 s: each exec is hashed and compared with the image layers, the first one copied.
+    # A 60 MiB ELF (static busybox padded: it still runs, as the applet its name says), run every 20 ms for
+    # 6 s: each exec is hashed and compared with the image layers on the content worker, the first one copied.
     setup = f"mkdir /tmp/large && cp /bin/busybox /tmp/large/true && head -c {padding} /dev/zero >> /tmp/large/true"
     assert node.run(node.a, setup) == 0
-    script = 'end=$(($(date +%s) + 6)); n=0; while [ "$(date +%s)" -lt $end ]; do /tmp/large/true; n=$((n+1)); sleep 0.02; done'
+    script = ('end=$(($(date +%s) + 6)); n=0; '
+              'while [ "$(date +%s)" -lt $end ]; do /tmp/large/true; n=$((n+1)); sleep 0.02; done')
     loop = subprocess.Popen(["podman", "exec", node.a, "sh", "-c", f"{script}; echo $n"], env=node.podman.env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
