@@ -163,8 +163,10 @@ def test_large_added_binary_run_in_a_loop_does_not_delay_another_container(node:
     # 6 s: each exec is hashed and compared with the image layers on the content worker, the first one copied.
     setup = f"mkdir /tmp/large && cp /bin/busybox /tmp/large/true && head -c {padding} /dev/zero >> /tmp/large/true"
     assert node.run(node.a, setup) == 0
-    script = ('end=$(($(date +%s) + 6)); n=0; '
-              'while [ "$(date +%s)" -lt $end ]; do /tmp/large/true; n=$((n+1)); sleep 0.02; done')
+    script = (
+        "end=$(($(date +%s) + 6)); n=0; "
+        'while [ "$(date +%s)" -lt $end ]; do /tmp/large/true; n=$((n+1)); sleep 0.02; done'
+    )
     loop = subprocess.Popen(["podman", "exec", node.a, "sh", "-c", f"{script}; echo $n"], env=node.podman.env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
