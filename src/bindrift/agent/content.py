@@ -41,19 +41,21 @@ Capture = Callable[[int, str, str], Blob | None]
 class Job:
     """A file's content work: `analyse(fd)` runs on the worker (the detection, or None: nothing to report),
     the detection's file is copied into the evidence store there too, then `finish(detection, blob)` runs on
-    the loop. `fd` is owned by the job; `container` ("" for the host) is whose turn it takes; `kind` names the
-    work in the drop counts (`write`, `exec`, `evidence`)."""
+    the loop; `abandon()` runs there instead when the analysis failed. `fd` is owned by the job; `container`
+    ("" for the host) is whose turn it takes; `kind` names the work in the drop counts (`write`, `exec`,
+    `evidence`)."""
 
     fd: int
     container: str
     kind: str
     analyse: Callable[[int], Detection | None]
     finish: Callable[[Detection | None, Blob | None], None]
+    abandon: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """A job's result; `failed` when its analysis raised (logged): `finish` is not called then."""
+    """A job's result; `failed` when its analysis raised (logged): `abandon`, not `finish`, is called then."""
 
     job: Job
     detection: Detection | None
@@ -105,9 +107,7 @@ class ContentWorker:
         with self._lock:
             waiting = self._queues.get(job.container)
             if self._pending >= MAX_PENDING or (waiting is not None and len(waiting) >= MAX_PER_CONTAINER):
-                self.dropped += 1
-                self.dropped_kinds[job.kind] += 1
-                self.dropped_containers[job.container] += 1
+                self.count_drop(job.kind, job.container)
                 os.close(job.fd)
                 return False
             if waiting is None:
@@ -116,6 +116,12 @@ class ContentWorker:
             self._pending += 1
             self._lock.notify()
             return True
+
+    def count_drop(self, kind: str, container: str) -> None:
+        """A file whose content work was not done for want of room (here, or in a caller's own bound)."""
+        self.dropped += 1
+        self.dropped_kinds[kind] += 1
+        self.dropped_containers[container] += 1
 
     def results(self) -> list[Done]:
         with contextlib.suppress(BlockingIOError):

@@ -78,6 +78,7 @@ MAX_READS_PER_DRAIN = 64
 DRAIN_BUDGET_S = 0.05  # file events handled per drain at most this long (a backlog must not starve discovery)
 MAX_BLOBS_PENDING = 1_000
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)
+MAX_SHARING = 1_024  # execs sharing one queued comparison at most (more are dropped and counted)
 SWEEP_STEP_S = 0.002  # startup sweep work per loop pass (the loop passes at least every DRAIN_EVERY_S)
 
 
@@ -134,6 +135,9 @@ class Agent:
         self.lost_reported = 0
         self.errors = 0
         self.pending_execs: dict[int, tuple[Detection, float]] = {}
+        # (container, path, deleted, device, inode, ctime, size) of a file whose exec comparison is queued →
+        # the other pids that ran it meanwhile: they get its result, not a comparison each
+        self.exec_sharing: dict[tuple[str, str, bool, int, int, int, int], list[int]] = {}
         self.namespaces: dict[str, str] = {}  # container → its PID namespace
         self.by_namespace: dict[str, str] = {}  # PID namespace → container (one lookup per exec)
         self.library_scans: dict[int, tuple[ContainerContext, float]] = {}
@@ -413,10 +417,12 @@ class Agent:
     def _content_done(self) -> None:
         """What the content worker has finished: each job's findings, in the order it finished them."""
         for done in self.content.results():
-            if done.failed:
-                self.errors += 1
-                continue
             try:
+                if done.failed:
+                    self.errors += 1
+                    if done.job.abandon is not None:
+                        done.job.abandon()
+                    continue
                 done.job.finish(done.detection, done.blob)
             except Exception:  # the agent must outlive one bad result or a store hiccup; the log keeps the trace
                 self.errors += 1
@@ -467,6 +473,15 @@ class Agent:
             def compare(fd: int) -> DriftVerdict:
                 return classify_exec(fd, path, container.upper, container.lowers, container.started, deleted=deleted)
 
+        # Execs of the same unchanged file while its comparison waits share that comparison's result.
+        identity = (container.id, path, deleted, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
+        sharing = self.exec_sharing.get(identity)
+        if sharing is not None:
+            if len(sharing) < MAX_SHARING:
+                sharing.append(event.pid)
+            else:
+                self.content.count_drop("exec", container.id)
+            return
         writer, written_at = self.writes.get((container.id, path), (None, None))
         resource, intel, pid = self._resource(container), self.intel, event.pid
 
@@ -478,8 +493,17 @@ class Agent:
 
         def finish(detection: Detection | None, blob: Blob | None) -> None:
             self._exec_classified(container.id, path, st, pid, detection, blob)
+            for other in self.exec_sharing.pop(identity, []):
+                again = None if detection is None else msgspec.structs.replace(
+                    detection, observed_at=datetime.now(UTC), process=ProcessInfo(pid=other))  # fmt: skip
+                self._exec_classified(container.id, path, st, other, again, blob)
 
-        self.content.submit(Job(os.dup(event.fd), container.id, "exec", analyse, finish))
+        def abandon() -> None:
+            self.exec_sharing.pop(identity, None)
+
+        self.exec_sharing[identity] = []
+        if not self.content.submit(Job(os.dup(event.fd), container.id, "exec", analyse, finish, abandon)):
+            del self.exec_sharing[identity]
 
     def _exec_classified(self, cid: str, path: str, st: os.stat_result, pid: int, detection: Detection | None,
                          blob: Blob | None) -> None:  # fmt: skip
