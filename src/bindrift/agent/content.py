@@ -1,12 +1,12 @@
 """Content work off the agent's loop: everything that reads a file's content — triage and hashing of written
 ELF files (and of those the startup sweep finds), the layer comparison of an executed file, and the evidence
-copy — runs on a worker thread, so that one large file never holds up the events of other containers.
+copy — runs on worker threads, so that one large file never holds up the events of other containers.
 
 Each file is bounded (header triage, at most a 64 MiB hash per file read, a 64 MiB evidence copy). The
-queue is bounded too (MAX_PENDING files, MAX_PER_CONTAINER of any one container) and served one file per
-container in turn: a container executing or writing large files in a loop waits behind itself, never
-delays another container by more than the file in hand. What does not fit is dropped, counted by kind and
-container, and raised as *Coverage degraded* by the loop."""
+queue is bounded too (MAX_PENDING files, MAX_PER_CONTAINER of any one container) and served by two threads,
+one file per container in turn and one at a time per container: a container executing or writing large
+files in a loop waits behind itself, and its file in hand never holds up another container's. What does
+not fit is dropped, counted by kind and container, and raised as *Coverage degraded* by the loop."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from bindrift.schema.finding import Detection, Evidence, ProcessInfo, Resource
 log = logging.getLogger(__name__)
 MAX_PENDING = 4096  # files waiting; each holds a descriptor (the agent lifts its descriptor limit)
 MAX_PER_CONTAINER = 1024
+WORKERS = 2  # a second container's file never waits for one container's file in hand
 # copy(fd, sha256, container id): the evidence copy of a detection's file (None: not captured)
 Capture = Callable[[int, str, str], Blob | None]
 
@@ -77,8 +78,10 @@ def triage_written(fd: int, path: str, resource: Resource, writer: ProcessInfo |
 
 
 class ContentWorker:
-    """One worker thread serving each container's queue in turn; `fileno()` is readable while results wait
-    (for the loop's selector). `capture` (set once evidence is on) copies a detection's file."""
+    """WORKERS threads serving each container's queue in turn, a container's files one at a time (in order),
+    so that one container's file in hand — a 64 MiB hash, a 64 MiB copy on a slow disk — never holds up
+    another container's. `fileno()` is readable while results wait (for the loop's selector). `capture`
+    (set once evidence is on) copies a detection's file."""
 
     def __init__(self) -> None:
         self.capture: Capture | None = None
@@ -86,13 +89,16 @@ class ContentWorker:
         self.dropped_kinds: Counter[str] = Counter()
         self.dropped_containers: Counter[str] = Counter()
         self._queues: dict[str, deque[Job]] = {}  # in turn order: the container served next comes first
+        self._busy: set[str] = set()  # containers whose file is in a worker's hands
         self._pending = 0
         self._closing = False
         self._lock = threading.Condition()
         self._done: queue.SimpleQueue[Done] = queue.SimpleQueue()
         self._ready = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._thread = threading.Thread(target=self._run, name="bindrift-content", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"bindrift-content-{n}", daemon=True)
+                         for n in range(WORKERS)]  # fmt: skip
+        for thread in self._threads:
+            thread.start()
 
     def fileno(self) -> int:
         return self._ready
@@ -133,23 +139,32 @@ class ContentWorker:
             except queue.Empty:
                 return found
 
-    def _next(self) -> Job | None:
-        """The first waiting job of the container whose turn it is (None once closing)."""
+    def _next(self, finished: str | None) -> Job | None:
+        """The first waiting job of the first container in turn order with no file in another worker's hands
+        (None once closing); `finished`: the container whose file this worker has just handed back."""
         with self._lock:
-            while not self._queues and not self._closing:
+            if finished is not None:
+                self._busy.discard(finished)
+                self._lock.notify_all()
+            while True:
+                if self._closing:
+                    return None
+                container = next((c for c in self._queues if c not in self._busy), None)
+                if container is not None:
+                    break
                 self._lock.wait()
-            if self._closing:
-                return None
-            container = next(iter(self._queues))
             waiting = self._queues.pop(container)
             job = waiting.popleft()
             if waiting:
                 self._queues[container] = waiting  # to the end: every other container's turn comes first
             self._pending -= 1
+            self._busy.add(container)
             return job
 
     def _run(self) -> None:
-        while (job := self._next()) is not None:
+        finished: str | None = None
+        while (job := self._next(finished)) is not None:
+            finished = job.container
             try:
                 detection = job.analyse(job.fd)
                 capture = self.capture
@@ -171,6 +186,7 @@ class ContentWorker:
                 for job in waiting:
                     os.close(job.fd)
             self._queues.clear()
-            self._lock.notify()
-        self._thread.join(timeout=5)
+            self._lock.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=5)
         os.close(self._ready)
