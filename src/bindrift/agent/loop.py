@@ -583,7 +583,11 @@ class Agent:
                 fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a device, a FIFO run through the loader: never read
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        if not regular:  # a device, a FIFO run through the loader: never read
             self.refused += 1
             os.close(fd)
             return
