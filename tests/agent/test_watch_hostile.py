@@ -155,6 +155,49 @@ def test_sparse_20g_elf_does_not_delay_another_container(node: Node, test_binari
     assert node.agent.poll() is None
 
 
+def test_large_added_binary_run_in_a_loop_does_not_delay_another_container(node: Node, test_binaries: Path) -> None:
+    baseline = node.latency(node.b, "before-large")
+    busybox = (test_binaries / "busybox-static-amd64" / "bin" / "busybox").read_bytes()
+    padding = 60 * 2**20
+    # A 60 MiB ELF (static busybox padded: it still runs, as the applet its name says), run every 20 ms for
+    # 6 s: each exec is hashed and compared with the image layers on the content worker, the first one copied.
+    setup = f"mkdir /tmp/large && cp /bin/busybox /tmp/large/true && head -c {padding} /dev/zero >> /tmp/large/true"
+    assert node.run(node.a, setup) == 0
+    script = (
+        "end=$(($(date +%s) + 6)); n=0; "
+        'while [ "$(date +%s)" -lt $end ]; do /tmp/large/true; n=$((n+1)); sleep 0.02; done'
+    )
+    loop = subprocess.Popen(["podman", "exec", node.a, "sh", "-c", f"{script}; echo $n"], env=node.podman.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        time.sleep(1.5)  # well into the loop: the content worker has a queue of large files by now
+        delayed = node.latency(node.b, "during-large")
+        assert loop.poll() is None, "the loop was still running while the other container's finding was timed"
+    finally:
+        out, _err = loop.communicate(timeout=120)
+    runs = int(out)
+    assert delayed <= baseline + 1.0, (baseline, delayed)
+    digest = hashlib.sha256(busybox + bytes(padding)).hexdigest()
+    store = SqlStore(node.db)
+    try:
+
+        def compared() -> list[Finding]:
+            found = [f for f in node.findings(node.a, "Added Binary Executed") if f.file.sha256 == digest]
+            return [f for f in store.get_findings([f.id for f in found]) if f.actions]
+
+        wait_for(compared, 30, "the large binary's finding with its evidence copy")
+        (finding,) = compared()
+    finally:
+        store.close()
+    assert finding.file.path == "/tmp/large/true" and finding.file.size == len(busybox) + padding
+    assert 2 <= finding.count <= runs, (finding.count, runs)  # compared at every exec the queue had room for
+    (capture,) = [a for a in finding.actions if a.action == "capture"]
+    assert capture.ok and capture.values["sha256"] == digest and capture.values["size"] == finding.file.size
+    layers = next(e for e in finding.evidence if e.kind == "layers")
+    assert layers.values["upper"] is True and layers.values["lower_layers"] == 1
+    assert node.agent.poll() is None
+
+
 def test_character_device_through_the_loader_is_never_read(node: Node) -> None:
     baseline = node.latency(node.b, "before-chardev")
     # /dev/zero's numbers: the loader reads zeros and gives up; an agent hashing it would never finish.

@@ -54,15 +54,17 @@ def sweep_cut_short(resource: Resource, entries: int) -> Detection:
                     "were not triaged", {"entries": entries})  # fmt: skip
 
 
-def content_dropped(node: Resource, dropped: int) -> Detection:
-    """*Coverage degraded* for written ELF files not triaged because the content queue was full."""
-    return degraded(
-        node,
-        "content-queue",
-        "dropped",
-        f"{dropped} written ELF file(s) not triaged: the content queue was full",
-        {"dropped": dropped},
-    )
+def content_dropped(node: Resource, dropped: int, kinds: dict[str, int], containers: dict[str, int]) -> Detection:
+    """*Coverage degraded* for files whose content work the content worker had no room for: `dropped` since the
+    last report, and the totals by kind of work and by container (the busiest ten named)."""
+    names = {"write": "written ELF triage", "exec": "executed-file comparison", "evidence": "evidence copy"}
+    by_kind = ", ".join(f"{names.get(kind, kind)}: {n}" for kind, n in sorted(kinds.items()))
+    busiest = sorted(containers.items(), key=lambda item: -item[1])[:10]
+    named = ", ".join(f"{cid or 'host'}: {n}" for cid, n in busiest)
+    return degraded(node, "content-queue", "dropped",
+                    f"{dropped} file(s) not analysed: the content queue was full ({by_kind}; by container {named})",
+                    {"dropped": dropped, **{f"dropped_{kind}": n for kind, n in kinds.items()},
+                     "containers": named})  # fmt: skip
 
 
 def sensor_unavailable(node: Resource, error: str) -> Detection:

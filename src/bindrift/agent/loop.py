@@ -3,6 +3,7 @@ findings pipeline → store."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import selectors
@@ -18,7 +19,7 @@ from typing import cast
 import msgspec
 
 from bindrift.agent import sweep
-from bindrift.agent.content import ContentWorker, Job
+from bindrift.agent.content import ContentWorker, Job, triage_written
 from bindrift.agent.coverage import (
     content_dropped,
     coverage_degraded,
@@ -37,12 +38,15 @@ from bindrift.analysis.safe_open import open_in_root
 from bindrift.config import load_settings
 from bindrift.context.containers import STATE_ROOTS, ContainerContext, ContainerDiscovery
 from bindrift.detectors.drift import (
+    DriftVerdict,
     UntouchedFiles,
     budget_evidence,
     classify_exec,
     classify_mount_exec,
     deleted_evidence,
+    in_upper_layer,
     script_evidence,
+    written_during_life,
 )
 from bindrift.detectors.exec_paths import unusual_exec
 from bindrift.findings.pipeline import FindingsPipeline
@@ -73,6 +77,8 @@ DRAIN_EVERY_S = 0.01
 MAX_READS_PER_DRAIN = 64
 DRAIN_BUDGET_S = 0.05  # file events handled per drain at most this long (a backlog must not starve discovery)
 MAX_BLOBS_PENDING = 1_000
+GC_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)
+MAX_SHARING = 1_024  # execs sharing one queued comparison at most (more are dropped and counted)
 SWEEP_STEP_S = 0.002  # startup sweep work per loop pass (the loop passes at least every DRAIN_EVERY_S)
 
 
@@ -121,7 +127,7 @@ class Agent:
         self.watches = Watches(max_marks)
         self.refused = 0  # events on files that are not regular: never read
         self.sweeps: dict[str, sweep.Sweep] = {}
-        self.content = ContentWorker(self.intel)
+        self.content = ContentWorker()
         self.selector.register(self.content, selectors.EVENT_READ, "content")
         self.dropped_reported = 0
         self.unavailable_reported = ""
@@ -129,7 +135,11 @@ class Agent:
         self.lost_reported = 0
         self.errors = 0
         self.pending_execs: dict[int, tuple[Detection, float]] = {}
-        self.namespaces: dict[str, str] = {}
+        # (container, path, deleted, device, inode, ctime, size) of a file whose exec comparison is queued →
+        # the other pids that ran it meanwhile: they get its result, not a comparison each
+        self.exec_sharing: dict[tuple[str, str, bool, int, int, int, int], list[int]] = {}
+        self.namespaces: dict[str, str] = {}  # container → its PID namespace
+        self.by_namespace: dict[str, str] = {}  # PID namespace → container (one lookup per exec)
         self.library_scans: dict[int, tuple[ContainerContext, float]] = {}
         self.untouched = UntouchedFiles()
         self.libraries_seen: set[tuple[str, str, int]] = set()
@@ -140,6 +150,8 @@ class Agent:
     def attach_response(self, response: AgentResponse) -> None:
         """Evidence capture, block policies and prevention (before `run`)."""
         self.response = response
+        if response.evidence is not None:  # copies made on the content worker, beside the analysis
+            self.content.capture = response.evidence.capture
         if response.prevention is not None:
             self.selector.register(response.prevention, selectors.EVENT_READ, "prevention")
             print(f"bindrift: prevention process {response.prevention.pid}", file=sys.stderr, flush=True)
@@ -151,9 +163,10 @@ class Agent:
         if unavailable != self.unavailable_reported and unavailable:
             log.error("no fanotify group: %s (retried every %.2f s)", unavailable, SYNC_EVERY_S)
             self._emit(sensor_unavailable(self._resource(None), unavailable))
+        elif self.unavailable_reported and not unavailable:
+            print("bindrift: fanotify group open: attaching every container now", file=sys.stderr, flush=True)
         self.unavailable_reported = unavailable
-        if unavailable:
-            return
+        # Containers are discovered and attached even with no group: each is then reported as not watched.
         current = self.discovery.running()
         now = time.monotonic()
         self._report_discovery_errors()
@@ -167,7 +180,9 @@ class Agent:
         for cid in [k for k in self.watches.attached if k not in current and k not in unreadable]:
             self.watches.detach(cid)
             self.sweeps.pop(cid, None)
-            self.namespaces.pop(cid, None)
+            namespace = self.namespaces.pop(cid, "")
+            if self.by_namespace.get(namespace) == cid:
+                del self.by_namespace[namespace]
             self.untouched.forget(cid)
             if self.response is not None and self.response.prevention is not None:
                 self.response.prevention.unwatch(cid)
@@ -184,9 +199,12 @@ class Agent:
         if not attachment.announced and "/" not in attachment.failures:
             attachment.announced = True
             try:
-                self.namespaces[cid] = os.readlink(f"/proc/{container.init_pid}/ns/pid")
+                namespace = os.readlink(f"/proc/{container.init_pid}/ns/pid")
             except OSError:
-                self.namespaces[cid] = ""
+                namespace = ""
+            self.namespaces[cid] = namespace
+            if namespace:
+                self.by_namespace[namespace] = cid
             watched = ", ".join(m.mountpoint for m in container.mounts if m.mountpoint not in attachment.failures)
             print(f"bindrift: watching container {cid} ({container.runtime}): {watched}", file=sys.stderr,
                   flush=True)  # fmt: skip
@@ -214,6 +232,11 @@ class Agent:
         """Process events until `duration` seconds have passed (forever when 0)."""
         deadline = time.monotonic() + duration if duration else None
         next_sync = 0.0
+        # Every event makes short-lived objects: with Python's default thresholds a collection ran every few
+        # hundred events and walked the process table's tens of thousands of records. What start-up made
+        # (modules, the store's mappings) is frozen out of collections; young objects are collected less often.
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 20, 20)
         while deadline is None or time.monotonic() < deadline:
             try:
                 next_sync = self._iteration(next_sync)
@@ -333,7 +356,8 @@ class Agent:
             if event.mask & FAN_CLOSE_WRITE:
                 self._on_write(route, event, st, path, deleted)
             if event.mask & FAN_OPEN_EXEC:
-                self.table.note_exe(event.pid, path)
+                if self.proc is not None:  # the eBPF sensor captures the executable itself
+                    self.table.note_exe(event.pid, path)
                 if route.container is not None:
                     self._on_exec(route, event, st, path, deleted)
         except OSError as exc:
@@ -379,22 +403,36 @@ class Agent:
     def _triage_elf(self, fd: int, path: str, container: ContainerContext | None, writer: ProcessInfo | None,
                     notes: list[Evidence]) -> None:  # fmt: skip
         """*Suspicious binary* for an ELF file, triaged on the content worker (a duplicate of `fd` goes)."""
-        self.content.submit(Job(os.dup(fd), path, self._resource(container), writer, notes))
+        resource, intel = self._resource(container), self.intel
+
+        def analyse(job_fd: int) -> Detection | None:
+            return triage_written(job_fd, path, resource, writer, notes, intel)
+
+        self.content.submit(Job(os.dup(fd), container.id if container else "", "write", analyse, self._emit_found))
+
+    def _emit_found(self, detection: Detection | None, blob: Blob | None) -> None:
+        if detection is not None:
+            self._emit(detection, blob)
 
     def _content_done(self) -> None:
-        """Findings of the files the content worker has triaged (evidence copied before the descriptor goes)."""
+        """What the content worker has finished: each job's findings, in the order it finished them."""
         for done in self.content.results():
             try:
-                if done.detection is not None:
-                    container = self._watched(done.detection.resource.container_id)
-                    self._capture(done.fd, done.detection.file.sha256, container)
-                    self._emit(done.detection)
-            finally:
-                os.close(done.fd)
+                if done.failed:
+                    self.errors += 1
+                    if done.job.abandon is not None:
+                        done.job.abandon()
+                    continue
+                done.job.finish(done.detection, done.blob)
+            except Exception:  # the agent must outlive one bad result or a store hiccup; the log keeps the trace
+                self.errors += 1
+                log.exception("content result (%s) not handled", done.job.kind)
 
     def _sweep(self) -> None:
         """A few milliseconds of the startup sweep: ELF files present before the container was watched."""
         for cid, current in list(self.sweeps.items()):
+            if not self.content.room(cid):
+                continue  # the sweep waits for the content worker rather than dropping what it finds
             found, done = sweep.step(current, SWEEP_STEP_S)
             for item in found:
                 try:
@@ -411,44 +449,78 @@ class Agent:
                 self._emit(sweep_cut_short(self._resource(current.container), sweep.MAX_ENTRIES))
 
     def _on_exec(self, route: Route, event: FanEvent, st: os.stat_result, path: str, deleted: bool) -> None:
+        """An exec of a file in a watched container: untouched image files are known on the loop (a lookup in
+        the upper layer, then remembered); the content comparison and the evidence copy run on the worker."""
         container = route.container
         assert container is not None
         if self.untouched.untouched(container.id, path, st):
             return
+        compare: Callable[[int], DriftVerdict]
         if route.on_volume and route.mount is not None:
-            seen = (container.id, path) in self.writes
-            verdict = classify_mount_exec(event.fd, path, mount_values(route.mount), container.started,
-                                          seen_written=seen, deleted=deleted)  # fmt: skip
+            seen, mount = (container.id, path) in self.writes, mount_values(route.mount)
+            if not written_during_life(st, container.started, seen_written=seen):
+                self.untouched.remember(container.id, path, st, time.time_ns())
+                return
+
+            def compare(fd: int) -> DriftVerdict:
+                return classify_mount_exec(fd, path, mount, container.started, seen_written=seen, deleted=deleted)
+
         else:
-            verdict = classify_exec(event.fd, path, container.upper, container.lowers, container.started,
-                                    deleted=deleted)  # fmt: skip
-        if verdict.category is None:
-            self.untouched.remember(container.id, path, st, time.time_ns())
+            if not deleted and not in_upper_layer(container.upper, path):
+                self.untouched.remember(container.id, path, st, time.time_ns())
+                return
+
+            def compare(fd: int) -> DriftVerdict:
+                return classify_exec(fd, path, container.upper, container.lowers, container.started, deleted=deleted)
+
+        # Execs of the same unchanged file while its comparison waits share that comparison's result.
+        identity = (container.id, path, deleted, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
+        sharing = self.exec_sharing.get(identity)
+        if sharing is not None:
+            if len(sharing) < MAX_SHARING:
+                sharing.append(event.pid)
+            else:
+                self.content.count_drop("exec", container.id)
             return
-        self._capture(event.fd, verdict.sha256, container)
         writer, written_at = self.writes.get((container.id, path), (None, None))
-        category, evidence = verdict.category, list(verdict.evidence)
-        script = script_evidence(event.fd, path)
-        if script is not None:  # run through its #! line: a script, not a binary
-            category = "Added Script Executed"
-            evidence.append(script)
-        if writer is not None and written_at is not None:
-            evidence.append(Evidence("writer", f"written by {writer.exe or writer.comm} (pid {writer.pid}) at "
-                                     f"{written_at.isoformat()}", {"pid": writer.pid, "exe": writer.exe}))  # fmt: skip
-        detection = Detection(
-            category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
-            file=FileInfo(path=path, sha256=verdict.sha256, size=st.st_size), source="agent",
-            process=ProcessInfo(pid=event.pid), writer=writer, evidence=evidence,
-            intel=self.intel.lookup(verdict.sha256) if verdict.sha256 else [],
-        )  # fmt: skip
-        if event.pid <= 0:
+        resource, intel, pid = self._resource(container), self.intel, event.pid
+
+        def analyse(fd: int) -> Detection | None:
+            verdict = compare(fd)
+            if verdict.category is None:
+                return None
+            return _exec_detection(fd, path, st.st_size, verdict, resource, pid, writer, written_at, intel)
+
+        def finish(detection: Detection | None, blob: Blob | None) -> None:
+            self._exec_classified(container.id, path, st, pid, detection, blob)
+            for other in self.exec_sharing.pop(identity, []):
+                again = None if detection is None else msgspec.structs.replace(
+                    detection, observed_at=datetime.now(UTC), process=ProcessInfo(pid=other))  # fmt: skip
+                self._exec_classified(container.id, path, st, other, again, blob)
+
+        def abandon() -> None:
+            self.exec_sharing.pop(identity, None)
+
+        self.exec_sharing[identity] = []
+        if not self.content.submit(Job(os.dup(event.fd), container.id, "exec", analyse, finish, abandon)):
+            del self.exec_sharing[identity]
+
+    def _exec_classified(self, cid: str, path: str, st: os.stat_result, pid: int, detection: Detection | None,
+                         blob: Blob | None) -> None:  # fmt: skip
+        """An executed file compared on the worker: the image's own is remembered, drift waits for the kernel
+        to say the exec completed (or EXEC_SETTLE_S)."""
+        if detection is None:
+            self.untouched.remember(cid, path, st, time.time_ns())
+            return
+        self._keep_blob(blob)
+        if pid <= 0:
             self._emit(detection)
             return
-        self.pending_execs.pop(event.pid, None)  # to the end: the queue is kept in time order
-        self.pending_execs[event.pid] = (detection, time.monotonic())
-        known = self.table.peek(event.pid)
-        if known is not None and known.exe == path:  # the exec completed before this event was read
-            self._flush_exec(event.pid)
+        self.pending_execs.pop(pid, None)  # to the end: the queue is kept in time order
+        self.pending_execs[pid] = (detection, time.monotonic())
+        known = self.table.peek(pid)
+        if known is not None and known.exe == path:  # the exec completed before this result came back
+            self._flush_exec(pid)
 
     def _flush_exec(self, pid: int) -> None:
         """Emit a pending exec finding with the process as it is after the exec."""
@@ -466,12 +538,9 @@ class Agent:
     def _container_of(self, pid: int) -> ContainerContext | None:
         """The watched container whose PID namespace the process is in."""
         namespace = self.table.namespace(pid)
-        if not namespace:
-            return None
-        for cid, attached in self.watches.attached.items():
-            if self.namespaces.get(cid) == namespace:
-                return attached.container
-        return None
+        cid = self.by_namespace.get(namespace) if namespace else None
+        attached = self.watches.attached.get(cid) if cid else None
+        return attached.container if attached is not None else None
 
     def _mount_watched(self, container: ContainerContext, path: str) -> bool:
         """Whether the mount holding `path` (the deepest listed) is marked in the container."""
@@ -515,45 +584,28 @@ class Agent:
         except OSError:
             return
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a device, a FIFO run through the loader: never read
-                self.refused += 1
-                return
-            self._emit_unusual(container, kind, program, fd, self._process(pid, container) or process)
-        finally:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        if not regular:  # a device, a FIFO run through the loader: never read
+            self.refused += 1
             os.close(fd)
-
-    def _emit_unusual(
-        self, container: ContainerContext, kind: str, program: str, fd: int, process: ProcessInfo
-    ) -> None:
-        evidence: list[Evidence]
-        if kind == "loader":
-            verdict = classify_exec(fd, program, container.upper, container.lowers, container.started)
-            if verdict.category is None:
-                return
-            category, sha, evidence = verdict.category, verdict.sha256, list(verdict.evidence)
-            summary = f"executed through the dynamic loader {process.exe}: the kernel saw only the loader run"
-            evidence.append(Evidence("loader", summary, {"loader": process.exe, "program": program}))
-        else:
-            digest = sha256_fd_bounded(fd)  # a memfd can be as large and sparse as any file
-            sha = digest.sha256
-            category = "Fileless execution" if kind == "memfd" else "Added Binary Executed"
-            where = (
-                "from memory (memfd): no file exists" if kind == "memfd" else "from /dev/shm, a tmpfs outside the image"
-            )
-            evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe}), *budget_evidence(digest)]
+            return
+        process = self._process(pid, container) or process
         writer, _at = self.writes.get((container.id, program), (None, None))
-        self._capture(fd, sha, container)
-        detection = Detection(
-            category=category, observed_at=datetime.now(UTC), resource=self._resource(container),
-            file=FileInfo(path=program, sha256=sha, size=os.fstat(fd).st_size), source="agent", process=process,
-            writer=writer, evidence=evidence, intel=self.intel.lookup(sha) if sha else [],
-        )  # fmt: skip
-        self._emit(detection)
+        resource, intel = self._resource(container), self.intel
+
+        def analyse(job_fd: int) -> Detection | None:
+            return _unusual_detection(job_fd, kind, program, container, resource, process, writer, intel)
+
+        self.content.submit(Job(fd, container.id, "exec", analyse, self._emit_found))
 
     def _scan_libraries(self, older_than: float) -> None:
         """*Added Library Loaded*: files mapped executable by a container process that are not in its image."""
         for pid in _due(self.library_scans, older_than):
             container, _at = self.library_scans.pop(pid)
+            if self.kernel_feed is not None and self.table.ended(pid):
+                continue  # the kernel said it exited: nothing left to read in /proc
             for path, map_range in _executable_mappings(pid):
                 self._check_library(container, pid, path, map_range)
 
@@ -564,28 +616,38 @@ class Agent:
             return
         try:
             key = (container.id, path, os.fstat(fd).st_ino)
-            if key in self.libraries_seen or os.pread(fd, 4, 0) != b"\x7fELF":
-                return
-            self.libraries_seen.add(key)
-            verdict = classify_exec(fd, path, container.upper, container.lowers, container.started)
-            if verdict.category is None:
-                return
-            writer, _written = self.writes.get((container.id, path), (None, None))
-            self._capture(fd, verdict.sha256, container)
-            detection = Detection(
-                category="Added Library Loaded", observed_at=datetime.now(UTC), resource=self._resource(container),
-                file=FileInfo(path=path, sha256=verdict.sha256, size=os.fstat(fd).st_size), source="agent",
-                process=self._process(pid, container), writer=writer,
-                evidence=[*verdict.evidence, Evidence("mapping", f"mapped executable by pid {pid}", {"pid": pid})],
-                intel=self.intel.lookup(verdict.sha256),
-            )  # fmt: skip
-            self._emit(detection)
-        finally:
+            added = key not in self.libraries_seen and os.pread(fd, 4, 0) == b"\x7fELF"
+            if added:
+                self.libraries_seen.add(key)
+            # the image's own library (not in the upper layer) has nothing to compare
+            added = added and in_upper_layer(container.upper, path)
+        except OSError:
+            added = False
+        if not added:
             os.close(fd)
+            return
+        writer, _written = self.writes.get((container.id, path), (None, None))
+        resource, process, intel = self._resource(container), self._process(pid, container), self.intel
+
+        def analyse(job_fd: int) -> Detection | None:
+            verdict = classify_exec(job_fd, path, container.upper, container.lowers, container.started)
+            if verdict.category is None:
+                return None
+            return Detection(
+                category="Added Library Loaded", observed_at=datetime.now(UTC), resource=resource,
+                file=FileInfo(path=path, sha256=verdict.sha256, size=os.fstat(job_fd).st_size), source="agent",
+                process=process, writer=writer,
+                evidence=[*verdict.evidence, Evidence("mapping", f"mapped executable by pid {pid}", {"pid": pid})],
+                intel=intel.lookup(verdict.sha256),
+            )  # fmt: skip
+
+        self.content.submit(Job(fd, container.id, "exec", analyse, self._emit_found))
 
     def _check_coverage(self) -> None:
         if self.content.dropped > self.dropped_reported:
-            self._emit(content_dropped(self._resource(None), self.content.dropped - self.dropped_reported))
+            kinds, containers = dict(self.content.dropped_kinds), dict(self.content.dropped_containers)
+            self._emit(content_dropped(self._resource(None), self.content.dropped - self.dropped_reported, kinds,
+                                       containers))  # fmt: skip
             self.dropped_reported = self.content.dropped
         lost = self._process_lost() + self.watches.overflows
         if lost > self.lost_reported:
@@ -598,11 +660,8 @@ class Agent:
         if evidence is not None:
             self._emit(evidence)
 
-    def _capture(self, fd: int, sha256: str, container: ContainerContext | None) -> None:
-        """Copy the binary into the evidence store now, while the event's descriptor still holds it."""
-        if self.response is None or self.response.evidence is None or sha256 in self.blobs:
-            return
-        blob = self.response.evidence.capture(fd, sha256, container.id if container else "")
+    def _keep_blob(self, blob: Blob | None) -> None:
+        """An evidence copy made on the content worker, kept until its finding is stored."""
         if blob is not None:
             if len(self.blobs) >= MAX_BLOBS_PENDING:
                 self.blobs.pop(next(iter(self.blobs)))
@@ -621,16 +680,19 @@ class Agent:
             prevented = ResponseAction("prevent", f"policy:{outcome.policy_id}", datetime.now(UTC),
                                        detail=f"execution of {detection.file.path} denied (EPERM)",
                                        values={"pid": pid, "policy": outcome.policy_id})  # fmt: skip
-        blob = None
-        if outcome.fd >= 0:  # the denied file, for the evidence
-            try:
-                if self.response is not None and self.response.evidence is not None:
-                    blob = self.response.evidence.capture(
-                        outcome.fd, detection.file.sha256, detection.resource.container_id
-                    )
-            finally:
+        if outcome.fd < 0 or self.content.capture is None:
+            if outcome.fd >= 0:
                 os.close(outcome.fd)
-        self._emit(detection, blob, prevented)
+            self._emit(detection, None, prevented)
+            return
+        denied = detection  # the denied file, copied for the evidence on the content worker
+
+        def finish(_found: Detection | None, blob: Blob | None) -> None:
+            self._emit(denied, blob, prevented)
+
+        if not self.content.submit(Job(outcome.fd, denied.resource.container_id, "evidence", lambda _fd: denied,
+                                       finish)):  # fmt: skip
+            self._emit(denied, None, prevented)  # no room: reported without its copy (the drop is counted)
 
     def _emit(self, detection: Detection, blob: Blob | None = None, prevented: ResponseAction | None = None) -> None:
         if self.pipeline is None:
@@ -654,6 +716,52 @@ class Agent:
         if self.kernel_feed is not None:
             self.kernel_feed.close()
         self.selector.close()
+
+
+def _exec_detection(fd: int, path: str, size: int, verdict: DriftVerdict, resource: Resource, pid: int,
+                    writer: ProcessInfo | None, written_at: datetime | None, intel: IntelSet) -> Detection:  # fmt: skip
+    """*Added* / *Modified Binary Executed* (or *Added Script Executed*, run through its `#!` line) from the
+    verdict of the executed file behind `fd`, of `size` bytes when its event was read (on the content worker)."""
+    category, evidence = verdict.category, list(verdict.evidence)
+    assert category is not None
+    script = script_evidence(fd, path)
+    if script is not None:  # run through its #! line: a script, not a binary
+        category = "Added Script Executed"
+        evidence.append(script)
+    if writer is not None and written_at is not None:
+        evidence.append(Evidence("writer", f"written by {writer.exe or writer.comm} (pid {writer.pid}) at "
+                                 f"{written_at.isoformat()}", {"pid": writer.pid, "exe": writer.exe}))  # fmt: skip
+    return Detection(
+        category=category, observed_at=datetime.now(UTC), resource=resource,
+        file=FileInfo(path=path, sha256=verdict.sha256, size=size), source="agent",
+        process=ProcessInfo(pid=pid), writer=writer, evidence=evidence,
+        intel=intel.lookup(verdict.sha256) if verdict.sha256 else [],
+    )  # fmt: skip
+
+
+def _unusual_detection(fd: int, kind: str, program: str, container: ContainerContext, resource: Resource,
+                       process: ProcessInfo, writer: ProcessInfo | None,
+                       intel: IntelSet) -> Detection | None:  # fmt: skip
+    """The finding of a loader-started, /dev/shm or memfd execution (on the content worker)."""
+    evidence: list[Evidence]
+    if kind == "loader":
+        verdict = classify_exec(fd, program, container.upper, container.lowers, container.started)
+        if verdict.category is None:
+            return None
+        category, sha, evidence = verdict.category, verdict.sha256, list(verdict.evidence)
+        summary = f"executed through the dynamic loader {process.exe}: the kernel saw only the loader run"
+        evidence.append(Evidence("loader", summary, {"loader": process.exe, "program": program}))
+    else:
+        digest = sha256_fd_bounded(fd)  # a memfd can be as large and sparse as any file
+        sha = digest.sha256
+        category = "Fileless execution" if kind == "memfd" else "Added Binary Executed"
+        where = "from memory (memfd): no file exists" if kind == "memfd" else "from /dev/shm, a tmpfs outside the image"
+        evidence = [Evidence(kind, f"{program} executed {where}", {"exe": process.exe}), *budget_evidence(digest)]
+    return Detection(
+        category=category, observed_at=datetime.now(UTC), resource=resource,
+        file=FileInfo(path=program, sha256=sha, size=os.fstat(fd).st_size), source="agent", process=process,
+        writer=writer, evidence=evidence, intel=intel.lookup(sha) if sha else [],
+    )  # fmt: skip
 
 
 def _due(queue: Mapping[int, tuple[object, float]], older_than: float) -> list[int]:

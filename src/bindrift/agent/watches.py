@@ -4,7 +4,6 @@ placed is retried, and reported once per distinct failure (the loop turns it int
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass, field
 
@@ -54,6 +53,7 @@ class Watches:
         self.max_marks = max_marks
         self.attached: dict[str, Attachment] = {}
         self.host_paths: list[str] = []
+        self.unavailable = ""  # why there is no group yet ("" once there is one)
         self._marks: MarkedGroup[Route] | None = None
         self.open()
 
@@ -65,17 +65,15 @@ class Watches:
         try:
             group = FanotifyGroup()
         except OSError as exc:
-            return str(exc)
+            self.unavailable = str(exc)
+            return self.unavailable
         self._marks = MarkedGroup(group, self.max_marks)
+        self.unavailable = ""
         for path in self.host_paths:
             self._watch_host_path(self._marks, path)
+        for attachment in self.attached.values():  # containers left unwatched for want of a group: now
+            attachment.retry_at = 0.0
         return ""
-
-    @property
-    def marks(self) -> MarkedGroup[Route]:
-        if self._marks is None:
-            raise OSError(errno.EBADF, "no fanotify group yet")
-        return self._marks
 
     @property
     def unrouted(self) -> int:
@@ -104,12 +102,16 @@ class Watches:
         return self._marks.route(fd, device) if self._marks is not None else None
 
     def attach(self, container: ContainerContext, now: float) -> Attachment:
-        """Mark what is not marked yet of a container (a retry marks only what failed before)."""
+        """Mark what is not marked yet of a container (a retry marks only what failed before); with no group
+        yet, every mount is a failure."""
         attachment = self.attached.setdefault(container.id, Attachment(container))
         label = f"container {container.id} ({container.runtime})"
         targets = [MountTarget(m.mount_id, m.mountpoint, m.kind == "root", Route(container, label, m))
                    for m in container.mounts]  # fmt: skip
-        failures = self.marks.attach(container.id, container.init_pid, targets)
+        if self._marks is None:  # every mount is unwatched until the group exists (retried)
+            failures = {m.mountpoint: f"no fanotify group: {self.unavailable}" for m in container.mounts}
+        else:
+            failures = self._marks.attach(container.id, container.init_pid, targets)
         if not any(m.kind == "root" for m in container.mounts):
             failures["/"] = "the root file system is read-only or not listed: only its other mounts are watched"
         if container.mounts_beyond_cap:

@@ -79,15 +79,27 @@ def script_evidence(fd: int, path: str) -> Evidence | None:
                     {"interpreter": interpreter, "script": path})  # fmt: skip
 
 
+def in_upper_layer(upper: str, path: str) -> bool:
+    """Whether `path` is in the container's upper layer (an image file run untouched is not: nothing to hash)."""
+    upper_fd = _open_in_layer(upper, path)
+    if upper_fd is None:
+        return False
+    os.close(upper_fd)
+    return True
+
+
+def written_during_life(st: os.stat_result, started: datetime | None, *, seen_written: bool) -> bool:
+    """Whether a file on a volume, bind mount or tmpfs was written during the container's life: seen written
+    by the agent, or changed after the container started."""
+    return seen_written or bool(started and datetime.fromtimestamp(st.st_ctime, UTC) > started)
+
+
 def classify_exec(fd: int, path: str, upper: str, lowers: list[str], started: datetime | None, *,
                   deleted: bool = False) -> DriftVerdict:  # fmt: skip
     """Compare the executed file (read through the event's `fd`, a regular file) with the container's layers.
     A `deleted` file (no link left) is not in the upper layer any more: it is compared with the image only."""
-    if not deleted:
-        upper_fd = _open_in_layer(upper, path)
-        if upper_fd is None:
-            return DriftVerdict(None, "", [])  # untouched image file: nothing to hash
-        os.close(upper_fd)
+    if not deleted and not in_upper_layer(upper, path):
+        return DriftVerdict(None, "", [])  # untouched image file: nothing to hash
     current = sha256_fd_bounded(fd)
     st = os.fstat(fd)
     notes = [_timing(st, started), *budget_evidence(current), *deleted_evidence(path, deleted)]
@@ -132,8 +144,7 @@ def classify_mount_exec(
     """An executed file on a volume, bind mount or tmpfs (no image layer to compare with): added when it was
     written during the container's life — seen written by the agent, or changed after the container started."""
     st = os.fstat(fd)
-    changed_after_start = bool(started and datetime.fromtimestamp(st.st_ctime, UTC) > started)
-    if not (seen_written or changed_after_start):
+    if not written_during_life(st, started, seen_written=seen_written):
         return DriftVerdict(None, "", [])
     current = sha256_fd_bounded(fd)
     why = "seen written by the agent" if seen_written else "changed after the container started"

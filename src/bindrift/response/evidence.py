@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
@@ -79,7 +80,8 @@ def _hash_file(path: Path, limit: int) -> tuple[str, int]:
 
 class EvidenceStore:
     """Copies binaries into `root` (mode 0700) and records them, within `budget`. `on_skip(reason)` is
-    called for each capture not made (metrics)."""
+    called for each capture not made (metrics). `capture` may run on another thread than the rest (the
+    agent copies on its content worker): the budget's bookkeeping is behind a lock, the copy is not."""
 
     def __init__(self, root: str | os.PathLike[str], store: ResponseStore, *, budget: EvidenceBudget | None = None,
                  on_skip: Callable[[str], None] | None = None) -> None:  # fmt: skip
@@ -93,6 +95,7 @@ class EvidenceStore:
         self.skipped: OrderedDict[str, tuple[str, str, int]] = OrderedDict()  # sha256 → (reason, detail, inode)
         self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self.purged_at = time.monotonic()
+        self._lock = threading.RLock()
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
         self.used = self._measure()
@@ -120,7 +123,8 @@ class EvidenceStore:
             known = self.blob_path(sha256) if len(sha256) == 64 else None
             if known is not None and known.is_file() and known.stat().st_size == st.st_size:
                 return Blob(sha256, st.st_size, known, st.st_ino)
-            refusal = self._refusal(st.st_size, scope)
+            with self._lock:
+                refusal = self._refusal(st.st_size, scope)
             if refusal is not None:
                 self._skip(sha256, st.st_ino, *refusal)
                 return None
@@ -165,29 +169,32 @@ class EvidenceStore:
         return bucket
 
     def _skip(self, sha256: str, inode: int, reason: str, detail: str) -> None:
-        self.not_captured[reason] += 1
         if reason == "failed":
             log.warning("evidence not captured: %s", detail)
         else:
             log.info("evidence not captured: %s", detail)
-        self.skipped.pop(sha256, None)
-        self.skipped[sha256] = (reason, detail, inode)
-        if len(self.skipped) > MAX_REMEMBERED:
-            self.skipped.popitem(last=False)
+        with self._lock:
+            self.not_captured[reason] += 1
+            self.skipped.pop(sha256, None)
+            self.skipped[sha256] = (reason, detail, inode)
+            if len(self.skipped) > MAX_REMEMBERED:
+                self.skipped.popitem(last=False)
         if self.on_skip is not None:
             self.on_skip(reason)
 
     def take_skipped(self, sha256: str) -> tuple[str, str, int] | None:
         """Why the capture for `sha256` was not made (reason, detail, inode), once."""
-        return self.skipped.pop(sha256, None)
+        with self._lock:
+            return self.skipped.pop(sha256, None)
 
     def maintain(self, now: float | None = None) -> int:
         """Retention while running: purge when `purge_every_s` has passed since the last time. Records purged."""
         now = time.monotonic() if now is None else now
-        if now - self.purged_at < self.budget.purge_every_s:
-            return 0
-        self.purged_at = now
-        return self.purge()
+        with self._lock:
+            if now - self.purged_at < self.budget.purge_every_s:
+                return 0
+            self.purged_at = now
+            return self.purge()
 
     def _copy(self, fd: int, limit: int) -> Blob | None:
         """The copy of at most `limit` bytes (the size the budget allowed): None when the file grew past it."""
@@ -213,9 +220,10 @@ class EvidenceStore:
             return None
         final = self.blob_path(sha)
         final.parent.mkdir(parents=True, exist_ok=True)
-        if not final.exists():
-            self.used += size
-        os.replace(tmp, final)  # same content under the same name: replacing an existing copy is harmless
+        with self._lock:
+            if not final.exists():
+                self.used += size
+            os.replace(tmp, final)  # same content under the same name: replacing an existing copy is harmless
         return Blob(sha, size, final)
 
     def record(self, blob: Blob, finding: Finding, by: str = "bindrift") -> EvidenceRecord:
@@ -270,13 +278,14 @@ class EvidenceStore:
 
     def purge(self, now: datetime | None = None) -> int:
         """Retention: delete records older than the retention period, and files no record uses any more."""
-        records, kept = self.store.purge_evidence((now or datetime.now(UTC)) - self.retention)
-        for sha in {r.sha256 for r in records} - kept:
-            path = self.blob_path(sha)
-            try:
-                size = path.lstat().st_size
-                path.unlink()
-            except FileNotFoundError:
-                continue
-            self.used = max(0, self.used - size)
-        return len(records)
+        with self._lock:
+            records, kept = self.store.purge_evidence((now or datetime.now(UTC)) - self.retention)
+            for sha in {r.sha256 for r in records} - kept:
+                path = self.blob_path(sha)
+                try:
+                    size = path.lstat().st_size
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                self.used = max(0, self.used - size)
+            return len(records)

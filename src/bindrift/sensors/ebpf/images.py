@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import msgspec
@@ -52,7 +53,9 @@ class ProcessImages:
     def __init__(self) -> None:
         self.records: dict[Image, Record] = {}
         self.by_pid: dict[int, list[Image]] = {}
-        self.exited: dict[Image, float] = {}  # in exit order, for expiry
+        # In exit order, for expiry: an OrderedDict, whose oldest entry is found in constant time (a dict's
+        # first key is found by scanning past every entry deleted before it: quadratic under an exec storm).
+        self.exited: OrderedDict[Image, float] = OrderedDict()
         self.evicted = 0
         self._expired_at = 0.0
         # CLOCK_MONOTONIC (the events' clock) = CLOCK_REALTIME (file times) - this
@@ -140,8 +143,9 @@ class ProcessImages:
         if now - self._expired_at < EXPIRE_EVERY_S:
             return
         self._expired_at = now
-        for key, at in list(self.exited.items()):
-            if now - at <= KEEP_EXITED_S:
+        while self.exited:
+            key = next(iter(self.exited))
+            if now - self.exited[key] <= KEEP_EXITED_S:
                 break
             self._forget(key)
 

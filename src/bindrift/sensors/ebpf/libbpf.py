@@ -1,7 +1,7 @@
 """The few libbpf 1.x calls the sensor makes, bound with ctypes (Debian's libbpf1; no compiler on a node).
 
-ctypes rather than cffi: cffi is not a dependency, and a ring-buffer record costs one callback either way;
-the callback's cost is measured in bench/README.md. libbpf 1.x reports errors as NULL + errno (pointer
+ctypes rather than cffi: cffi is not a dependency. The ring buffer is not read through libbpf (a callback per
+record) but straight from its mapping (`ring.py`). libbpf 1.x reports errors as NULL + errno (pointer
 calls) or -errno (int calls)."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 from typing import Any
 
 log = logging.getLogger(__name__)
-SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 LIBBPF_WARN = 0
 MAX_LOG_LINE = 4096
@@ -35,11 +34,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__initial_value": (_VP, [_VP, ctypes.POINTER(_SIZE)]),
     "bpf_map__fd": (_INT, [_VP]),
     "bpf_map_lookup_elem": (_INT, [_INT, _VP, _VP]),
-    "ring_buffer__new": (_VP, [_INT, SAMPLE_FN, _VP, _VP]),
-    "ring_buffer__poll": (_INT, [_VP, _INT]),
-    "ring_buffer__consume": (_INT, [_VP]),
-    "ring_buffer__epoll_fd": (_INT, [_VP]),
-    "ring_buffer__free": (None, [_VP]),
+    "bpf_map__max_entries": (ctypes.c_uint32, [_VP]),
     "libbpf_set_print": (_VP, [PRINT_FN]),
 }
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from bindrift.sensors.ebpf.events import Event, decode
+from bindrift.sensors.ebpf.ring import RingReader
 
 OBJECT = Path(__file__).with_name("process.bpf.o")
 KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
@@ -35,15 +36,15 @@ class EbpfSensor:
     def __init__(self, path: Path = OBJECT, wake_every: int = WAKE_EVERY) -> None:
         if not KERNEL_BTF.exists():
             raise EbpfUnavailableError("the kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE cannot relocate")
-        from bindrift.sensors.ebpf.libbpf import SAMPLE_FN, Libbpf, LibbpfError
+        from bindrift.sensors.ebpf.libbpf import Libbpf, LibbpfError
 
         try:
             self.bpf = Libbpf()
         except OSError as exc:
             raise EbpfUnavailableError(f"libbpf.so.1 cannot be loaded ({exc})") from None
         self.links: list[int] = []
-        self.ring = 0
-        self.raw: list[bytes] = []
+        self.ring: RingReader | None = None
+        self.events_fd = -1
         self.malformed = 0
         self.obj = 0
         try:
@@ -62,29 +63,25 @@ class EbpfSensor:
             # only for skeletons: the object's own copy stays at its initial value).
             self.bss_fd = self.bpf.call("bpf_map__fd", self.bpf.pointer("bpf_object__find_map_by_name", self.obj,
                                                                          b".bss"))  # fmt: skip
-            self._callback = SAMPLE_FN(self._record)  # referenced for as long as the ring buffer lives
-            events = self.bpf.call("bpf_map__fd", self.bpf.pointer("bpf_object__find_map_by_name", self.obj, b"events"))
-            self.ring = self.bpf.pointer("ring_buffer__new", events, self._callback, None, None)
+            events = self.bpf.pointer("bpf_object__find_map_by_name", self.obj, b"events")
+            self.events_fd = self.bpf.call("bpf_map__fd", events)
+            self.ring = RingReader(self.events_fd, self.bpf.call("bpf_map__max_entries", events))
         except LibbpfError as exc:
             why = self.bpf.messages[-3:]
             self.close()
             hint = " (needs CAP_BPF and CAP_PERFMON, or root)" if exc.errno in (errno.EPERM, errno.EACCES) else ""
             raise EbpfUnavailableError(f"{exc.strerror}{hint}; libbpf: {' | '.join(why) or '-'}") from None
 
-    def _record(self, _ctx: int | None, data: int, size: int) -> int:
-        self.raw.append(ctypes.string_at(data, size))
-        return 0
-
     def fileno(self) -> int:
-        """A descriptor that turns readable when the kernel wakes readers (every WAKE_EVERY records)."""
-        return self.bpf.call("ring_buffer__epoll_fd", self.ring)
+        """The ring's map: it turns readable when the kernel wakes readers (every WAKE_EVERY records)."""
+        return self.events_fd
 
     def read(self) -> list[Event]:
         """Every record queued since the last read (bounded by the ring's size), decoded."""
-        self.bpf.call("ring_buffer__consume", self.ring)
-        raw, self.raw = self.raw, []
+        if self.ring is None:
+            return []
         events = []
-        for record in raw:
+        for record in self.ring.read():
             event = decode(record)
             if event is None:
                 self.malformed += 1
@@ -100,9 +97,9 @@ class EbpfSensor:
         return int(counters.dropped)
 
     def close(self) -> None:
-        if self.ring:
-            self.bpf.lib.ring_buffer__free(self.ring)
-            self.ring = 0
+        if self.ring is not None:
+            self.ring.close()
+            self.ring = None
         for link in self.links:
             self.bpf.lib.bpf_link__destroy(link)
         self.links = []

@@ -207,6 +207,11 @@ class ProcessTable:
         """The process's PID namespace as captured or read at its exec, else read now ('' when it is gone)."""
         return self.images.namespace(pid) or self._pidns.get(pid) or _pid_namespace(pid)
 
+    def ended(self, pid: int) -> bool:
+        """Whether the eBPF sensor saw the latest image of `pid` exit."""
+        record = self.images.current(pid)
+        return record is not None and record.ended_ns != 0
+
     def peek(self, pid: int) -> ProcessInfo | None:
         """The latest snapshot of `pid`, without lineage (cheap)."""
         record = self.images.current(pid)
