@@ -25,9 +25,6 @@ from bindrift.analysis.elf.constants import (
     PF_X,
     PT_INTERP,
     PT_LOAD,
-    SHF_ALLOC,
-    SHF_EXECINSTR,
-    SHT_NOBITS,
     SHT_STRTAB,
     osabi_name,
 )
@@ -250,15 +247,13 @@ def check_entry_section(ctx: CheckContext) -> Iterator[CheckResult]:
     elf = ctx.elf
     if not ctx.runnable_type or elf.entry == 0 or not elf.shdrs or _ppc64_elfv1(elf):
         return
-    exec_sections = [s for s in elf.shdrs if s.flags & SHF_EXECINSTR and s.flags & SHF_ALLOC and s.type != SHT_NOBITS]
-    if not exec_sections:
-        return
-    if not any(s.addr <= elf.entry < s.addr + s.size for s in exec_sections):
+    count, inside = elf.shdrs.code_sections(elf.entry, True)  # SHF_EXECINSTR | SHF_ALLOC, not NOBITS
+    if count and not inside:
         yield _finding(
             "entry_not_in_code_section", "B12", "medium", "Entry point outside every code section",
-            f"e_entry={_hex(elf.entry)} is in none of the {len(exec_sections)} SHF_EXECINSTR sections; the "
+            f"e_entry={_hex(elf.entry)} is in none of the {count} SHF_EXECINSTR sections; the "
             "section table does not describe the code that runs (fake or stale section headers).",
-            e_entry=elf.entry, code_sections=len(exec_sections),
+            e_entry=elf.entry, code_sections=count,
         )  # fmt: skip
 
 
@@ -331,9 +326,7 @@ def check_interp(ctx: CheckContext) -> Iterator[CheckResult]:
 def _interp_bytes_absent(elf: ElfImage) -> bool:
     """A separate debug-info file keeps PT_INTERP but its .interp section is SHT_NOBITS (no bytes)."""
     interp = next((ph for ph in elf.phdrs if ph.type == PT_INTERP), None)
-    return interp is not None and any(
-        s.type == SHT_NOBITS and s.addr <= interp.vaddr < s.addr + s.size for s in elf.shdrs
-    )
+    return interp is not None and elf.shdrs.nobits_cover(interp.vaddr)
 
 
 def check_etype(ctx: CheckContext) -> Iterator[CheckResult]:

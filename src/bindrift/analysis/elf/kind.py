@@ -21,8 +21,6 @@ from bindrift.analysis.elf.constants import (
     PF_X,
     PT_INTERP,
     PT_LOAD,
-    SHF_ALLOC,
-    SHF_EXECINSTR,
 )
 from bindrift.analysis.elf.reader import ElfImage, Phdr
 from bindrift.schema.severity import Severity, rank
@@ -135,8 +133,7 @@ def _boot_shaped(elf: ElfImage, loads: list[Phdr]) -> bool:
     first = loads[0]
     if first.flags & (PF_W | PF_X) != PF_W | PF_X or not first.vaddr <= elf.entry < first.vaddr + first.memsz:
         return False
-    code = [s for s in elf.shdrs if s.flags & SHF_EXECINSTR and s.flags & SHF_ALLOC]
-    return any(s.addr <= elf.entry < s.addr + s.size for s in code)
+    return elf.shdrs.code_sections(elf.entry, False)[1]  # an SHF_EXECINSTR | SHF_ALLOC section holds it
 
 
 def _section_names(elf: ElfImage) -> set[bytes]:

@@ -7,7 +7,6 @@ the file, entry outside code) have checks of their own.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from operator import itemgetter
 
 from bindrift.analysis.elf.check_base import CheckContext, finding, hexv
 from bindrift.analysis.elf.constants import ET_CORE, PT_DYNAMIC, PT_LOAD, PT_PHDR
@@ -15,7 +14,6 @@ from bindrift.analysis.elf.reader import ElfImage
 from bindrift.schema.triage import CheckResult
 
 SHT_DYNAMIC = 6
-_section_type = itemgetter(1)  # Shdr.type, read at C speed over the whole table
 
 
 def check_segment_table(ctx: CheckContext) -> Iterator[CheckResult]:
@@ -66,9 +64,9 @@ def _dynamic_mismatch(elf: ElfImage) -> Iterator[CheckResult]:
             f"{len(dynamics)} PT_DYNAMIC program headers; the loader uses the first, tools may read another.",
             count=len(dynamics),
         )  # fmt: skip
-    if not dynamics or not elf.shdrs or SHT_DYNAMIC in map(_section_type, elf.shdrs):
+    if not dynamics or not elf.shdrs or elf.shdrs.has_type(SHT_DYNAMIC):
         return
-    if any(s.addr == dynamics[0].vaddr and s.size for s in elf.shdrs):
+    if elf.shdrs.sized_at(dynamics[0].vaddr):
         return  # a separate debug file keeps .dynamic at its address, as SHT_NOBITS
     yield finding(
         "dynamic_without_section", "B14", "low", "Dynamic segment without a .dynamic section",
