@@ -514,6 +514,20 @@ static void layout(const uint8_t *h, int *bits, int *le, int *inferred) {
     *inferred = !(cb[best] == dbits && cl[best] == dle);
 }
 
+/* The section table normally ends the file: when its `count` rows lie past the head and at most TAIL_SLACK
+ * bytes follow them, one read brings the table and the tail the packer checks need (kept in `tail`). */
+static int read_tail(Image *e, uint64_t count, uint64_t entsize) {
+    uint64_t end = e->shoff + count * entsize; /* <= size: checked by the callers */
+    if (PyBytes_GET_SIZE(e->tail) || end <= (uint64_t)PyBytes_GET_SIZE(e->head) || e->size - end > TAIL_SLACK)
+        return 0;
+    PyObject *tail = call_read(e->src, e->shoff, e->size - e->shoff);
+    if (tail == NULL)
+        return -1;
+    Py_SETREF(e->tail, tail);
+    e->tail_offset = e->shoff;
+    return 0;
+}
+
 static int read_sections(Image *e) {
     if (e->shoff == 0) {
         e->shnum_eff = e->shnum;
@@ -522,7 +536,11 @@ static int read_sections(Image *e) {
     uint64_t entsize = shdr_size((int)e->bits);
     uint64_t shnum = e->shnum, shstrndx = e->shstrndx;
     if (e->shentsize == entsize && add_sat(e->shoff, entsize) <= e->size) {
-        PyObject *raw0 = read_table(e, e->shoff, entsize);
+        /* A table whose count is in the header is read with the tail first, and row 0 sliced from it. */
+        if (shnum && add_sat(e->shoff, shnum * entsize) <= e->size &&
+            read_tail(e, shnum < MAX_SECTIONS ? shnum : MAX_SECTIONS, entsize) < 0)
+            return -1;
+        PyObject *raw0 = image_read_u64(e, e->shoff, entsize);
         if (raw0 == NULL)
             return -1;
         if ((uint64_t)PyBytes_GET_SIZE(raw0) == entsize) {
@@ -546,15 +564,8 @@ static int read_sections(Image *e) {
     if (add_sat(e->shoff, mul_sat(shnum, entsize)) > e->size)
         return problem(e, "sht-beyond-eof");
     uint64_t count = shnum < MAX_SECTIONS ? shnum : MAX_SECTIONS;
-    uint64_t end = e->shoff + count * entsize; /* <= size: checked above */
-    if (end > (uint64_t)PyBytes_GET_SIZE(e->head) && e->size - end <= TAIL_SLACK) {
-        /* The section table normally ends the file: one read brings it and the tail the packer checks need. */
-        PyObject *tail = call_read(e->src, e->shoff, e->size - e->shoff);
-        if (tail == NULL)
-            return -1;
-        Py_SETREF(e->tail, tail);
-        e->tail_offset = e->shoff;
-    }
+    if (read_tail(e, count, entsize) < 0)
+        return -1;
     PyObject *data = image_read_u64(e, e->shoff, count * entsize);
     if (data == NULL)
         return -1;
