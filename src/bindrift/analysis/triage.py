@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import stat
 from functools import lru_cache
@@ -26,8 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from bindrift.analysis.provenance import PackageIndex
-
-log = logging.getLogger(__name__)
 
 Target = str | os.PathLike[str] | int | bytes | bytearray | memoryview
 
@@ -123,7 +120,9 @@ def triage_source(
     except OSError as exc:
         return TriageReport(path=path, size=src.size, is_elf=False, error=_describe(exc))
     except Exception as exc:  # a bug must not stop a scan; the report carries it
-        log.exception("triage failed on %r", path)
+        import logging  # imported on failure only: the scan's start-up does without it
+
+        logging.getLogger(__name__).exception("triage failed on %r", path)
         return TriageReport(path=path, size=src.size, is_elf=True, error=f"analysis failed: {exc!r}")
 
 
