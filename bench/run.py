@@ -2,6 +2,7 @@
 
     python bench/run.py            # full: every ELF under /usr/bin, /usr/sbin, /usr/lib; median of 3
     python bench/run.py --quick    # one repetition, 300 files for the in-process comparison
+    python bench/run.py --baseline /path/to/other/.venv/bin/bindrift   # also the header scans of another build
 
 Prints a markdown table of ratios and writes the raw figures to bench/results/scan.json.
 """
@@ -106,8 +107,12 @@ def measure(work: Path) -> None:
     """Every measurement, with the file lists kept in `work`."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one repetition and a 300-file in-process sample")
+    parser.add_argument("--baseline", metavar="BINDRIFT",
+                        help="another bindrift executable (e.g. the previous tree's) whose header-only scans are "
+                             "measured in the same run")  # fmt: skip
+    parser.add_argument("--reps", type=int, help="repetitions of each whole-process command (default 3, --quick 1)")
     args = parser.parse_args()
-    reps = 1 if args.quick else 3
+    reps = args.reps or (1 if args.quick else 3)
     files = elf_files()
     total_bytes = sum(os.path.getsize(p) for p in files)
     nul_list = work / "files.nul"
@@ -125,6 +130,12 @@ def measure(work: Path) -> None:
         "bindrift scan --no-hash --jobs 1": timed(f"{scan} --no-hash --jobs 1", reps),
         "bindrift scan --no-hash (default jobs)": timed(f"{scan} --no-hash", reps),
         "bindrift scan --no-hash --jobs 2": timed(f"{scan} --no-hash --jobs 2", reps),
+    }
+    if args.baseline:
+        before = f"{args.baseline} scan --format json --files-from {nul_list} --no-hash"
+        rows["baseline: bindrift scan --no-hash --jobs 1"] = timed(f"{before} --jobs 1", reps)
+        rows["baseline: bindrift scan --no-hash (default jobs)"] = timed(before, reps)
+    rows |= {
         "openssl dgst -sha256 (xargs)": timed(f"xargs -0 openssl dgst -sha256 < {nul_list}", reps),
         "bindrift scan --jobs 1 (with SHA-256)": timed(f"{scan} --jobs 1", reps),
         "bindrift scan (with SHA-256, default jobs)": timed(scan, reps),
@@ -134,7 +145,8 @@ def measure(work: Path) -> None:
     print("| command | seconds | files/s | MB/s | ratio vs peer |")
     print("| --- | ---: | ---: | ---: | ---: |")
     peers = {"bindrift scan --no": "readelf -h -l -S -W (xargs)", "bindrift scan --j": "openssl dgst -sha256 (xargs)",
-             "bindrift scan (": "openssl dgst -sha256 (xargs)"}  # fmt: skip
+             "bindrift scan (": "openssl dgst -sha256 (xargs)",
+             "baseline: bindrift scan --no": "readelf -h -l -S -W (xargs)"}  # fmt: skip
     for name, seconds in rows.items():
         peer = next((rows[p] for prefix, p in peers.items() if name.startswith(prefix)), None)
         ratio = f"{peer / seconds:.2f}×" if peer else "peer" if name in peers.values() else "—"
