@@ -347,6 +347,7 @@ static SectionTable *sections_new(PyObject *data, Py_ssize_t count, int wide, in
 typedef struct {
     PyObject_HEAD
     PyObject *src, *head, *phdrs, *shdrs, *problems, *tail;
+    PyObject *phdr_data; /* bytes: the program headers read, as written (NULL when none) */
     unsigned long long size, entry, phoff, shoff, tail_offset, phnum_eff, shnum_eff, shstrndx_eff;
     unsigned int bits, ei_class, ei_data, ei_version, osabi, abiversion, type, machine, version, flags;
     unsigned int ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
@@ -412,6 +413,7 @@ static void image_dealloc(PyObject *self) {
     Py_XDECREF(e->shdrs);
     Py_XDECREF(e->problems);
     Py_XDECREF(e->tail);
+    Py_XDECREF(e->phdr_data);
     Py_TYPE(self)->tp_free(self);
 }
 
@@ -430,7 +432,11 @@ static PyMemberDef image_members[] = {
 };
 #undef M
 
+static PyObject *image_segment_hits(PyObject *self, PyObject *unused);
+
 static PyMethodDef image_methods[] = {
+    {"segment_hits", image_segment_hits, METH_NOARGS,
+     "The program-header checks that fired: check id → the load / header indices and counts it names."},
     {"read", image_read, METH_VARARGS,
      "Up to `length` bytes at `offset`, sliced from the head or tail already read when they hold them."},
     {NULL, NULL, 0, NULL},
@@ -446,6 +452,200 @@ static PyTypeObject ImageType = {
     .tp_members = image_members,
     .tp_methods = image_methods,
 };
+
+/* ---------- Program header checks (conditions here, messages in header_checks.py / segment_checks.py) ---------- */
+
+#define PT_LOAD 1
+#define PT_DYNAMIC 2
+#define PT_PHDR 6
+#define PF_X 1
+#define PF_W 2
+#define PF_R 4
+#define ET_EXEC 2
+#define ET_DYN 3
+#define ET_CORE 4
+#define EM_PPC64 21
+
+typedef struct {
+    uint64_t type, flags, offset, vaddr, paddr, filesz, memsz, align;
+    Py_ssize_t index; /* in the program header table */
+} Phdr;
+
+static Py_ssize_t phdr_count(const Image *e) {
+    return e->phdr_data ? PyBytes_GET_SIZE(e->phdr_data) / (e->bits == 64 ? 56 : 32) : 0;
+}
+
+static void phdr_at(const Image *e, Py_ssize_t i, Phdr *p) {
+    const uint8_t *r = (const uint8_t *)PyBytes_AS_STRING(e->phdr_data);
+    int le = e->little;
+    p->index = i;
+    if (e->bits == 64) {
+        r += i * 56;
+        p->type = rd(r, 4, le); p->flags = rd(r + 4, 4, le); p->offset = rd(r + 8, 8, le);
+        p->vaddr = rd(r + 16, 8, le); p->paddr = rd(r + 24, 8, le); p->filesz = rd(r + 32, 8, le);
+        p->memsz = rd(r + 40, 8, le); p->align = rd(r + 48, 8, le);
+    } else {
+        r += i * 32;
+        p->type = rd(r, 4, le); p->offset = rd(r + 4, 4, le); p->vaddr = rd(r + 8, 4, le);
+        p->paddr = rd(r + 12, 4, le); p->filesz = rd(r + 16, 4, le); p->memsz = rd(r + 20, 4, le);
+        p->flags = rd(r + 24, 4, le); p->align = rd(r + 28, 4, le);
+    }
+}
+
+/* A 65-bit end (start + size): the carry and the low 64 bits, compared as Python integers compare. */
+typedef struct {
+    int carry;
+    uint64_t low;
+} End;
+
+static End end_of(uint64_t start, uint64_t size) {
+    End x;
+    x.carry = __builtin_add_overflow(start, size, &x.low);
+    return x;
+}
+
+static int end_le(End a, End b) { return a.carry != b.carry ? a.carry < b.carry : a.low <= b.low; }
+static int below_end(uint64_t x, End end) { return end.carry || x < end.low; }
+
+typedef struct {
+    uint64_t start;
+    End end;
+    Py_ssize_t load; /* index among the PT_LOADs */
+} Range;
+
+static int range_cmp(const void *pa, const void *pb) { /* as Python sorts (start, end, index) tuples */
+    const Range *a = pa, *b = pb;
+    if (a->start != b->start)
+        return a->start < b->start ? -1 : 1;
+    if (a->end.carry != b->end.carry)
+        return a->end.carry < b->end.carry ? -1 : 1;
+    if (a->end.low != b->end.low)
+        return a->end.low < b->end.low ? -1 : 1;
+    return a->load < b->load ? -1 : a->load > b->load;
+}
+
+static int put(PyObject *hits, const char *check, PyObject *values) {
+    if (values == NULL)
+        return -1;
+    int rc = PyDict_SetItemString(hits, check, values);
+    Py_DECREF(values);
+    return rc;
+}
+
+/* Every program-header check that fired, as check id → the indices and counts its message needs (load
+ * indices count PT_LOADs only, in table order; other indices are program header numbers). */
+static PyObject *image_segment_hits(PyObject *self, PyObject *unused) {
+    Image *e = (Image *)self;
+    Py_ssize_t n = phdr_count(e), nloads = 0;
+    PyObject *hits = PyDict_New();
+    if (hits == NULL || n == 0)
+        return hits;
+    Phdr *loads = PyMem_Malloc(sizeof(Phdr) * (size_t)n);
+    Range *ranges = PyMem_Malloc(sizeof(Range) * (size_t)n);
+    if (loads == NULL || ranges == NULL) {
+        PyMem_Free(loads);
+        PyMem_Free(ranges);
+        Py_DECREF(hits);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t dynamics = 0, first_dynamic = -1, first_phdr = -1, other_beyond = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Phdr p;
+        phdr_at(e, i, &p);
+        if (p.type == PT_LOAD)
+            loads[nloads++] = p;
+        else if (other_beyond < 0 && p.filesz && add_sat(p.offset, p.filesz) > e->size)
+            other_beyond = i;
+        if (p.type == PT_DYNAMIC && dynamics++ == 0)
+            first_dynamic = i;
+        if (p.type == PT_PHDR && first_phdr < 0)
+            first_phdr = i;
+    }
+    int core = e->type == ET_CORE, runnable = e->type == ET_EXEC || e->type == ET_DYN, err = 0;
+    if (!core) {
+        Py_ssize_t beyond = 0, first_beyond = -1, rwx = 0, first_rwx = -1, misaligned = -1, bigger = -1;
+        Py_ssize_t nranges = 0;
+        for (Py_ssize_t i = 0; i < nloads; i++) {
+            Phdr *p = &loads[i];
+            if (p->filesz && add_sat(p->offset, p->filesz) > e->size && beyond++ == 0)
+                first_beyond = i;
+            if ((p->flags & (PF_R | PF_W | PF_X)) == (PF_R | PF_W | PF_X) && rwx++ == 0)
+                first_rwx = i;
+            if (misaligned < 0 && p->align > 1 && (p->align & (p->align - 1)) == 0 &&
+                ((p->vaddr - p->offset) & (p->align - 1)))
+                misaligned = i;
+            if (bigger < 0 && p->filesz > p->memsz)
+                bigger = i;
+            if (p->memsz)
+                ranges[nranges++] = (Range){p->vaddr, end_of(p->vaddr, p->memsz), i};
+        }
+        if (beyond)
+            err |= put(hits, "load_beyond_eof", Py_BuildValue("(nn)", first_beyond, beyond));
+        if (rwx)
+            err |= put(hits, "rwx_segment", Py_BuildValue("(nn)", first_rwx, rwx));
+        if (misaligned >= 0)
+            err |= put(hits, "segment_misaligned", Py_BuildValue("(n)", misaligned));
+        qsort(ranges, (size_t)nranges, sizeof(Range), range_cmp);
+        for (Py_ssize_t k = 1; k < nranges; k++)
+            if (below_end(ranges[k].start, ranges[k - 1].end)) {
+                err |= put(hits, "segments_overlap", Py_BuildValue("(nn)", ranges[k - 1].load, ranges[k].load));
+                break;
+            }
+        if (bigger >= 0)
+            err |= put(hits, "segment_filesz_exceeds_memsz", Py_BuildValue("(n)", bigger));
+        if (other_beyond >= 0)
+            err |= put(hits, "segment_beyond_eof", Py_BuildValue("(n)", other_beyond));
+        if (first_phdr >= 0 && runnable && nloads) {
+            Phdr ph;
+            phdr_at(e, first_phdr, &ph);
+            int loaded = 0;
+            for (Py_ssize_t i = 0; i < nloads && !loaded; i++)
+                loaded = loads[i].vaddr <= ph.vaddr &&
+                         end_le(end_of(ph.vaddr, ph.filesz), end_of(loads[i].vaddr, loads[i].filesz));
+            if (!loaded)
+                err |= put(hits, "phdr_not_loaded", Py_BuildValue("(n)", first_phdr));
+        }
+        if (dynamics > 1)
+            err |= put(hits, "multiple_dynamic_segments", Py_BuildValue("(n)", dynamics));
+        if (dynamics && first_dynamic >= 0) {
+            SectionTable *t = (SectionTable *)e->shdrs;
+            Phdr dyn;
+            phdr_at(e, first_dynamic, &dyn);
+            int described = t->count == 0;
+            for (Py_ssize_t i = 0; i < t->count && !described; i++) {
+                Shdr sec;
+                shdr_at(t, i, &sec);
+                /* a separate debug file keeps .dynamic at its address, as SHT_NOBITS */
+                described = sec.type == SHT_DYNAMIC || (sec.addr == dyn.vaddr && sec.size);
+            }
+            if (!described)
+                err |= put(hits, "dynamic_without_section", Py_BuildValue("(n)", first_dynamic));
+        }
+    }
+    if (runnable && e->entry != 0 && nloads) {
+        Py_ssize_t covering = -1;
+        int executable = 0;
+        for (Py_ssize_t i = 0; i < nloads; i++)
+            if (loads[i].vaddr <= e->entry && below_end(e->entry, end_of(loads[i].vaddr, loads[i].memsz))) {
+                if (covering < 0)
+                    covering = i;
+                executable |= (loads[i].flags & PF_X) != 0;
+            }
+        /* PPC64 ELFv1: e_entry points at a function descriptor in .opd (data), not at code. */
+        int elfv1 = e->machine == EM_PPC64 && (e->flags & 3) != 2;
+        if (covering < 0)
+            err |= put(hits, "entry_outside_segments", PyTuple_New(0));
+        else if (!executable && !elfv1)
+            err |= put(hits, "entry_not_executable", Py_BuildValue("(n)", covering));
+    }
+    PyMem_Free(loads);
+    PyMem_Free(ranges);
+    if (err) {
+        Py_DECREF(hits);
+        return NULL;
+    }
+    return hits;
+}
 
 /* The file header fields after e_ident, in Elf64 order, read under a layout. */
 typedef struct {
@@ -632,7 +832,7 @@ static int read_segments(Image *e) {
         }
         PyList_SET_ITEM(rows, i, row);
     }
-    Py_DECREF(data);
+    Py_XSETREF(e->phdr_data, data);
     Py_SETREF(e->phdrs, rows);
     return 0;
 }
@@ -674,6 +874,7 @@ static PyObject *parse(PyObject *module, PyObject *args) {
     e->shdrs = (PyObject *)sections_new(NULL, 0, bits == 64, le);
     e->problems = PyList_New(0);
     e->tail = PyBytes_FromStringAndSize(NULL, 0);
+    e->phdr_data = NULL;
     e->size = size;
     e->bits = (unsigned)bits;
     e->little = (char)le;
