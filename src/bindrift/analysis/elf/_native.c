@@ -56,11 +56,28 @@ static const char *const check_names[6] = {
     "section_info_out_of_range", "section_unexpected_info", "section_bad_entsize",
 };
 
-static uint64_t rd(const uint8_t *p, int n, int little) {
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[little ? i : n - 1 - i] << (8 * i);
-    return v;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define HOST_LITTLE 0
+#else
+#define HOST_LITTLE 1
+#endif
+
+/* The n-byte (2, 4 or 8) unsigned field at p in the file's byte order. */
+static inline uint64_t rd(const uint8_t *p, int n, int little) {
+    int swap = little != HOST_LITTLE;
+    if (n == 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return swap ? __builtin_bswap64(v) : v;
+    }
+    if (n == 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return swap ? __builtin_bswap32(v) : v;
+    }
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return swap ? __builtin_bswap16(v) : v;
 }
 
 /* a + b, or UINT64_MAX when the sum does not fit (then it lies past any file). */
