@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,67 @@ def test_random_bytes_after_the_magic(tail: bytes) -> None:
     assert elf is not None
     assert elf.bits in (32, 64)
     assert parse_elf(BufferSource(b"\x7fELX" + tail)) is None
+
+
+def _expected_segment_hits(elf_type: int, entry: int, size: int, phdrs: list[tuple[int, ...]]) -> dict[str, tuple]:
+    """The program-header rules of docs/elf-checks.md (B10, B11, B13, B14) over Python integers, which do not
+    overflow: the oracle the compiled checks are held to. No section table (the file has none)."""
+    hits: dict[str, tuple] = {}
+    loads = [p for p in phdrs if p[0] == 1]
+    runnable = elf_type in (2, 3)
+    if elf_type != 4:
+        beyond = [i for i, p in enumerate(loads) if p[5] and p[2] + p[5] > size]
+        if beyond:
+            hits["load_beyond_eof"] = (beyond[0], len(beyond))
+        rwx = [i for i, p in enumerate(loads) if p[1] & 7 == 7]
+        if rwx:
+            hits["rwx_segment"] = (rwx[0], len(rwx))
+        misaligned = [i for i, p in enumerate(loads) if p[7] > 1 and p[7] & (p[7] - 1) == 0 and (p[3] - p[2]) % p[7]]
+        if misaligned:
+            hits["segment_misaligned"] = (misaligned[0],)
+        ranges = sorted((p[3], p[3] + p[6], i) for i, p in enumerate(loads) if p[6])
+        overlaps = [(a[2], b[2]) for a, b in pairwise(ranges) if b[0] < a[1]]
+        if overlaps:
+            hits["segments_overlap"] = overlaps[0]
+        bigger = [i for i, p in enumerate(loads) if p[5] > p[6]]
+        if bigger:
+            hits["segment_filesz_exceeds_memsz"] = (bigger[0],)
+        others = [i for i, p in enumerate(phdrs) if p[0] != 1 and p[5] and p[2] + p[5] > size]
+        if others:
+            hits["segment_beyond_eof"] = (others[0],)
+        pt_phdr = [i for i, p in enumerate(phdrs) if p[0] == 6]
+        if pt_phdr and runnable and loads:
+            ph = phdrs[pt_phdr[0]]
+            if not any(ld[3] <= ph[3] and ph[3] + ph[5] <= ld[3] + ld[5] for ld in loads):
+                hits["phdr_not_loaded"] = (pt_phdr[0],)
+        dynamics = [i for i, p in enumerate(phdrs) if p[0] == 2]
+        if len(dynamics) > 1:
+            hits["multiple_dynamic_segments"] = (len(dynamics),)
+    if runnable and entry and loads:
+        covering = [i for i, p in enumerate(loads) if p[3] <= entry < p[3] + p[6]]
+        if not covering:
+            hits["entry_outside_segments"] = ()
+        elif not any(loads[i][1] & 1 for i in covering):
+            hits["entry_not_executable"] = (covering[0],)
+    return hits
+
+
+VALUES = st.sampled_from([0, 1, 0x1000, 0x400000, 2**32 - 1, 2**63, U64 - 0xFFF, U64]) | st.integers(0, U64)
+PHDRS = st.lists(
+    st.tuples(st.sampled_from([1, 1, 1, 2, 3, 6, 0x6474E551]), st.integers(0, 7), VALUES, VALUES, VALUES, VALUES,
+              VALUES, st.sampled_from([0, 1, 2, 0x1000, 0x200000, 3, 2**63])),
+    min_size=1, max_size=8,
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(PHDRS, st.sampled_from([2, 3, 4, 1]), VALUES)
+def test_segment_checks_follow_integer_arithmetic(phdrs: list[tuple[int, ...]], elf_type: int, entry: int) -> None:
+    """Sums past 2^64 (p_vaddr + p_memsz, p_offset + p_filesz) count as past every address and the end of the
+    file, as they would with unbounded integers; nothing wraps around."""
+    table = b"".join(struct.pack("<IIQQQQQQ", *p) for p in phdrs)
+    data = bytearray(TRUE[:64]) + table
+    struct.pack_into("<HHIQQQIHHHHHH", data, 16, elf_type, 62, 1, entry, 64, 0, 0, 64, 56, len(phdrs), 64, 0, 0)
+    elf = parse_elf(BufferSource(bytes(data)))
+    assert elf is not None and [tuple(p) for p in elf.phdrs] == phdrs
+    assert elf.segment_hits() == _expected_segment_hits(elf_type, entry, len(data), phdrs)
