@@ -363,7 +363,7 @@ static SectionTable *sections_new(PyObject *data, Py_ssize_t count, int wide, in
 
 typedef struct {
     PyObject_HEAD
-    PyObject *src, *head, *phdrs, *shdrs, *problems, *tail;
+    PyObject *src, *head, *phdrs, *loads, *shdrs, *problems, *tail;
     PyObject *phdr_data; /* bytes: the program headers read, as written (NULL when none) */
     unsigned long long size, entry, phoff, shoff, tail_offset, phnum_eff, shnum_eff, shstrndx_eff;
     unsigned int bits, ei_class, ei_data, ei_version, osabi, abiversion, type, machine, version, flags;
@@ -427,6 +427,7 @@ static void image_dealloc(PyObject *self) {
     Py_XDECREF(e->src);
     Py_XDECREF(e->head);
     Py_XDECREF(e->phdrs);
+    Py_XDECREF(e->loads);
     Py_XDECREF(e->shdrs);
     Py_XDECREF(e->problems);
     Py_XDECREF(e->tail);
@@ -436,7 +437,7 @@ static void image_dealloc(PyObject *self) {
 
 #define M(name, kind) {#name, kind, offsetof(Image, name), READONLY, NULL}
 static PyMemberDef image_members[] = {
-    M(src, T_OBJECT_EX), M(head, T_OBJECT_EX), M(phdrs, T_OBJECT_EX), M(shdrs, T_OBJECT_EX),
+    M(src, T_OBJECT_EX), M(head, T_OBJECT_EX), M(phdrs, T_OBJECT_EX), M(loads, T_OBJECT_EX), M(shdrs, T_OBJECT_EX),
     M(problems, T_OBJECT_EX), M(tail, T_OBJECT_EX),
     M(size, T_ULONGLONG), M(entry, T_ULONGLONG), M(phoff, T_ULONGLONG), M(shoff, T_ULONGLONG),
     M(tail_offset, T_ULONGLONG), M(phnum_eff, T_ULONGLONG), M(shnum_eff, T_ULONGLONG),
@@ -848,6 +849,11 @@ static int read_segments(Image *e) {
             return -1;
         }
         PyList_SET_ITEM(rows, i, row);
+        if (v[0] == PT_LOAD && PyList_Append(e->loads, row) < 0) {
+            Py_DECREF(rows);
+            Py_DECREF(data);
+            return -1;
+        }
     }
     Py_XSETREF(e->phdr_data, data);
     Py_SETREF(e->phdrs, rows);
@@ -888,6 +894,7 @@ static PyObject *parse(PyObject *module, PyObject *args) {
     Py_INCREF(head);
     e->head = head;
     e->phdrs = PyList_New(0);
+    e->loads = PyList_New(0);
     e->shdrs = (PyObject *)sections_new(NULL, 0, bits == 64, le);
     e->problems = PyList_New(0);
     e->tail = PyBytes_FromStringAndSize(NULL, 0);
@@ -903,7 +910,7 @@ static PyObject *parse(PyObject *module, PyObject *args) {
     e->ehsize = (unsigned)f.ehsize, e->phentsize = (unsigned)f.phentsize, e->phnum = (unsigned)f.phnum;
     e->shentsize = (unsigned)f.shentsize, e->shnum = (unsigned)f.shnum, e->shstrndx = (unsigned)f.shstrndx;
     e->tail_offset = 0, e->phnum_eff = 0, e->shnum_eff = 0, e->shstrndx_eff = 0;
-    if (!e->phdrs || !e->shdrs || !e->problems || !e->tail ||
+    if (!e->phdrs || !e->loads || !e->shdrs || !e->problems || !e->tail ||
         (head_len < (bits == 64 ? 64 : 52) && problem(e, "header-truncated") < 0) || read_sections(e) < 0 ||
         read_segments(e) < 0) {
         Py_DECREF(e);

@@ -48,6 +48,8 @@ class ElfImage:
     shnum: int
     shstrndx: int
     phdrs: list[Phdr]
+    # The PT_LOAD program headers (the same tuples as in `phdrs`), in table order.
+    loads: list[Phdr]
     shdrs: SectionTable
     # Effective counts after the extended-numbering escapes (e_phnum = PN_XNUM, e_shnum = 0).
     phnum_eff: int

@@ -20,7 +20,6 @@ from bindrift.analysis.elf.constants import (
     ET_EXEC,
     ET_REL,
     PT_INTERP,
-    PT_LOAD,
     SHT_STRTAB,
     osabi_name,
 )
@@ -359,6 +358,5 @@ CHECKS: tuple[Callable[[CheckContext], Iterator[CheckResult]], ...] = (
 
 def header_checks(elf: ElfImage, interpreters: list[str], executable_bit: bool | None = None) -> list[CheckResult]:
     """Every header anomaly of `elf`."""
-    loads = [ph for ph in elf.phdrs if ph.type == PT_LOAD]
-    ctx = CheckContext(elf, interpreters, executable_bit, loads, elf.segment_hits())
+    ctx = CheckContext(elf, interpreters, executable_bit, elf.loads, elf.segment_hits())
     return [result for check in CHECKS for result in check(ctx)]

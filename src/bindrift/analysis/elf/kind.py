@@ -20,7 +20,6 @@ from bindrift.analysis.elf.constants import (
     PF_W,
     PF_X,
     PT_INTERP,
-    PT_LOAD,
 )
 from bindrift.analysis.elf.reader import ElfImage, Phdr
 from bindrift.schema.severity import Severity, rank
@@ -57,7 +56,7 @@ ARCH_CHECKS = frozenset({"foreign_arch", "compat_only", "x32_abi_disabled"})
 
 def classify(elf: ElfImage) -> Kind:
     """The kind of `elf` (program headers, and the section names of relocatable or kernel-shaped files)."""
-    loads = [ph for ph in elf.phdrs if ph.type == PT_LOAD]
+    loads = elf.loads
     if elf.type == ET_REL:
         names = _section_names(elf)
         if any(name in names for name in MODULE_SECTIONS):
