@@ -10,7 +10,8 @@ if [ "${1:-}" = "--dev" ]; then
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check --require-hashes --only-binary :all: -r "$lock"
-# The project itself: no dependencies of its own to fetch, built with the locked setuptools and wheel.
+# The project itself: no dependencies of its own to fetch, built with the locked setuptools and wheel; its
+# compiled ELF reader (src/bindrift/analysis/elf/_native.c) needs gcc and the Python headers (python3-dev).
 .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 # An editable install leaves the sources uncompiled; with PYTHONDONTWRITEBYTECODE set (as on CI and
 # many hosts) every run would recompile them: ~20 ms of start-up per command, measured.

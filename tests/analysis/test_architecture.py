@@ -16,6 +16,7 @@ from bindrift.analysis.arch import BINFMT_DIR, HostProfile
 from bindrift.analysis.triage import triage
 
 X86 = HostProfile.parse("x86_64")
+BINFMT = Path(BINFMT_DIR)
 
 # (package folder, path inside it) → (arch, bits, endian, type, linking, interpreter)
 CASES = {
@@ -100,18 +101,18 @@ def _escape(data: bytes) -> str:
 def _binfmt_handler(name: str, magic: bytes, mask: bytes) -> Iterator[None]:
     """Register a binfmt_misc handler for the test only (mounting binfmt_misc if needed), then remove it."""
     mounted_here = False
-    if not (BINFMT_DIR / "register").exists():
-        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], check=True)
+    if not (BINFMT / "register").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], check=True)
         mounted_here = True
     try:
-        (BINFMT_DIR / "register").write_text(f":{name}:M:0:{_escape(magic)}:{_escape(mask)}:/bin/false:")
+        (BINFMT / "register").write_text(f":{name}:M:0:{_escape(magic)}:{_escape(mask)}:/bin/false:")
         try:
             yield
         finally:
-            (BINFMT_DIR / name).write_text("-1")
+            (BINFMT / name).write_text("-1")
     finally:
         if mounted_here:
-            subprocess.run(["umount", str(BINFMT_DIR)], check=False)
+            subprocess.run(["umount", str(BINFMT)], check=False)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="registering a binfmt_misc handler needs root")

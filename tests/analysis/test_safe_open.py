@@ -46,3 +46,25 @@ def test_container_symlink_cannot_escape_its_root(tmp_path: Path) -> None:
                 os.close(fd)
     finally:
         os.close(root_fd)
+
+
+def test_compiled_openat2_reports_errors_like_os_open(tmp_path: Path) -> None:
+    """The compiled call gives the kernel's errno and the path, opens read-only with the flags given, and
+    refuses a path with a NUL byte as os.open does."""
+    from bindrift.analysis._openat2 import openat2
+    from bindrift.analysis.safe_open import AT_FDCWD, READ_FLAGS, RESOLVE_NO_SYMLINKS
+
+    with pytest.raises(FileNotFoundError) as raised:
+        openat2(AT_FDCWD, str(tmp_path / "missing"), READ_FLAGS, RESOLVE_NO_SYMLINKS)
+    assert raised.value.filename == str(tmp_path / "missing")
+    (tmp_path / "file").write_bytes(b"data")
+    fd = openat2(AT_FDCWD, str(tmp_path / "file"), READ_FLAGS, RESOLVE_NO_SYMLINKS)
+    try:
+        assert os.read(fd, 8) == b"data"
+        with pytest.raises(OSError):
+            os.write(fd, b"x")  # read-only
+        assert os.get_inheritable(fd) is False  # O_CLOEXEC kept
+    finally:
+        os.close(fd)
+    with pytest.raises(ValueError):
+        openat2(AT_FDCWD, "bad\0path", READ_FLAGS, RESOLVE_NO_SYMLINKS)

@@ -53,6 +53,12 @@ def test_the_app_is_installed_from_the_repository_with_pip(parser: DockerfilePar
     assert len(runs) == 1
     steps = [shlex.split(step.replace("${PIP_CERT:+--cert \"$PIP_CERT\"}", "").replace(
         "${PIP_INDEX_URL:+--index-url \"$PIP_INDEX_URL\"}", "")) for step in runs[0].split("&&")]  # fmt: skip
+    # A compiler and the Python headers first: pip builds the compiled ELF reader with the package.
+    assert steps[:2] == [
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "gcc", "libc6-dev", "python3-dev"],
+    ]
+    steps = steps[2:]
     assert steps[0] == ["python3", "-m", "venv", "/opt/bindrift"]
     assert steps[1] == ["/opt/bindrift/bin/pip", "install", "--quiet", "--require-hashes", "--only-binary", ":all:",
                         "-r", "requirements.lock"]  # fmt: skip

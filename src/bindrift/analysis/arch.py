@@ -7,9 +7,7 @@ part (docs/elf-checks.md §3).
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bindrift.analysis.elf.constants import (
     EF_ARM_EABIMASK,
@@ -59,7 +57,7 @@ ALIASES = {
 # Compat modes assumed on by default for `--host-arch ARCH` (detection probes the real kernel).
 DEFAULT_COMPAT = {"x86_64": ("i386",), "ppc64": ("ppc",), "s390x": ("s390",)}
 
-BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
 MAX_BINFMT_ENTRIES = 256
 
 
@@ -103,7 +101,7 @@ class HostProfile:
     @classmethod
     def detect(cls) -> HostProfile:
         """This machine: native flavour from `uname -m`, compat modes probed, binfmt_misc handlers read."""
-        native = normalise_arch(platform.machine())
+        native = normalise_arch(os.uname().machine)
         return cls(native=native, compat=_detect_compat(native), emulators=_read_binfmt())
 
     def runs(self, machine: int, bits: int, little: bool, flags: int) -> str | None:
@@ -141,11 +139,17 @@ def normalise_arch(name: str) -> str:
     return key
 
 
+def _read_text(path: str) -> str:
+    """A small kernel or /boot file as text (os paths, not pathlib: the scan's start-up imports neither
+    pathlib nor platform)."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.read()
+
+
 def _kernel_config() -> dict[str, str]:
     """CONFIG_* options of the running kernel from /boot (empty when not installed)."""
-    path = Path("/boot") / f"config-{platform.release()}"
     try:
-        text = path.read_text(errors="replace")
+        text = _read_text(f"/boot/config-{os.uname().release}")
     except OSError:
         return {}
     pairs = (line.split("=", 1) for line in text.splitlines() if line.startswith("CONFIG_"))
@@ -154,7 +158,7 @@ def _kernel_config() -> dict[str, str]:
 
 def _cmdline() -> list[str]:
     try:
-        return Path("/proc/cmdline").read_text(errors="replace").split()
+        return _read_text("/proc/cmdline").split()
     except OSError:
         return []
 
@@ -211,7 +215,7 @@ def _read_binfmt() -> tuple[BinfmtHandler, ...]:
 
 def _parse_binfmt_entry(name: str) -> BinfmtHandler | None:
     try:
-        text = (BINFMT_DIR / name).read_text(errors="replace")[:8192]
+        text = _read_text(os.path.join(BINFMT_DIR, name))[:8192]
     except OSError:
         return None
     lines = text.splitlines()

@@ -8,16 +8,12 @@ symlinks cannot leave it. Kernels older than 5.6 fall back to `O_NOFOLLOW`.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
-import struct
-from collections.abc import Callable
-from functools import lru_cache
-from typing import cast
 
-SYS_OPENAT2 = 437  # the same number on every Linux architecture (unified syscall table, 5.6+)
+from bindrift.analysis._openat2 import openat2
+
 AT_FDCWD = -100
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -27,29 +23,14 @@ RESOLVE_IN_ROOT = 0x10
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 
-@lru_cache(maxsize=1)
-def _syscall() -> Callable[..., int] | None:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).syscall
-    except (OSError, AttributeError):
-        return None
-    fn.restype = ctypes.c_long
-    return cast("Callable[..., int]", fn)
-
-
 def _openat2(dirfd: int, path: str, flags: int, resolve: int) -> int | None:
     """The new fd, or None when openat2 is unavailable (ENOSYS); OSError on any other failure."""
-    fn = _syscall()
-    if fn is None:
-        return None
-    how = ctypes.create_string_buffer(struct.pack("QQQ", flags, 0, resolve), 24)
-    fd = int(fn(ctypes.c_long(SYS_OPENAT2), ctypes.c_int(dirfd), os.fsencode(path), how, ctypes.c_size_t(24)))
-    if fd >= 0:
-        return fd
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EPERM):
-        return None  # old kernel, or a seccomp filter refusing unknown syscalls: fall back
-    raise OSError(err, os.strerror(err), path)
+    try:
+        return openat2(dirfd, path, flags, resolve)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EPERM):
+            return None  # old kernel, or a seccomp filter refusing unknown syscalls: fall back
+        raise
 
 
 def open_nofollow(path: str | os.PathLike[str]) -> int:

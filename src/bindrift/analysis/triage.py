@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
 import stat
 from functools import lru_cache
@@ -15,7 +13,6 @@ from bindrift.analysis.elf.header_checks import header_checks
 from bindrift.analysis.elf.identity import identify
 from bindrift.analysis.elf.kind import cap, classify
 from bindrift.analysis.elf.reader import parse_elf
-from bindrift.analysis.hashing import digests_fd
 from bindrift.analysis.packing import packing_checks
 from bindrift.analysis.safe_open import READ_FLAGS
 from bindrift.analysis.source import BufferSource, ByteSource, FdSource
@@ -26,8 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from bindrift.analysis.provenance import PackageIndex
-
-log = logging.getLogger(__name__)
 
 Target = str | os.PathLike[str] | int | bytes | bytearray | memoryview
 
@@ -58,7 +53,11 @@ def triage(
     """
     if isinstance(target, bytes | bytearray | memoryview):
         data = bytes(target)
-        sha = hashlib.sha256(data).hexdigest() if compute_hash and data[:4] == b"\x7fELF" else None
+        sha = None
+        if compute_hash and data[:4] == b"\x7fELF":
+            import hashlib  # hashing's modules load only when a digest is asked for (header scans skip them)
+
+            sha = hashlib.sha256(data).hexdigest()
         return triage_source(BufferSource(data), path=label or "<bytes>", host=host, sha256=sha)
     if isinstance(target, int):
         return _triage_fd(target, label or f"fd:{target}", host, compute_hash, packages)
@@ -93,6 +92,7 @@ def _triage_fd(
         unchanged = record is not None and record.unchanged_since_install(st.st_ctime_ns)
         digest = None
         if compute_hash and report.is_elf and report.error is None:
+            from bindrift.analysis.hashing import digests_fd
             from bindrift.analysis.provenance import MAX_DIGESTED
 
             verify = record is not None and not unchanged and st.st_size <= MAX_DIGESTED
@@ -123,7 +123,9 @@ def triage_source(
     except OSError as exc:
         return TriageReport(path=path, size=src.size, is_elf=False, error=_describe(exc))
     except Exception as exc:  # a bug must not stop a scan; the report carries it
-        log.exception("triage failed on %r", path)
+        import logging  # imported on failure only: the scan's start-up does without it
+
+        logging.getLogger(__name__).exception("triage failed on %r", path)
         return TriageReport(path=path, size=src.size, is_elf=True, error=f"analysis failed: {exc!r}")
 
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from bindrift.analysis.arch import HostProfile
-from bindrift.analysis.provenance import host_index
 from bindrift.analysis.safe_open import open_nofollow
 from bindrift.analysis.triage import triage
 from bindrift.scan.options import ScanOptions
@@ -25,6 +24,8 @@ from bindrift.sensors.targets import DiskFile, ScanError
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+
+    from bindrift.analysis.provenance import PackageIndex
 
 BATCH = 64
 # Worker processes start only when the walk has more than this many batches queued.
@@ -59,7 +60,7 @@ def disk_results(
     batches = chain(first, batches)
     if options.jobs > 1 and len(first) > PARALLEL_AFTER_BATCHES:
         if options.compute_hash:
-            host_index()  # loaded once, before the workers fork
+            _host_packages()  # loaded once, before the workers fork
         return _parallel(batches, options, encoded)
     return (b if isinstance(b, ScanError) else triage_batch(b, options.host, options.compute_hash) for b in batches)
 
@@ -78,6 +79,14 @@ def _batches(found: Iterator[DiskFile | ScanError]) -> Iterator[list[str] | Scan
         yield batch
 
 
+def _host_packages() -> PackageIndex | None:
+    """The host's package records; the module is imported only when a file needs them (hashing on, or a
+    finding to cap), so a header scan of files with nothing to report never pays for it."""
+    from bindrift.analysis.provenance import host_index
+
+    return host_index()
+
+
 def triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> BatchResult:
     """Triage files found by the walk: opened with no symlink in any path component."""
     reports: list[TriageReport] = []
@@ -89,7 +98,7 @@ def triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> Bat
             reports.append(TriageReport(path=path, size=0, is_elf=False, error=exc.strerror or str(exc)))
             continue
         try:
-            report = triage(fd, host=host, compute_hash=compute_hash, label=path, packages=host_index)
+            report = triage(fd, host=host, compute_hash=compute_hash, label=path, packages=_host_packages)
         finally:
             os.close(fd)
         if report.is_elf or report.error:

@@ -21,6 +21,9 @@ class CheckContext:
     executable_bit: bool | None
     # The PT_LOAD program headers, in table order.
     loads: list[Phdr]
+    # The program-header checks that fired (`ElfImage.segment_hits`, compiled): check id → the PT_LOAD
+    # indices (into `loads`), program header numbers and counts their messages name.
+    hits: dict[str, tuple[int, ...]]
 
     @property
     def runnable_type(self) -> bool:

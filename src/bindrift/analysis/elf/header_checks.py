@@ -7,7 +7,6 @@ ignores most of these fields (§2), which is why anti-analysis tricks live there
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from itertools import pairwise
 
 from bindrift.analysis.elf.check_base import MAX_LISTED, CheckContext
 from bindrift.analysis.elf.check_base import finding as _finding
@@ -20,14 +19,7 @@ from bindrift.analysis.elf.constants import (
     ET_DYN,
     ET_EXEC,
     ET_REL,
-    PF_R,
-    PF_W,
-    PF_X,
     PT_INTERP,
-    PT_LOAD,
-    SHF_ALLOC,
-    SHF_EXECINSTR,
-    SHT_NOBITS,
     SHT_STRTAB,
     osabi_name,
 )
@@ -200,20 +192,16 @@ def check_no_sht(ctx: CheckContext) -> Iterator[CheckResult]:
 
 
 def check_load_beyond_eof(ctx: CheckContext) -> Iterator[CheckResult]:
-    """B10: a PT_LOAD segment's file bytes extend past the end of the file."""
-    elf = ctx.elf
-    if elf.type == ET_CORE:
-        return
-    bad = [
-        (i, ph.offset, ph.filesz) for i, ph in enumerate(ctx.loads) if ph.filesz and ph.offset + ph.filesz > elf.size
-    ]
-    if bad:
-        i, off, size = bad[0]
+    """B10: a PT_LOAD segment's file bytes extend past the end of the file (not in core dumps)."""
+    hit = ctx.hits.get("load_beyond_eof")
+    if hit is not None:
+        elf, (i, count) = ctx.elf, hit
+        off, size = ctx.loads[i].offset, ctx.loads[i].filesz
         yield _finding(
             "load_beyond_eof", "B10", "medium", "Loaded segment extends past end of file",
             f"PT_LOAD #{i} has p_offset={_hex(off)} + p_filesz={_hex(size)} = {_hex(off + size)}, beyond the file "
-            f"size {_hex(elf.size)} ({len(bad)} such segment(s)); the file is truncated or its segments lie.",
-            p_offset=off, p_filesz=size, size=elf.size, count=len(bad),
+            f"size {_hex(elf.size)} ({count} such segment(s)); the file is truncated or its segments lie.",
+            p_offset=off, p_filesz=size, size=elf.size, count=count,
         )  # fmt: skip
 
 
@@ -223,25 +211,22 @@ def _ppc64_elfv1(elf: ElfImage) -> bool:
 
 
 def check_entry(ctx: CheckContext) -> Iterator[CheckResult]:
-    """B11: entry point outside every executable segment."""
+    """B11: entry point (of an executable or shared object, when set) outside every loaded segment, or in
+    none with PF_X (a PPC64 ELFv1 entry is a function descriptor in data: not checked for PF_X)."""
     elf = ctx.elf
-    if not ctx.runnable_type or elf.entry == 0 or not elf.phdrs:
-        return
-    if not ctx.loads:
-        return
-    covering = [(ph.flags, ph.vaddr) for ph in ctx.loads if ph.vaddr <= elf.entry < ph.vaddr + ph.memsz]
-    if not covering:
+    if "entry_outside_segments" in ctx.hits:
         yield _finding(
             "entry_outside_segments", "B11", "high", "Entry point outside every loaded segment",
             f"e_entry={_hex(elf.entry)} is not inside any PT_LOAD segment; the header lies about where "
             "execution starts.",
             e_entry=elf.entry,
         )  # fmt: skip
-    elif not any(flags & PF_X for flags, _v in covering) and not _ppc64_elfv1(elf):
+    elif (hit := ctx.hits.get("entry_not_executable")) is not None:
+        flags = ctx.loads[hit[0]].flags
         yield _finding(
             "entry_not_executable", "B11", "medium", "Entry point in a non-executable segment",
-            f"e_entry={_hex(elf.entry)} lies in a PT_LOAD without PF_X (flags {covering[0][0]:#x}).",
-            e_entry=elf.entry, p_flags=covering[0][0],
+            f"e_entry={_hex(elf.entry)} lies in a PT_LOAD without PF_X (flags {flags:#x}).",
+            e_entry=elf.entry, p_flags=flags,
         )  # fmt: skip
 
 
@@ -250,60 +235,50 @@ def check_entry_section(ctx: CheckContext) -> Iterator[CheckResult]:
     elf = ctx.elf
     if not ctx.runnable_type or elf.entry == 0 or not elf.shdrs or _ppc64_elfv1(elf):
         return
-    exec_sections = [s for s in elf.shdrs if s.flags & SHF_EXECINSTR and s.flags & SHF_ALLOC and s.type != SHT_NOBITS]
-    if not exec_sections:
-        return
-    if not any(s.addr <= elf.entry < s.addr + s.size for s in exec_sections):
+    count, inside = elf.shdrs.code_sections(elf.entry, True)  # SHF_EXECINSTR | SHF_ALLOC, not NOBITS
+    if count and not inside:
         yield _finding(
             "entry_not_in_code_section", "B12", "medium", "Entry point outside every code section",
-            f"e_entry={_hex(elf.entry)} is in none of the {len(exec_sections)} SHF_EXECINSTR sections; the "
+            f"e_entry={_hex(elf.entry)} is in none of the {count} SHF_EXECINSTR sections; the "
             "section table does not describe the code that runs (fake or stale section headers).",
-            e_entry=elf.entry, code_sections=len(exec_sections),
+            e_entry=elf.entry, code_sections=count,
         )  # fmt: skip
 
 
 def check_rwx(ctx: CheckContext) -> Iterator[CheckResult]:
-    """B13: a loaded segment both writable and executable."""
-    elf = ctx.elf
-    if elf.type == ET_CORE:
+    """B13: a loaded segment both writable and executable (not in core dumps)."""
+    hit = ctx.hits.get("rwx_segment")
+    if hit is None:
         return
-    loads = ctx.loads
-    rwx = [i for i, ph in enumerate(loads) if ph.flags & (PF_R | PF_W | PF_X) == PF_R | PF_W | PF_X]
-    if not rwx:
-        return
-    single = len(loads) == 1
+    (first, count), loads = hit, len(ctx.loads)
+    single = loads == 1
     yield _finding(
         "rwx_segment", "B13", "high" if single else "medium", "Writable and executable segment",
         ("the only PT_LOAD is mapped read-write-execute, so the code can rewrite itself (packers, shellcode "
-         "loaders)" if single else f"PT_LOAD #{rwx[0]} (of {len(loads)}) is mapped read-write-execute"),
-        rwx_segments=len(rwx), load_segments=len(loads),
+         "loaders)" if single else f"PT_LOAD #{first} (of {loads}) is mapped read-write-execute"),
+        rwx_segments=count, load_segments=loads,
     )  # fmt: skip
 
 
 def check_load_layout(ctx: CheckContext) -> Iterator[CheckResult]:
-    """B14: overlapping PT_LOAD ranges or misaligned segments."""
-    elf = ctx.elf
-    if elf.type == ET_CORE:
-        return
-    loads = ctx.loads
-    for i, ph in enumerate(loads):
-        off, vaddr, align = ph.offset, ph.vaddr, ph.align
-        if align > 1 and align & (align - 1) == 0 and (vaddr - off) % align:
-            yield _finding(
-                "segment_misaligned", "B14", "low", "Misaligned loaded segment",
-                f"PT_LOAD #{i}: p_vaddr={_hex(vaddr)} and p_offset={_hex(off)} differ modulo p_align={_hex(align)}.",
-                p_vaddr=vaddr, p_offset=off, p_align=align,
-            )  # fmt: skip
-            break
-    ranges = sorted((ph.vaddr, ph.vaddr + ph.memsz, i) for i, ph in enumerate(loads) if ph.memsz)
-    for (start_a, end_a, ia), (start_b, _end_b, ib) in pairwise(ranges):
-        if start_b < end_a:
-            yield _finding(
-                "segments_overlap", "B14", "low", "Loaded segments overlap",
-                f"PT_LOAD #{ia} [{_hex(start_a)}, {_hex(end_a)}) overlaps PT_LOAD #{ib} starting at {_hex(start_b)}.",
-                first=ia, second=ib,
-            )  # fmt: skip
-            break
+    """B14: the first PT_LOAD whose p_vaddr and p_offset differ modulo its (power-of-two) p_align; the first
+    two PT_LOAD memory ranges that overlap, in address order (not in core dumps)."""
+    if (hit := ctx.hits.get("segment_misaligned")) is not None:
+        i = hit[0]
+        off, vaddr, align = ctx.loads[i].offset, ctx.loads[i].vaddr, ctx.loads[i].align
+        yield _finding(
+            "segment_misaligned", "B14", "low", "Misaligned loaded segment",
+            f"PT_LOAD #{i}: p_vaddr={_hex(vaddr)} and p_offset={_hex(off)} differ modulo p_align={_hex(align)}.",
+            p_vaddr=vaddr, p_offset=off, p_align=align,
+        )  # fmt: skip
+    if (hit := ctx.hits.get("segments_overlap")) is not None:
+        ia, ib = hit
+        start_a, end_a, start_b = ctx.loads[ia].vaddr, ctx.loads[ia].vaddr + ctx.loads[ia].memsz, ctx.loads[ib].vaddr
+        yield _finding(
+            "segments_overlap", "B14", "low", "Loaded segments overlap",
+            f"PT_LOAD #{ia} [{_hex(start_a)}, {_hex(end_a)}) overlaps PT_LOAD #{ib} starting at {_hex(start_b)}.",
+            first=ia, second=ib,
+        )  # fmt: skip
 
 
 def check_interp(ctx: CheckContext) -> Iterator[CheckResult]:
@@ -331,9 +306,7 @@ def check_interp(ctx: CheckContext) -> Iterator[CheckResult]:
 def _interp_bytes_absent(elf: ElfImage) -> bool:
     """A separate debug-info file keeps PT_INTERP but its .interp section is SHT_NOBITS (no bytes)."""
     interp = next((ph for ph in elf.phdrs if ph.type == PT_INTERP), None)
-    return interp is not None and any(
-        s.type == SHT_NOBITS and s.addr <= interp.vaddr < s.addr + s.size for s in elf.shdrs
-    )
+    return interp is not None and elf.shdrs.nobits_cover(interp.vaddr)
 
 
 def check_etype(ctx: CheckContext) -> Iterator[CheckResult]:
@@ -385,6 +358,5 @@ CHECKS: tuple[Callable[[CheckContext], Iterator[CheckResult]], ...] = (
 
 def header_checks(elf: ElfImage, interpreters: list[str], executable_bit: bool | None = None) -> list[CheckResult]:
     """Every header anomaly of `elf`."""
-    loads = [ph for ph in elf.phdrs if ph.type == PT_LOAD]
-    ctx = CheckContext(elf=elf, interpreters=interpreters, executable_bit=executable_bit, loads=loads)
+    ctx = CheckContext(elf, interpreters, executable_bit, elf.loads, elf.segment_hits())
     return [result for check in CHECKS for result in check(ctx)]

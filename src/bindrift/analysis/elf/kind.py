@@ -20,9 +20,6 @@ from bindrift.analysis.elf.constants import (
     PF_W,
     PF_X,
     PT_INTERP,
-    PT_LOAD,
-    SHF_ALLOC,
-    SHF_EXECINSTR,
 )
 from bindrift.analysis.elf.reader import ElfImage, Phdr
 from bindrift.schema.severity import Severity, rank
@@ -59,7 +56,7 @@ ARCH_CHECKS = frozenset({"foreign_arch", "compat_only", "x32_abi_disabled"})
 
 def classify(elf: ElfImage) -> Kind:
     """The kind of `elf` (program headers, and the section names of relocatable or kernel-shaped files)."""
-    loads = [ph for ph in elf.phdrs if ph.type == PT_LOAD]
+    loads = elf.loads
     if elf.type == ET_REL:
         names = _section_names(elf)
         if any(name in names for name in MODULE_SECTIONS):
@@ -135,8 +132,7 @@ def _boot_shaped(elf: ElfImage, loads: list[Phdr]) -> bool:
     first = loads[0]
     if first.flags & (PF_W | PF_X) != PF_W | PF_X or not first.vaddr <= elf.entry < first.vaddr + first.memsz:
         return False
-    code = [s for s in elf.shdrs if s.flags & SHF_EXECINSTR and s.flags & SHF_ALLOC]
-    return any(s.addr <= elf.entry < s.addr + s.size for s in code)
+    return elf.shdrs.code_sections(elf.entry, False)[1]  # an SHF_EXECINSTR | SHF_ALLOC section holds it
 
 
 def _section_names(elf: ElfImage) -> set[bytes]:

@@ -6,37 +6,23 @@ All low severity: the loader ignores sections, so these mark a table that was co
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from bindrift.analysis.elf._native import SectionTable
 from bindrift.analysis.elf.check_base import MAX_LISTED, CheckContext, finding, hexv
-from bindrift.analysis.elf.constants import SHT_NOBITS, SHT_STRTAB
-from bindrift.analysis.elf.reader import ElfImage, section_name
+from bindrift.analysis.elf.reader import Shdr, section_name
 from bindrift.schema.triage import CheckResult
 
-SHT_SYMTAB, SHT_RELA, SHT_HASH, SHT_DYNAMIC, SHT_NOTE, SHT_REL, SHT_DYNSYM = 2, 4, 5, 6, 7, 9, 11
-SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY = 14, 15, 16
-SHT_GNU_HASH, SHT_GNU_VERDEF, SHT_GNU_VERNEED, SHT_GNU_VERSYM = 0x6FFFFFF6, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF
-SHF_INFO_LINK = 0x40
-
-# Section types whose sh_link must name a section of one of the given types (0 = no link allowed).
-_LINK_TARGETS: dict[int, tuple[frozenset[int], bool]] = {
-    SHT_SYMTAB: (frozenset({SHT_STRTAB}), False),
-    SHT_DYNSYM: (frozenset({SHT_STRTAB}), False),
-    SHT_DYNAMIC: (frozenset({SHT_STRTAB}), False),
-    SHT_GNU_VERDEF: (frozenset({SHT_STRTAB}), False),
-    SHT_GNU_VERNEED: (frozenset({SHT_STRTAB}), False),
-    SHT_REL: (frozenset({SHT_SYMTAB, SHT_DYNSYM}), True),
-    SHT_RELA: (frozenset({SHT_SYMTAB, SHT_DYNSYM}), True),
-    SHT_HASH: (frozenset({SHT_SYMTAB, SHT_DYNSYM}), False),
-    SHT_GNU_HASH: (frozenset({SHT_DYNSYM}), False),
-    SHT_GNU_VERSYM: (frozenset({SHT_DYNSYM}), False),
+# What each kind of inconsistency found by `SectionTable.inconsistencies` (_native.c) shows of the
+# offending section: its raw values, formatted only for the sections that are listed.
+_VALUES: dict[str, Callable[[SectionTable, Shdr], str]] = {
+    "section_beyond_eof": lambda _t, s: f"sh_offset={hexv(s.offset)}, sh_size={hexv(s.size)}",
+    "section_link_out_of_range": lambda t, s: f"sh_link={s.link}, e_shnum={len(t)}",
+    "section_link_wrong_type": lambda t, s: f"sh_type={hexv(s.type)} links #{s.link} of {hexv(t[s.link].type)}",
+    "section_info_out_of_range": lambda t, s: f"sh_info={s.info}, e_shnum={len(t)}",
+    "section_unexpected_info": lambda _t, s: f"sh_type={s.type}, sh_info={s.info}",
+    "section_bad_entsize": lambda _t, s: f"sh_type={s.type}, sh_entsize={s.entsize}",
 }
-# Section types that carry no sh_info unless SHF_INFO_LINK says so.
-# (SHT_NOBITS is not among them: separate debug files turn every section into NOBITS and keep its sh_info.)
-_NO_INFO = frozenset({1, SHT_STRTAB, SHT_NOTE, SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY})
-# Entry sizes by section type, for ELF32 and ELF64.
-_ENTSIZE = {SHT_SYMTAB: (16, 24), SHT_DYNSYM: (16, 24), SHT_RELA: (12, 24), SHT_REL: (8, 16), SHT_DYNAMIC: (8, 16)}
-
 # check id → (title, what is wrong)
 _RULES = {
     "section_beyond_eof": ("Section data past end of file", "sh_offset + sh_size is past the file size"),
@@ -50,50 +36,30 @@ _RULES = {
 
 
 def check_section_table(ctx: CheckContext) -> Iterator[CheckResult]:
-    """One low finding per kind of section-table inconsistency, naming the first offending sections."""
+    """One low finding per kind of section-table inconsistency, naming the first offending sections.
+
+    The rules (compiled, run over the raw table): sh_offset + sh_size past the file (not for NOBITS);
+    sh_link out of range, or naming a section of a type the section cannot link to (symbol and version
+    tables → a string table, relocations and hashes → a symbol table; a NOBITS target is a stripped
+    section, not a wrong link); sh_info out of range where it names a section (SHF_INFO_LINK, REL, RELA),
+    or set on a type that has none (PROGBITS, STRTAB, NOTE, init/fini arrays); sh_entsize not the size of
+    the type's entries (symbols, relocations, dynamic entries). Section 0 is not checked.
+    """
     elf = ctx.elf
-    if not elf.shdrs:
+    shdrs = elf.shdrs
+    if not shdrs:
         return
-    hits: dict[str, list[tuple[int, str]]] = {}
-    for index, problem, values in _inconsistencies(elf):
-        hits.setdefault(problem, []).append((index, values))
+    hits: dict[str, list[int]] = {}
+    for index, problem in shdrs.inconsistencies(elf.size):
+        hits.setdefault(problem, []).append(index)
     for check, found in hits.items():
         title, why = _RULES[check]
         listed = "; ".join(
-            f"#{i} {section_name(elf, elf.shdrs[i]) or '?'}: {values}" for i, values in found[:MAX_LISTED]
+            f"#{i} {section_name(elf, shdrs[i]) or '?'}: {_VALUES[check](shdrs, shdrs[i])}" for i in found[:MAX_LISTED]
         )
         yield finding(
             check, "B16", "low", title,
             f"{len(found)} section(s): {why} ({listed}). The loader ignores sections, so a corrupted or "
             "forged table misleads analysis tools without changing what runs.",
-            count=len(found), first_section=found[0][0],
+            count=len(found), first_section=found[0],
         )  # fmt: skip
-
-
-def _inconsistencies(elf: ElfImage) -> list[tuple[int, str, str]]:
-    """(section index, check id, offending values) for every inconsistency; a hot loop, kept flat."""
-    shdrs, file_size = elf.shdrs, elf.size
-    shnum = len(shdrs)
-    wide = elf.bits == 64
-    found: list[tuple[int, str, str]] = []
-    for i, (_name, typ, flags, _addr, offset, size, link, info, _align, entsize) in enumerate(shdrs):
-        if i == 0:
-            continue  # section 0 carries the extended-numbering escapes
-        if size and offset + size > file_size and typ != SHT_NOBITS:
-            found.append((i, "section_beyond_eof", f"sh_offset={hexv(offset)}, sh_size={hexv(size)}"))
-        if link >= shnum:
-            found.append((i, "section_link_out_of_range", f"sh_link={link}, e_shnum={shnum}"))
-        elif typ in _LINK_TARGETS:
-            targets, zero_ok = _LINK_TARGETS[typ]
-            target = shdrs[link].type
-            # A NOBITS target is a section whose bytes were stripped into a debug file, not a wrong link.
-            if target not in targets and target != SHT_NOBITS and not (zero_ok and link == 0):
-                found.append((i, "section_link_wrong_type", f"sh_type={hexv(typ)} links #{link} of {hexv(target)}"))
-        if info:
-            if info >= shnum and (flags & SHF_INFO_LINK or typ in (SHT_REL, SHT_RELA)):
-                found.append((i, "section_info_out_of_range", f"sh_info={info}, e_shnum={shnum}"))
-            elif typ in _NO_INFO and not flags & SHF_INFO_LINK:
-                found.append((i, "section_unexpected_info", f"sh_type={typ}, sh_info={info}"))
-        if typ in _ENTSIZE and size and entsize != _ENTSIZE[typ][wide]:
-            found.append((i, "section_bad_entsize", f"sh_type={typ}, sh_entsize={entsize}"))
-    return found

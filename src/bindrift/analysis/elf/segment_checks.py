@@ -7,72 +7,54 @@ the file, entry outside code) have checks of their own.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from operator import itemgetter
 
 from bindrift.analysis.elf.check_base import CheckContext, finding, hexv
-from bindrift.analysis.elf.constants import ET_CORE, PT_DYNAMIC, PT_LOAD, PT_PHDR
-from bindrift.analysis.elf.reader import ElfImage
 from bindrift.schema.triage import CheckResult
-
-SHT_DYNAMIC = 6
-_section_type = itemgetter(1)  # Shdr.type, read at C speed over the whole table
 
 
 def check_segment_table(ctx: CheckContext) -> Iterator[CheckResult]:
-    """Segments whose sizes, placement or section counterparts contradict each other."""
-    elf = ctx.elf
-    if elf.type == ET_CORE or not elf.phdrs:
-        return
-    for i, ph in enumerate(ctx.loads):
-        if ph.filesz > ph.memsz:
-            yield finding(
-                "segment_filesz_exceeds_memsz", "B14", "low", "Segment file size larger than its memory size",
-                f"PT_LOAD #{i}: p_filesz={hexv(ph.filesz)} > p_memsz={hexv(ph.memsz)}; the loader maps fewer bytes "
-                "than the file claims.",
-                p_filesz=ph.filesz, p_memsz=ph.memsz,
-            )  # fmt: skip
-            break
-    for i, ph in enumerate(elf.phdrs):
-        if ph.type != PT_LOAD and ph.filesz and ph.offset + ph.filesz > elf.size:
-            yield finding(
-                "segment_beyond_eof", "B10", "low", "Segment extends past end of file",
-                f"program header #{i} (p_type={hexv(ph.type)}) has p_offset={hexv(ph.offset)} + "
-                f"p_filesz={hexv(ph.filesz)} past the file size {hexv(elf.size)}.",
-                p_type=ph.type, p_offset=ph.offset, p_filesz=ph.filesz, size=elf.size,
-            )  # fmt: skip
-            break
-    yield from _phdr_not_loaded(ctx)
-    yield from _dynamic_mismatch(elf)
-
-
-def _phdr_not_loaded(ctx: CheckContext) -> Iterator[CheckResult]:
-    phdr = next((ph for ph in ctx.elf.phdrs if ph.type == PT_PHDR), None)
-    if phdr is None or not ctx.runnable_type or not ctx.loads:
-        return
-    if not any(ld.vaddr <= phdr.vaddr and phdr.vaddr + phdr.filesz <= ld.vaddr + ld.filesz for ld in ctx.loads):
+    """Segments whose sizes, placement or section counterparts contradict each other (not in core dumps):
+    the first PT_LOAD with p_filesz > p_memsz; the first other segment whose file bytes pass the end of the
+    file; a PT_PHDR (of an executable or shared object) inside no PT_LOAD's file bytes; more than one
+    PT_DYNAMIC; a PT_DYNAMIC with neither an SHT_DYNAMIC section nor a section of any size at its address
+    in a section table (a separate debug file keeps .dynamic there as SHT_NOBITS). Found by the compiled
+    `ElfImage.segment_hits`; the messages are made here."""
+    elf, hits = ctx.elf, ctx.hits
+    if (hit := hits.get("segment_filesz_exceeds_memsz")) is not None:
+        i, ph = hit[0], ctx.loads[hit[0]]
+        yield finding(
+            "segment_filesz_exceeds_memsz", "B14", "low", "Segment file size larger than its memory size",
+            f"PT_LOAD #{i}: p_filesz={hexv(ph.filesz)} > p_memsz={hexv(ph.memsz)}; the loader maps fewer bytes "
+            "than the file claims.",
+            p_filesz=ph.filesz, p_memsz=ph.memsz,
+        )  # fmt: skip
+    if (hit := hits.get("segment_beyond_eof")) is not None:
+        i, ph = hit[0], elf.phdrs[hit[0]]
+        yield finding(
+            "segment_beyond_eof", "B10", "low", "Segment extends past end of file",
+            f"program header #{i} (p_type={hexv(ph.type)}) has p_offset={hexv(ph.offset)} + "
+            f"p_filesz={hexv(ph.filesz)} past the file size {hexv(elf.size)}.",
+            p_type=ph.type, p_offset=ph.offset, p_filesz=ph.filesz, size=elf.size,
+        )  # fmt: skip
+    if (hit := hits.get("phdr_not_loaded")) is not None:
+        phdr = elf.phdrs[hit[0]]
         yield finding(
             "phdr_not_loaded", "B14", "low", "PT_PHDR not covered by a loaded segment",
             f"PT_PHDR at p_vaddr={hexv(phdr.vaddr)} (size {hexv(phdr.filesz)}) lies in no PT_LOAD; the program "
             "header table the loader reports to the program is not in memory.",
             p_vaddr=phdr.vaddr, p_filesz=phdr.filesz,
         )  # fmt: skip
-
-
-def _dynamic_mismatch(elf: ElfImage) -> Iterator[CheckResult]:
-    dynamics = [ph for ph in elf.phdrs if ph.type == PT_DYNAMIC]
-    if len(dynamics) > 1:
+    if (hit := hits.get("multiple_dynamic_segments")) is not None:
         yield finding(
             "multiple_dynamic_segments", "B14", "low", "More than one PT_DYNAMIC",
-            f"{len(dynamics)} PT_DYNAMIC program headers; the loader uses the first, tools may read another.",
-            count=len(dynamics),
+            f"{hit[0]} PT_DYNAMIC program headers; the loader uses the first, tools may read another.",
+            count=hit[0],
         )  # fmt: skip
-    if not dynamics or not elf.shdrs or SHT_DYNAMIC in map(_section_type, elf.shdrs):
-        return
-    if any(s.addr == dynamics[0].vaddr and s.size for s in elf.shdrs):
-        return  # a separate debug file keeps .dynamic at its address, as SHT_NOBITS
-    yield finding(
-        "dynamic_without_section", "B14", "low", "Dynamic segment without a .dynamic section",
-        f"PT_DYNAMIC at p_offset={hexv(dynamics[0].offset)} has no .dynamic section in a {len(elf.shdrs)}-entry "
-        "section table; the sections do not describe the file the loader sees.",
-        p_offset=dynamics[0].offset,
-    )  # fmt: skip
+    if (hit := hits.get("dynamic_without_section")) is not None:
+        dynamic = elf.phdrs[hit[0]]
+        yield finding(
+            "dynamic_without_section", "B14", "low", "Dynamic segment without a .dynamic section",
+            f"PT_DYNAMIC at p_offset={hexv(dynamic.offset)} has no .dynamic section in a {len(elf.shdrs)}-entry "
+            "section table; the sections do not describe the file the loader sees.",
+            p_offset=dynamic.offset,
+        )  # fmt: skip

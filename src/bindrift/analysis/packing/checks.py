@@ -10,7 +10,7 @@ headers, already in the head, and the last 64 bytes).
 
 from __future__ import annotations
 
-from bindrift.analysis.elf.constants import ET_DYN, ET_EXEC, PF_X, PT_LOAD
+from bindrift.analysis.elf.constants import ET_DYN, ET_EXEC, PF_X
 from bindrift.analysis.elf.reader import ElfImage, Phdr
 from bindrift.analysis.packing import upx
 from bindrift.analysis.packing.entropy import entropy
@@ -44,7 +44,7 @@ def packing_checks(elf: ElfImage) -> list[CheckResult]:
     if elf.type not in (ET_EXEC, ET_DYN) or not elf.phdrs:
         return []
     evidence = upx.probe(elf)
-    loads = [ph for ph in elf.phdrs if ph.type == PT_LOAD]
+    loads = elf.loads
     expanding = _expanding_code(loads)
     l_info = evidence.l_info
     upx_magic = (l_info is not None and l_info.magic == UPX_MAGIC) or evidence.trailer_magic == UPX_MAGIC

@@ -1,0 +1,3 @@
+"""Types of the compiled openat2(2) call (`_openat2.c`); see safe_open.py."""
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int: ...

@@ -1,0 +1,270 @@
+"""The compiled ELF reader (analysis/elf/_native.c) against an independent `struct` reading of the same bytes,
+on real files of every layout and on hostile headers: lying counts, offsets past the end, sums that overflow
+64 bits. No input raises, every read is bounded, and every row read is the row the file holds."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bindrift.analysis.elf import _native
+from bindrift.analysis.elf.reader import HEAD_SIZE, parse_elf
+from bindrift.analysis.source import BufferSource
+
+TRUE = Path(shutil.which("true") or "/bin/true").read_bytes()
+U64 = 2**64 - 1
+# (bits, little) → e_ident class / data bytes, and the header, program and section header layouts.
+EHDR = {32: "HHIIIIIHHHHHH", 64: "HHIQQQIHHHHHH"}
+PHDR = {32: "IIIIIIII", 64: "IIQQQQQQ"}
+SHDR = {32: "IIIIIIIIII", 64: "IIQQQQIIQQ"}
+
+
+class CountingSource(BufferSource):
+    """Counts the bytes asked for, to prove reads stay bounded whatever the header claims."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.requested = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        self.requested += max(length, 0)
+        return super().read(offset, length)
+
+
+def _expected(data: bytes) -> tuple[tuple[int, ...], list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """Header fields, program headers (Elf64 field order) and section headers of a well-formed file."""
+    bits = 64 if data[4] == 2 else 32
+    order = "<" if data[5] == 1 else ">"
+    header = struct.unpack_from(order + EHDR[bits], data, 16)
+    _type, _machine, _version, _entry, phoff, shoff, _flags, _eh, phentsize, phnum, shentsize, shnum, _ = header
+    phdrs = [struct.unpack_from(order + PHDR[bits], data, phoff + i * phentsize) for i in range(phnum)]
+    if bits == 32:  # Elf32_Phdr: type, offset, vaddr, paddr, filesz, memsz, flags, align
+        phdrs = [(p[0], p[6], p[1], p[2], p[3], p[4], p[5], p[7]) for p in phdrs]
+    shdrs = [struct.unpack_from(order + SHDR[bits], data, shoff + i * shentsize) for i in range(shnum)] if shoff else []
+    return header, phdrs, shdrs
+
+
+def _real_files(test_binaries: Path) -> dict[tuple[int, int], bytes]:
+    """One real executable per (EI_CLASS, EI_DATA) found among the test binaries, /bin/true included."""
+    found = {(TRUE[4], TRUE[5]): TRUE}
+    for path in sorted(test_binaries.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            head = path.read_bytes()[:6]
+            if head[:4] == b"\x7fELF" and (head[4], head[5]) not in found:
+                found[(head[4], head[5])] = path.read_bytes()
+    return found
+
+
+def test_real_files_of_every_layout_read_as_struct_reads_them(test_binaries: Path) -> None:
+    files = _real_files(test_binaries)
+    assert {(1, 1), (2, 1), (2, 2)} <= files.keys(), "i386 / arm, amd64 and s390x binaries are fetched"
+    for data in files.values():
+        elf = parse_elf(BufferSource(data))
+        assert elf is not None
+        header, phdrs, shdrs = _expected(data)
+        fields = (elf.type, elf.machine, elf.version, elf.entry, elf.phoff, elf.shoff, elf.flags, elf.ehsize,
+                  elf.phentsize, elf.phnum, elf.shentsize, elf.shnum, elf.shstrndx)  # fmt: skip
+        assert fields == header
+        assert (elf.bits, elf.little, elf.layout_inferred) == (64 if data[4] == 2 else 32, data[5] == 1, False)
+        assert [tuple(p) for p in elf.phdrs] == phdrs
+        assert [tuple(s) for s in elf.shdrs] == shdrs
+        assert (elf.problems, elf.phnum_eff, elf.shnum_eff) == ([], len(phdrs), len(shdrs))
+        assert elf.shdrs.inconsistencies(elf.size) == []
+
+
+def _header(data: bytearray, **values: int) -> bytes:
+    offsets = {"phoff": (32, "Q"), "shoff": (40, "Q"), "phentsize": (54, "H"), "phnum": (56, "H"),
+               "shentsize": (58, "H"), "shnum": (60, "H"), "shstrndx": (62, "H")}  # fmt: skip
+    for name, value in values.items():
+        offset, fmt = offsets[name]
+        struct.pack_into("<" + fmt, data, offset, value)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"shoff": U64 - 10}, "sht-beyond-eof"),  # e_shoff + e_shnum × 64 overflows 64 bits
+        ({"shoff": 2**63, "shnum": 0xFFFF}, "sht-beyond-eof"),
+        ({"shentsize": 63}, "sht-bad-entsize"),
+        ({"phentsize": 57}, "pht-bad-entsize"),
+        ({"phoff": U64}, "pht-beyond-eof"),
+        ({"phoff": len(TRUE) - 100}, "pht-truncated"),  # 13 headers claimed, under two left in the file
+    ],
+)
+def test_lying_header_fields_are_problems_not_reads(values: dict[str, int], problem: str) -> None:
+    src = CountingSource(_header(bytearray(TRUE), **values))
+    elf = parse_elf(src)
+    assert elf is not None
+    assert problem in elf.problems
+    assert src.requested <= HEAD_SIZE + len(TRUE)
+
+
+def test_extended_counts_from_section_zero_are_bounded() -> None:
+    data = bytearray(TRUE)
+    (shoff,) = struct.unpack_from("<Q", data, 40)
+    struct.pack_into("<Q", data, shoff + 32, U64)  # section 0's sh_size: the extended section count
+    struct.pack_into("<I", data, shoff + 44, 0x7FFFFFFF)  # section 0's sh_info: the extended program header count
+    src = CountingSource(_header(data, shnum=0, phnum=0xFFFF))
+    elf = parse_elf(src)
+    assert elf is not None
+    assert elf.shnum_eff == U64 and "sht-beyond-eof" in elf.problems and len(elf.shdrs) == 0
+    assert elf.phnum_eff == 0xFFFF, "no section table read: the escape is kept as written"
+
+
+def test_section_count_and_program_table_are_capped() -> None:
+    """2^16 - 1 program headers asked for: at most 64 KiB of them are read."""
+    filler = bytes(64) + bytes(0xFFFF * 56)
+    data = bytearray(TRUE[:64]) + filler
+    src = CountingSource(_header(data, phoff=64, phnum=0xFFFF, shoff=0, shnum=0))
+    elf = parse_elf(src)
+    assert elf is not None
+    assert len(elf.phdrs) == _native.MAX_PHT_BYTES // 56
+    assert "pht-truncated" in elf.problems
+    assert src.requested <= HEAD_SIZE + _native.MAX_PHT_BYTES
+
+
+def test_read_slices_what_was_read_and_asks_the_source_for_the_rest() -> None:
+    src = CountingSource(TRUE)
+    elf = parse_elf(src)
+    assert elf is not None and elf.tail, "/bin/true's section table ends the file: read with the tail"
+    asked = src.requested
+    assert elf.read(0, 64) == TRUE[:64]
+    assert elf.read(elf.tail_offset, 10) == TRUE[elf.tail_offset : elf.tail_offset + 10]
+    assert src.requested == asked, "head and tail are sliced, not read again"
+    middle = len(TRUE) // 2
+    assert elf.read(middle, 16) == TRUE[middle : middle + 16]
+    assert elf.read(U64, 16) == b"" and elf.read(2**70, 1) == b"" and elf.read(-5, 4) == b""
+    assert src.requested > asked
+
+
+def test_section_queries() -> None:
+    elf = parse_elf(BufferSource(TRUE))
+    assert elf is not None
+    count, inside = elf.shdrs.code_sections(elf.entry, True)
+    assert count >= 1 and inside
+    assert elf.shdrs.code_sections(0, True) == (count, False)
+    text = next(s for s in elf.shdrs if s.flags & 0x4)
+    assert elf.shdrs.sized_at(text.addr) and not elf.shdrs.sized_at(U64)
+    assert elf.shdrs.has_type(6) and not elf.shdrs.has_type(0x12345)
+    assert not elf.shdrs.nobits_cover(elf.entry)
+    bss = next(s for s in elf.shdrs if s.type == 8)
+    assert elf.shdrs.nobits_cover(bss.addr)
+    with pytest.raises(IndexError):
+        elf.shdrs[len(elf.shdrs)]
+
+
+FIELDS = [(4, "B"), (5, "B"), (16, "H"), (24, "Q"), (32, "Q"), (40, "Q"), (52, "H"), (54, "H"), (56, "H"),
+          (58, "H"), (60, "H"), (62, "H")]  # fmt: skip
+EXTREMES = st.sampled_from([0, 1, 2, 0x38, 0x40, 0xFFFF, 0xFFFFFFFF, U64, U64 - 63, 2**63])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.sampled_from(FIELDS), EXTREMES | st.integers(0, U64)), max_size=5),
+    st.one_of(st.none(), st.integers(4, len(TRUE))),
+    st.lists(st.tuples(st.integers(64, len(TRUE) - 1), st.binary(min_size=1, max_size=32)), max_size=3),
+)
+def test_mutated_headers_and_tables_read_exactly_what_is_there(
+    mutations: list[tuple[tuple[int, str], int]], cut: int | None, junk: list[tuple[int, bytes]]
+) -> None:
+    data = bytearray(TRUE)
+    for (offset, fmt), value in mutations:
+        struct.pack_into("<" + fmt, data, offset, value & ((1 << (8 * struct.calcsize(fmt))) - 1))
+    for offset, chunk in junk:
+        data[offset : offset + len(chunk)] = chunk
+    data = data[:cut] if cut else data
+    src = CountingSource(bytes(data))
+    elf = parse_elf(src)
+    assert elf is not None
+    # Bounded: the head, the program header cap, and the section table with at most TAIL_SLACK after it.
+    assert src.requested <= HEAD_SIZE + _native.MAX_PHT_BYTES + 2 * (len(data) + _native.TAIL_SLACK)
+    entsize = 56 if elf.bits == 64 else 32
+    assert len(elf.phdrs) * entsize <= _native.MAX_PHT_BYTES and len(elf.shdrs) <= _native.MAX_SECTIONS
+    order = "<" if elf.little else ">"
+    for i, phdr in enumerate(elf.phdrs):  # each row is the bytes at e_phoff + i × entsize, as written
+        row = struct.unpack_from(order + PHDR[elf.bits], data, elf.phoff + i * entsize)
+        assert tuple(phdr) == (row if elf.bits == 64 else (row[0], row[6], *row[1:6], row[7]))
+    for i, shdr in enumerate(elf.shdrs):
+        assert tuple(shdr) == struct.unpack_from(order + SHDR[elf.bits], data, elf.shoff + i * elf.shentsize)
+    for index, check in elf.shdrs.inconsistencies(elf.size):
+        assert 0 < index < len(elf.shdrs) and check.startswith("section_")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=512))
+def test_random_bytes_after_the_magic(tail: bytes) -> None:
+    elf = parse_elf(CountingSource(b"\x7fELF" + tail))
+    assert elf is not None
+    assert elf.bits in (32, 64)
+    assert parse_elf(BufferSource(b"\x7fELX" + tail)) is None
+
+
+def _expected_segment_hits(elf_type: int, entry: int, size: int, phdrs: list[tuple[int, ...]]) -> dict[str, tuple]:
+    """The program-header rules of docs/elf-checks.md (B10, B11, B13, B14) over Python integers, which do not
+    overflow: the oracle the compiled checks are held to. No section table (the file has none)."""
+    hits: dict[str, tuple] = {}
+    loads = [p for p in phdrs if p[0] == 1]
+    runnable = elf_type in (2, 3)
+    if elf_type != 4:
+        beyond = [i for i, p in enumerate(loads) if p[5] and p[2] + p[5] > size]
+        if beyond:
+            hits["load_beyond_eof"] = (beyond[0], len(beyond))
+        rwx = [i for i, p in enumerate(loads) if p[1] & 7 == 7]
+        if rwx:
+            hits["rwx_segment"] = (rwx[0], len(rwx))
+        misaligned = [i for i, p in enumerate(loads) if p[7] > 1 and p[7] & (p[7] - 1) == 0 and (p[3] - p[2]) % p[7]]
+        if misaligned:
+            hits["segment_misaligned"] = (misaligned[0],)
+        ranges = sorted((p[3], p[3] + p[6], i) for i, p in enumerate(loads) if p[6])
+        overlaps = [(a[2], b[2]) for a, b in pairwise(ranges) if b[0] < a[1]]
+        if overlaps:
+            hits["segments_overlap"] = overlaps[0]
+        bigger = [i for i, p in enumerate(loads) if p[5] > p[6]]
+        if bigger:
+            hits["segment_filesz_exceeds_memsz"] = (bigger[0],)
+        others = [i for i, p in enumerate(phdrs) if p[0] != 1 and p[5] and p[2] + p[5] > size]
+        if others:
+            hits["segment_beyond_eof"] = (others[0],)
+        pt_phdr = [i for i, p in enumerate(phdrs) if p[0] == 6]
+        if pt_phdr and runnable and loads:
+            ph = phdrs[pt_phdr[0]]
+            if not any(ld[3] <= ph[3] and ph[3] + ph[5] <= ld[3] + ld[5] for ld in loads):
+                hits["phdr_not_loaded"] = (pt_phdr[0],)
+        dynamics = [i for i, p in enumerate(phdrs) if p[0] == 2]
+        if len(dynamics) > 1:
+            hits["multiple_dynamic_segments"] = (len(dynamics),)
+    if runnable and entry and loads:
+        covering = [i for i, p in enumerate(loads) if p[3] <= entry < p[3] + p[6]]
+        if not covering:
+            hits["entry_outside_segments"] = ()
+        elif not any(loads[i][1] & 1 for i in covering):
+            hits["entry_not_executable"] = (covering[0],)
+    return hits
+
+
+VALUES = st.sampled_from([0, 1, 0x1000, 0x400000, 2**32 - 1, 2**63, U64 - 0xFFF, U64]) | st.integers(0, U64)
+PHDRS = st.lists(
+    st.tuples(st.sampled_from([1, 1, 1, 2, 3, 6, 0x6474E551]), st.integers(0, 7), VALUES, VALUES, VALUES, VALUES,
+              VALUES, st.sampled_from([0, 1, 2, 0x1000, 0x200000, 3, 2**63])),
+    min_size=1, max_size=8,
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(PHDRS, st.sampled_from([2, 3, 4, 1]), VALUES)
+def test_segment_checks_follow_integer_arithmetic(phdrs: list[tuple[int, ...]], elf_type: int, entry: int) -> None:
+    """Sums past 2^64 (p_vaddr + p_memsz, p_offset + p_filesz) count as past every address and the end of the
+    file, as they would with unbounded integers; nothing wraps around."""
+    table = b"".join(struct.pack("<IIQQQQQQ", *p) for p in phdrs)
+    data = bytearray(TRUE[:64]) + table
+    struct.pack_into("<HHIQQQIHHHHHH", data, 16, elf_type, 62, 1, entry, 64, 0, 0, 64, 56, len(phdrs), 64, 0, 0)
+    elf = parse_elf(BufferSource(bytes(data)))
+    assert elf is not None and [tuple(p) for p in elf.phdrs] == phdrs
+    assert elf.segment_hits() == _expected_segment_hits(elf_type, entry, len(data), phdrs)
