@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
@@ -60,17 +59,20 @@ class Adapter(Protocol):
         ...
 
 
-@dataclass(slots=True)
 class IngestStats:
     """Counters of one ingest run: every line read is kept (`kept_lines`, giving `kept` events), rejected with a
     reason, or ignored by kind (another event type, an open not for writing, a failed exec…)."""
 
-    lines: int = 0
-    kept: int = 0
-    kept_lines: int = 0
-    rejected: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-    ignored: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("ignored", "kept", "kept_lines", "lines", "reasons", "rejected")
+
+    def __init__(self) -> None:
+        self.lines = self.kept = self.kept_lines = self.rejected = 0
+        self.reasons: dict[str, int] = {}
+        self.ignored: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return (f"IngestStats(lines={self.lines}, kept={self.kept}, kept_lines={self.kept_lines}, "
+                f"rejected={self.rejected}, reasons={self.reasons}, ignored={self.ignored})")  # fmt: skip
 
     def ignore(self, kind: str, lines: int = 1) -> None:
         """Counts `lines` ignored as `kind` (the first MAX_KINDS kinds by name, later ones as "other")."""
