@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -171,33 +173,39 @@ class _Event(msgspec.Struct, frozen=True, rename="camel", gc=False):
     threat: _Threat | None = None
 
 
+class _ThreatHead(msgspec.Struct, frozen=True, gc=False):
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class _Head(msgspec.Struct, frozen=True, rename="camel", gc=False):
+    """What tells whether bindrift keeps an event: its name and a signature's properties. Decoded first, with
+    everything else skipped (0.8 µs for a 1 kB line, against 1.8 for the full decode): the other event kinds,
+    most lines, are counted from it. Its fields are typed as `_Event`'s, so a line it refuses, the full decode
+    refuses too."""
+
+    event_name: str = ""
+    name: str = ""
+    metadata: _Meta | None = None
+    threat: _ThreatHead | None = None
+
+
 _DECODER = msgspec.json.Decoder(_Event)
-_NAME_KEYS = (b'"eventName":"', b'"name":"')
-_KEPT_NAMES = frozenset(n.encode() for n in (*EXEC_EVENTS, WRITE_EVENT, *DROPPED_EVENTS))
-_LABELS: dict[bytes, str] = {}
+_HEAD_DECODER = msgspec.json.Decoder(_Head)
+_KEPT_NAMES = frozenset((*EXEC_EVENTS, WRITE_EVENT, *DROPPED_EVENTS))
+_LABELS: dict[str, str] = {}
+_NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
 
 
-def _filtered_raw(line: bytes) -> str:
-    """The event name to count when the raw bytes plainly say bindrift never keeps the line: a legacy
-    `"eventName"` or a v1beta1 top-level `"name"` (before `"workload"`) that is neither an exec nor a write,
-    on a line that is not a signature. '' when in doubt (escapes, spacing, a signature)."""
-    at = line.find(_NAME_KEYS[0])
-    key = _NAME_KEYS[0]
-    if at < 0:
-        at, key = line.find(_NAME_KEYS[1]), _NAME_KEYS[1]
-        workload = line.find(b'"workload"')
-        if at < 0 or 0 <= workload < at:
-            return ""
-    if line[at - 1 : at] not in (b"{", b","):
-        return ""
-    start = at + len(key)
-    end = line.find(b'"', start, start + 128)
-    if end < 0:
-        return ""
-    value = line[start:end]
-    if value in _KEPT_NAMES or b"\\" in value or b'"signatureID"' in line:
-        return ""
-    return cached_label(_LABELS, value, lambda: f"eventName={value.decode('utf-8', 'replace')}")
+def _properties(event: _Event | _Head) -> Mapping[str, Any]:
+    """A signature's properties (legacy `metadata.Properties`, v1beta1 `threat.properties`)."""
+    if event.metadata is not None:
+        return event.metadata.Properties
+    return event.threat.properties if event.threat is not None else _NO_PROPERTIES
+
+
+def _is_dropped(name: str, properties: Mapping[str, Any]) -> bool:
+    """The dropped-executable signature, by name or signature id."""
+    return name in DROPPED_EVENTS or properties.get("signatureID") == DROPPED_SIGNATURE
 
 
 def _header(value: object) -> bytes:
@@ -209,7 +217,7 @@ def _header(value: object) -> bytes:
         return b""
 
 
-def _facts(args: dict[str, object], name: str, properties: dict[str, Any]) -> dict[str, FactValue]:
+def _facts(args: dict[str, object], name: str, properties: Mapping[str, Any]) -> dict[str, FactValue]:
     """The event name, the scalar arguments (strings cut to MAX_FACT) and the signature's properties."""
     facts: dict[str, FactValue] = {"eventName": name}
     facts.update({key: value[:MAX_FACT] if type(value) is str else value  # type: ignore[misc]
@@ -232,19 +240,20 @@ class TraceeAdapter:
         self.stats = IngestStats()
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
-        if ignored := _filtered_raw(line):
-            self.stats.ignore(ignored)
+        try:
+            head = _HEAD_DECODER.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise MalformedEventError("not a Tracee event", str(exc)) from exc
+        name = head.event_name or head.name
+        if not (name in _KEPT_NAMES or _is_dropped(name, _properties(head))):
+            self.stats.ignore(_LABELS.get(name) or cached_label(_LABELS, name, lambda: f"eventName={name[:128]}"))
             return []
         try:
             event = _DECODER.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MalformedEventError("not a Tracee event", str(exc)) from exc
-        name = event.event_name or event.name
-        properties = event.metadata.Properties if event.metadata else event.threat.properties if event.threat else {}
-        dropped = name in DROPPED_EVENTS or properties.get("signatureID") == DROPPED_SIGNATURE
-        if not (name in EXEC_EVENTS or name == WRITE_EVENT or dropped):
-            self.stats.ignore(f"eventName={name[:128]}")
-            return []
+        properties = _properties(event)
+        dropped = _is_dropped(name, properties)
         if event.timestamp is None:
             raise MalformedEventError("Tracee event without a timestamp")
         time_ns = event.timestamp if isinstance(event.timestamp, int) else rfc3339_ns(event.timestamp)
