@@ -3,7 +3,8 @@ sharing a stamp form one event; a successful execve/execveat SYSCALL record make
 EXECVE (arguments, including `aN[i]` pieces of long ones), CWD, PATH and PROCTITLE joined in.
 
 An event is complete at its EOE record, or once records more than `FLUSH_AFTER_S` newer have arrived (EOE
-is not always written), or at the end of the input. auditd has no container field: the analysis maps the
+is not always written; looked for every `EXPIRY_STEP` of the log's time, the groups due then completed
+together, oldest first), or at the end of the input. auditd has no container field: the analysis maps the
 PID to its container through `/proc/PID/cgroup`.
 """
 
@@ -12,15 +13,15 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue, Tool
+from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue, Tool, ToolVerdict
 from bindrift.sensors.ingest.common import IngestStats, MalformedEventError, cached_label, number
 
 # (arch, syscall) of execve and execveat: x86_64, aarch64, i386 (and x32-less b32 on x86_64).
 EXEC_SYSCALLS = {"c000003e": {59, 322}, "c00000b7": {221, 281}, "40000003": {11, 358}}
 _EXECS = frozenset((arch.encode(), number) for arch, numbers in EXEC_SYSCALLS.items() for number in numbers)
 FLUSH_AFTER_S = 2.0
+EXPIRY_STEP = 0.25  # without EOE, a look for due groups at every new stamp cost 8% of the adapter's time
 MAX_PENDING = 1024
 MAX_ARGS = 4096
 # The header only: the body is read (`_fields`) for the records of an exec, never for the others.
@@ -39,6 +40,7 @@ _GROUPED = frozenset({b"SYSCALL", b"EXECVE", b"CWD", b"PATH", b"PROCTITLE", b"EO
 FAILED_EXEC = "SYSCALL exec failed"
 NO_SYSCALL = "records without their SYSCALL"
 _LABELS: dict[bytes, str] = {}
+_NO_VERDICT = ToolVerdict()
 
 
 def decode_value(raw: bytes, *, encoded: bool = False) -> str:
@@ -62,17 +64,35 @@ def _label(key: bytes, make: Callable[[], str]) -> str:
     return cached_label(_LABELS, key, make)
 
 
-@dataclass(slots=True)
 class _Pending:
-    seconds: float
-    node: str = ""
-    lines: int = 0
-    syscall: dict[bytes, bytes] = field(default_factory=dict)
-    args: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
-    argc: int = 0
-    cwd: str = ""
-    program: str = ""
-    proctitle: list[str] = field(default_factory=list)
+    """The records of one stamp gathered so far: the fields bindrift uses of each."""
+
+    __slots__ = ("argc", "args", "cwd", "lines", "node", "proctitle", "program", "seconds", "syscall")
+
+    def __init__(self, seconds: float, node: str = "") -> None:
+        self.seconds, self.node = seconds, node
+        self.lines = self.argc = 0
+        self.syscall: dict[bytes, bytes] = {}
+        self.args: dict[int, list[tuple[int, str]]] = {}
+        self.cwd = self.program = ""
+        self.proctitle = b""  # raw: decoded only when no EXECVE record gave the arguments
+
+
+def _number(raw: bytes | None, default: int) -> int:
+    """A numeric field: its token read at once, else as `decode_value` and `number` read it (quoted, odd)."""
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return number(decode_value(raw), default)
+
+
+def _proctitle(raw: bytes) -> list[str]:
+    """The command line of a PROCTITLE value: hex of NUL-separated arguments, or one quoted string."""
+    if _HEX.match(raw):
+        return [p.decode("utf-8", "replace") for p in bytes.fromhex(raw.decode()).split(b"\0")]
+    return [decode_value(raw, encoded=True)]
 
 
 class AuditdAdapter:
@@ -148,7 +168,7 @@ class AuditdAdapter:
         while pending:
             stamp, oldest = next(iter(pending.items()))
             if oldest.seconds > horizon and len(pending) <= MAX_PENDING:
-                self._next_expiry = oldest.seconds + FLUSH_AFTER_S
+                self._next_expiry = oldest.seconds + FLUSH_AFTER_S + EXPIRY_STEP
                 break
             del pending[stamp]
             done += self._finish(stamp, oldest)
@@ -156,7 +176,7 @@ class AuditdAdapter:
         while skipped:
             stamp, (_, seconds) = next(iter(skipped.items()))
             if seconds > horizon and len(skipped) <= MAX_PENDING:
-                self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
+                self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S + EXPIRY_STEP)
                 break
             del skipped[stamp]
         return done
@@ -196,11 +216,7 @@ class AuditdAdapter:
             if item == b"0":
                 pending.program = decode_value(name, encoded=True)
         elif kind == b"PROCTITLE" and (title := _PROCTITLE.match(line, at)) is not None:
-            raw = title.group(1)
-            if _HEX.match(raw):
-                pending.proctitle = [p.decode("utf-8", "replace") for p in bytes.fromhex(raw.decode()).split(b"\0")]
-            else:
-                pending.proctitle = [decode_value(raw, encoded=True)]
+            pending.proctitle = title.group(1)
 
     def _finish(self, raw_stamp: bytes, pending: _Pending) -> list[ExternalEvent]:
         """The exec event of a complete record group, or nothing (no SYSCALL record, not an exec, or it failed),
@@ -209,32 +225,33 @@ class AuditdAdapter:
             self.stats.ignore(NO_SYSCALL, pending.lines)
             return []
         sc = pending.syscall
-        arch, syscall = decode_value(sc.get(b"arch", b"")), number(decode_value(sc.get(b"syscall", b"-1")), -1)
-        if syscall not in EXEC_SYSCALLS.get(arch, set()) or decode_value(sc.get(b"success", b"")) != "yes":
-            self.stats.ignore(FAILED_EXEC if syscall in EXEC_SYSCALLS.get(arch, set()) else "SYSCALL not an exec",
-                              pending.lines)  # fmt: skip
+        arch, syscall = decode_value(sc.get(b"arch", b"")), _number(sc.get(b"syscall"), -1)
+        execs = EXEC_SYSCALLS.get(arch, ())
+        if syscall not in execs or decode_value(sc.get(b"success", b"")) != "yes":
+            self.stats.ignore(FAILED_EXEC if syscall in execs else "SYSCALL not an exec", pending.lines)
             return []
         self.stats.kept_lines += pending.lines
         stamp = raw_stamp.decode("ascii")
         args = [pieces[0][1] if len(pieces) == 1 else "".join(text for _piece, text in sorted(pieces))
                 for _index, pieces in sorted(pending.args.items())]  # fmt: skip
-        args = args or [a for a in pending.proctitle if a]
+        if not args and pending.proctitle:
+            args = [a for a in _proctitle(pending.proctitle) if a]
         exe = decode_value(sc.get(b"exe", b""), encoded=True)
         program = pending.program if pending.program.startswith("/") else exe
         facts: dict[str, FactValue] = {
-            "stamp": stamp, "arch": arch, "syscall": syscall, "auid": number(decode_value(sc.get(b"auid", b"-1")), -1),
+            "stamp": stamp, "arch": arch, "syscall": syscall, "auid": _number(sc.get(b"auid"), -1),
             "key": decode_value(sc.get(b"key", b""), encoded=True), "argc": pending.argc,
             "tty": decode_value(sc.get(b"tty", b"")),
         }  # fmt: skip
         if pending.program and pending.program != exe:
             facts["path_name"] = pending.program
-        process = ExternalProcess(
-            pid=number(decode_value(sc.get(b"pid", b"0"))), comm=decode_value(sc.get(b"comm", b""), encoded=True),
-            exe=exe, args=args, cwd=pending.cwd, uid=number(decode_value(sc.get(b"uid", b"-1")), -1),
-        )  # fmt: skip
-        parent = ExternalProcess(pid=number(decode_value(sc.get(b"ppid", b"0"))))
+        # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid (3x cheaper).
+        process = ExternalProcess(_number(sc.get(b"pid"), 0), 0, decode_value(sc.get(b"comm", b""), encoded=True), exe,
+                                  args, pending.cwd, "", _number(sc.get(b"uid"), -1))  # fmt: skip
+        ppid = _number(sc.get(b"ppid"), 0)
+        # Positional, in ExternalEvent's order (five times cheaper than keywords for its 18 fields).
         return [ExternalEvent(
-            tool="auditd", kind="exec", time_ns=int(stamp.partition(":")[0].replace(".", "")) * 1_000_000,
-            path=exe or program, process=process, parents=[parent] if parent.pid else [], node=pending.node,
-            source_event=f"SYSCALL {syscall}", facts=facts,
+            "auditd", "exec", int(stamp.partition(":")[0].replace(".", "")) * 1_000_000, exe or program, process,
+            [ExternalProcess(ppid)] if ppid else [], pending.node, "", "", "", "", "", "", "", b"", _NO_VERDICT,
+            f"SYSCALL {syscall}", facts,
         )]  # fmt: skip

@@ -194,6 +194,9 @@ _HEAD_DECODER = msgspec.json.Decoder(_Head)
 _KEPT_NAMES = frozenset((*EXEC_EVENTS, WRITE_EVENT, *DROPPED_EVENTS))
 _LABELS: dict[str, str] = {}
 _NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
+_NO_VERDICT = ToolVerdict()
+_NO_LEGACY_CONTAINER, _NO_LEGACY_K8S = _LegacyContainer(), _LegacyK8s()
+_NO_WORKLOAD, _NO_PROCESS, _NO_CONTAINER, _NO_IMAGE, _NO_K8S = _Workload(), _Process(), _Container(), _Image(), _K8s()
 
 
 def _properties(event: _Event | _Head) -> Mapping[str, Any]:
@@ -271,7 +274,7 @@ class TraceeAdapter:
             rule=text(properties.get("signatureName")) or (event.threat.name if event.threat else "") or name,
             priority=str(properties.get("Severity", event.threat.severity if event.threat else "") or ""),
             drift=drift, field=(f"signatureID={signature}" if signature else f"eventName={name}") if dropped else "",
-        ) if dropped else ToolVerdict()  # fmt: skip
+        ) if dropped else _NO_VERDICT  # fmt: skip
         argv = args.get("argv")
         process, parents, where = self._workload(event, [a for a in argv if isinstance(a, str)] if isinstance(
             argv, list) else [], text(args.get("pwd")))  # fmt: skip
@@ -288,8 +291,8 @@ class TraceeAdapter:
     ) -> tuple[ExternalProcess, list[ExternalProcess], tuple[str, str, str, str, str, str]]:
         """The process, its parents and (container id, name, image, digest, pod, namespace)."""
         if event.event_name:
-            box = event.container or _LegacyContainer()
-            k8s = event.kubernetes or _LegacyK8s()
+            box = event.container or _NO_LEGACY_CONTAINER
+            k8s = event.kubernetes or _NO_LEGACY_K8S
             # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid.
             process = ExternalProcess(
                 _int(event.host_process_id), _int(event.process_id), event.process_name,
@@ -300,11 +303,11 @@ class TraceeAdapter:
                      box.image or event.container_image, box.image_digest, k8s.pod_name or event.pod_name,
                      k8s.pod_namespace or event.pod_namespace)  # fmt: skip
             return process, [parent] if parent.pid else [], where
-        workload = event.workload or _Workload()
-        found = workload.process or _Process()
-        image = (workload.container.image if workload.container else None) or _Image()
-        box2 = workload.container or _Container()
-        k8s2 = workload.k8s or _K8s()
+        workload = event.workload or _NO_WORKLOAD
+        found = workload.process or _NO_PROCESS
+        box2 = workload.container or _NO_CONTAINER
+        image = box2.image or _NO_IMAGE
+        k8s2 = workload.k8s or _NO_K8S
         process = _v1_process(found, argv, cwd)
         digest = next((d.partition("@")[2] for d in image.repo_digests if "@" in d), "") or (
             image.id if image.id.startswith("sha256:") else "")  # fmt: skip
