@@ -35,6 +35,14 @@ _CWD = re.compile(rb'cwd=("[^"]*"|\S*)')
 _PATH = re.compile(rb'item=(\d+) name=("[^"]*"|\S*)')
 _PROCTITLE = re.compile(rb'proctitle=("[^"]*"|\S*)')
 _HEX = re.compile(rb"^(?:[0-9A-F]{2})+$")
+# A SYSCALL record as the kernel writes it (audit_log_exit), each value read as `_FIELD` reads it: an unquoted
+# one (V) must not start with a quote, a possibly quoted one (Q) is matched atomically, quoted first.
+SYSCALL_KEYS = (b"arch", b"syscall", b"success", b"ppid", b"pid", b"auid", b"uid", b"tty", b"comm", b"exe", b"key")
+_SYSCALL_LAYOUT = re.compile(
+    rb"arch=(V) syscall=(V)(?: success=(V) exit=V)? a0=V a1=V a2=V a3=V items=V ppid=(V) pid=(V) auid=(V) uid=(V) "
+    rb"gid=V euid=V suid=V fsuid=V egid=V sgid=V fsgid=V tty=(V) ses=V comm=(Q) exe=(Q)(?: subj=V)? key=(Q)"
+    .replace(b"V", rb'(?!")\S*').replace(b"Q", rb'(?>"[^"]*"|\S*)')
+)  # fmt: skip
 ENRICHED_SEPARATOR = b"\x1d"
 _GROUPED = frozenset({b"SYSCALL", b"EXECVE", b"CWD", b"PATH", b"PROCTITLE", b"EOE"})
 FAILED_EXEC = "SYSCALL exec failed"
@@ -59,6 +67,17 @@ def _fields(body: bytes) -> dict[bytes, bytes]:
     return dict(_FIELD.findall(body if enriched < 0 else body[:enriched]))
 
 
+def _syscall_fields(body: bytes) -> tuple[bytes | None, ...]:
+    """The fields of a SYSCALL record that an exec event uses (SYSCALL_KEYS, None when absent), as `_fields`
+    reads them: from one match of the kernel's layout (6x cheaper than reading all thirty), else `_fields`."""
+    enriched = body.find(ENRICHED_SEPARATOR)
+    layout = _SYSCALL_LAYOUT.fullmatch(body if enriched < 0 else body[:enriched])
+    if layout is None:
+        fields = _fields(body)
+        return tuple(fields.get(key) for key in SYSCALL_KEYS) if fields else ()
+    return layout.groups()
+
+
 def _label(key: bytes, make: Callable[[], str]) -> str:
     """A cached counting label (a node writes a few dozen record types and syscalls)."""
     return cached_label(_LABELS, key, make)
@@ -72,7 +91,7 @@ class _Pending:
     def __init__(self, seconds: float, node: str = "") -> None:
         self.seconds, self.node = seconds, node
         self.lines = self.argc = 0
-        self.syscall: dict[bytes, bytes] = {}
+        self.syscall: tuple[bytes | None, ...] = ()  # SYSCALL_KEYS' values, once the SYSCALL record is read
         self.args: dict[int, list[tuple[int, str]]] = {}
         self.cwd = self.program = ""
         self.proctitle = b""  # raw: decoded only when no EXECVE record gave the arguments
@@ -194,7 +213,7 @@ class AuditdAdapter:
     def _add(pending: _Pending, kind: bytes, line: bytes, at: int) -> None:
         """Joins the fields bindrift uses of one record (its body starts at `at`) to its exec group."""
         if kind == b"SYSCALL":
-            pending.syscall = _fields(line[at:])
+            pending.syscall = _syscall_fields(line[at:])
         elif kind == b"EXECVE":
             if (argc := _ARGC.search(line, at)) is not None:
                 pending.argc = int(argc.group(1))
@@ -224,10 +243,10 @@ class AuditdAdapter:
         if not pending.syscall:
             self.stats.ignore(NO_SYSCALL, pending.lines)
             return []
-        sc = pending.syscall
-        arch, syscall = decode_value(sc.get(b"arch", b"")), _number(sc.get(b"syscall"), -1)
+        arch_raw, syscall_raw, success, ppid_raw, pid, auid, uid, tty, comm, exe_raw, key = pending.syscall
+        arch, syscall = decode_value(arch_raw or b""), _number(syscall_raw, -1)
         execs = EXEC_SYSCALLS.get(arch, ())
-        if syscall not in execs or decode_value(sc.get(b"success", b"")) != "yes":
+        if syscall not in execs or decode_value(success or b"") != "yes":
             self.stats.ignore(FAILED_EXEC if syscall in execs else "SYSCALL not an exec", pending.lines)
             return []
         self.stats.kept_lines += pending.lines
@@ -236,19 +255,18 @@ class AuditdAdapter:
                 for _index, pieces in sorted(pending.args.items())]  # fmt: skip
         if not args and pending.proctitle:
             args = [a for a in _proctitle(pending.proctitle) if a]
-        exe = decode_value(sc.get(b"exe", b""), encoded=True)
+        exe = decode_value(exe_raw or b"", encoded=True)
         program = pending.program if pending.program.startswith("/") else exe
         facts: dict[str, FactValue] = {
-            "stamp": stamp, "arch": arch, "syscall": syscall, "auid": _number(sc.get(b"auid"), -1),
-            "key": decode_value(sc.get(b"key", b""), encoded=True), "argc": pending.argc,
-            "tty": decode_value(sc.get(b"tty", b"")),
+            "stamp": stamp, "arch": arch, "syscall": syscall, "auid": _number(auid, -1),
+            "key": decode_value(key or b"", encoded=True), "argc": pending.argc, "tty": decode_value(tty or b""),
         }  # fmt: skip
         if pending.program and pending.program != exe:
             facts["path_name"] = pending.program
         # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid (3x cheaper).
-        process = ExternalProcess(_number(sc.get(b"pid"), 0), 0, decode_value(sc.get(b"comm", b""), encoded=True), exe,
-                                  args, pending.cwd, "", _number(sc.get(b"uid"), -1))  # fmt: skip
-        ppid = _number(sc.get(b"ppid"), 0)
+        process = ExternalProcess(_number(pid, 0), 0, decode_value(comm or b"", encoded=True), exe, args, pending.cwd,
+                                  "", _number(uid, -1))  # fmt: skip
+        ppid = _number(ppid_raw, 0)
         # Positional, in ExternalEvent's order (five times cheaper than keywords for its 18 fields).
         return [ExternalEvent(
             "auditd", "exec", int(stamp.partition(":")[0].replace(".", "")) * 1_000_000, exe or program, process,
