@@ -41,7 +41,6 @@ DROPPED_EVENTS = frozenset({"dropped_executable", "New executable dropped"})
 DROPPED_SIGNATURE = "TRC-1022"
 SKIPPED_ARGS = frozenset({"argv", "envp", "env", "bytes", "pathname", "cmdpath", "path", "sha256", "pwd"})
 MAX_FACT = 1024
-_SCALARS = frozenset({str, int, bool})
 
 
 class _Arg(msgspec.Struct, frozen=True, gc=False):
@@ -223,8 +222,13 @@ def _header(value: object) -> bytes:
 def _facts(args: dict[str, object], name: str, properties: Mapping[str, Any]) -> dict[str, FactValue]:
     """The event name, the scalar arguments (strings cut to MAX_FACT) and the signature's properties."""
     facts: dict[str, FactValue] = {"eventName": name}
-    facts.update({key: value[:MAX_FACT] if type(value) is str else value  # type: ignore[misc]
-                  for key, value in args.items() if type(value) in _SCALARS and key not in SKIPPED_ARGS})  # fmt: skip
+    for key, value in args.items():
+        if key in SKIPPED_ARGS:
+            continue
+        if type(value) is str:
+            facts[key] = value[:MAX_FACT]
+        elif type(value) is int or type(value) is bool:
+            facts[key] = value
     if properties:
         for key in ("signatureID", "Severity", "Technique", "external_id", "Category"):
             value = properties.get(key)
@@ -256,7 +260,7 @@ class TraceeAdapter:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MalformedEventError("not a Tracee event", str(exc)) from exc
         properties = _properties(event)
-        dropped = _is_dropped(name, properties)
+        dropped = name in DROPPED_EVENTS or properties.get("signatureID") == DROPPED_SIGNATURE
         if event.timestamp is None:
             raise MalformedEventError("Tracee event without a timestamp")
         time_ns = event.timestamp if isinstance(event.timestamp, int) else rfc3339_ns(event.timestamp)
@@ -294,11 +298,15 @@ class TraceeAdapter:
             box = event.container or _NO_LEGACY_CONTAINER
             k8s = event.kubernetes or _NO_LEGACY_K8S
             # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid.
+            pid, vpid, uid = event.host_process_id, event.process_id, event.user_id
             process = ExternalProcess(
-                _int(event.host_process_id), _int(event.process_id), event.process_name,
-                event.executable.path if event.executable else "", argv, cwd, "", _int(event.user_id, -1),
+                pid if type(pid) is int else number(pid), vpid if type(vpid) is int else number(vpid),
+                event.process_name, event.executable.path if event.executable else "", argv, cwd, "",
+                uid if type(uid) is int else number(uid, -1),
             )  # fmt: skip
-            parent = ExternalProcess(_int(event.host_parent_process_id), _int(event.parent_process_id))
+            ppid, parent_vpid = event.host_parent_process_id, event.parent_process_id
+            parent = ExternalProcess(ppid if type(ppid) is int else number(ppid),
+                                     parent_vpid if type(parent_vpid) is int else number(parent_vpid))  # fmt: skip
             where = (box.id or event.container_id, box.name or event.container_name,
                      box.image or event.container_image, box.image_digest, k8s.pod_name or event.pod_name,
                      k8s.pod_namespace or event.pod_namespace)  # fmt: skip
@@ -317,10 +325,6 @@ class TraceeAdapter:
 
     def flush(self) -> list[ExternalEvent]:
         return []
-
-
-def _int(value: object, default: int = 0) -> int:
-    return value if type(value) is int else number(value, default)
 
 
 def _v1_process(found: _Process, argv: list[str], cwd: str) -> ExternalProcess:
