@@ -138,3 +138,15 @@ def test_the_syscall_layout_reads_what_the_fields_read(changes: list[tuple[str, 
 def test_the_sample_syscalls_take_the_layout() -> None:
     bodies = [line.split(b"): ", 1)[1] for line in SAMPLE.read_bytes().splitlines() if line.startswith(b"type=SYSCALL")]
     assert bodies and all(auditd._SYSCALL_LAYOUT.fullmatch(body) for body in bodies)
+
+
+def test_groups_over_the_bound_complete_oldest_first() -> None:
+    """Records of one second (no group due by time): past MAX_PENDING open groups, the oldest completes."""
+    adapter = AuditdAdapter()
+    done = []
+    for serial in range(auditd.MAX_PENDING + 50):
+        line = f'type=SYSCALL msg=audit(100.000:{serial}): arch=c000003e syscall=59 success=yes pid={serial} exe="/a"'
+        done += adapter.feed(line.encode())
+        assert len(adapter._pending) <= auditd.MAX_PENDING
+    assert [e.process.pid for e in done] == list(range(50))
+    assert len(adapter.flush()) == auditd.MAX_PENDING

@@ -10,6 +10,7 @@ PID to its container through `/proc/PID/cgroup`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -127,7 +128,8 @@ class AuditdAdapter:
         # stamps whose SYSCALL is not a successful exec → (what to count their records as, seconds)
         self._skipped: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
         self._newest = 0.0
-        self._next_expiry = float("inf")  # no group is due before the newest record reaches this time
+        # no group is due before the newest record reaches this time (-inf: a table is over its bound)
+        self._next_expiry = math.inf
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
         match = _RECORD.match(line)
@@ -152,8 +154,9 @@ class AuditdAdapter:
                     done += self._finish(stamp, pending)
             else:
                 self._group(match, kind, stamp, seconds, line)
-        newest = self._newest = seconds if seconds > self._newest else self._newest
-        if newest >= self._next_expiry or len(self._pending) > MAX_PENDING or len(self._skipped) > MAX_PENDING:
+        if seconds > self._newest:  # noqa: PLR1730 (max() is a call: 2% of this adapter)
+            self._newest = seconds
+        if self._newest >= self._next_expiry:  # a group is due, or one of the tables is over its bound
             done += self._expire()
         return done
 
@@ -169,12 +172,16 @@ class AuditdAdapter:
                 self.stats.ignore(label, 1 + (pending.lines if pending else 0))
                 self._skipped[stamp] = (label, seconds)
                 self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
+                if len(self._skipped) > MAX_PENDING:
+                    self._next_expiry = -math.inf
                 return
         pending = self._pending.get(stamp)
         if pending is None:
             node = match.group(1)
             pending = self._pending[stamp] = _Pending(seconds, node.decode("utf-8", "replace") if node else "")
             self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
+            if len(self._pending) > MAX_PENDING:
+                self._next_expiry = -math.inf
         pending.lines += 1
         self._add(pending, kind, line, body_at)
 
@@ -183,7 +190,7 @@ class AuditdAdapter:
         done: list[ExternalEvent] = []
         horizon = self._newest - FLUSH_AFTER_S
         pending = self._pending
-        self._next_expiry = float("inf")
+        self._next_expiry = math.inf
         while pending:
             stamp, oldest = next(iter(pending.items()))
             if oldest.seconds > horizon and len(pending) <= MAX_PENDING:
@@ -206,7 +213,7 @@ class AuditdAdapter:
             stamp, pending = self._pending.popitem(last=False)
             done += self._finish(stamp, pending)
         self._skipped.clear()
-        self._next_expiry = float("inf")
+        self._next_expiry = math.inf
         return done
 
     @staticmethod
