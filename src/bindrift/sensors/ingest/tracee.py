@@ -252,8 +252,8 @@ class TraceeAdapter:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MalformedEventError("not a Tracee event", str(exc)) from exc
         name = head.event_name or head.name
-        signature = head.metadata is not None or head.threat is not None
-        if name not in _KEPT_NAMES and not (signature and _is_dropped(name, _properties(head))):
+        signed = head.metadata is not None or head.threat is not None
+        if name not in _KEPT_NAMES and not (signed and _is_dropped(name, _properties(head))):
             self.stats.ignore(_LABELS.get(name) or cached_label(_LABELS, name, lambda: f"eventName={name[:128]}"))
             return []
         try:
