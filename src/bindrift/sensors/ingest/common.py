@@ -79,9 +79,13 @@ class IngestStats:
     def ignore(self, kind: str, lines: int = 1) -> None:
         """Counts `lines` ignored as `kind` (the first MAX_KINDS kinds by name, later ones as "other")."""
         ignored = self.ignored
-        if kind not in ignored and len(ignored) >= MAX_KINDS:
-            kind = "other"
-        ignored[kind] = ignored.get(kind, 0) + lines
+        count = ignored.get(kind)
+        if count is not None:
+            ignored[kind] = count + lines
+        elif len(ignored) < MAX_KINDS:
+            ignored[kind] = lines
+        else:
+            ignored["other"] = ignored.get("other", 0) + lines
 
     def reject(self, reason: str) -> None:
         """Counts one line rejected for `reason`."""
