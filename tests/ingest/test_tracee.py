@@ -166,3 +166,13 @@ def test_other_events_are_counted_by_name_from_the_head_alone() -> None:
         head = tracee._HEAD_DECODER.decode(line)
         assert adapter.stats.ignored == {f"eventName={head.event_name or head.name}": 1}, line[:200]
     assert dropped >= 18
+
+
+def test_a_repeated_argument_is_its_last_value_in_the_facts() -> None:
+    """Constructed: a legacy exec naming `dev` twice; the facts, like the arguments, hold the last value."""
+    base = {"timestamp": 1, "eventName": "execve", "processId": 7}
+    for values, fact in ((["5", ["x"]], None), ([["x"], 5], 5), ([4, 5], 5)):
+        event = {**base, "args": [{"name": "pathname", "value": "/bin/x"}] + [
+            {"name": "dev", "value": value} for value in values]}  # fmt: skip
+        (kept,) = TraceeAdapter().feed(json.dumps(event).encode())
+        assert kept.facts.get("dev") == fact, values

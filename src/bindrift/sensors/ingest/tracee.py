@@ -219,8 +219,8 @@ def _header(value: object) -> bytes:
         return b""
 
 
-def _facts(args: dict[str, object], name: str, properties: Mapping[str, Any]) -> dict[str, FactValue]:
-    """The event name, the scalar arguments (strings cut to MAX_FACT) and the signature's properties."""
+def _facts(args: dict[str, object], name: str) -> dict[str, FactValue]:
+    """The event name and the scalar arguments (strings cut to MAX_FACT)."""
     facts: dict[str, FactValue] = {"eventName": name}
     for key, value in args.items():
         if key in SKIPPED_ARGS:
@@ -229,11 +229,6 @@ def _facts(args: dict[str, object], name: str, properties: Mapping[str, Any]) ->
             facts[key] = value[:MAX_FACT]
         elif type(value) is int or type(value) is bool:
             facts[key] = value
-    if properties:
-        for key in ("signatureID", "Severity", "Technique", "external_id", "Category"):
-            value = properties.get(key)
-            if isinstance(value, str | int | bool):
-                facts[key] = value
     return facts
 
 
@@ -266,9 +261,25 @@ class TraceeAdapter:
             raise MalformedEventError("Tracee event without a timestamp")
         time_ns = event.timestamp if isinstance(event.timestamp, int) else rfc3339_ns(event.timestamp)
         if event.event_name:
-            args = {arg.name: arg.value for arg in event.args}
+            args: dict[str, object] = {}
+            facts: dict[str, FactValue] = {"eventName": name}
+            for arg in event.args:  # the arguments and the facts in one pass
+                key, value = arg.name, arg.value
+                args[key] = value
+                if key not in SKIPPED_ARGS:
+                    if type(value) is str:
+                        facts[key] = value[:MAX_FACT]
+                    elif type(value) is int or type(value) is bool:
+                        facts[key] = value
+            if len(args) != len(event.args):  # a name given twice: the facts are made of the last values
+                facts = _facts(args, name)
         else:
             args = {item.name: item.value() for item in event.data}
+            facts = _facts(args, name)
+        if properties:
+            for key in ("signatureID", "Severity", "Technique", "external_id", "Category"):
+                if isinstance(value := properties.get(key), str | int | bool):
+                    facts[key] = value
         kind: EventKind = "exec" if name in EXEC_EVENTS else "write"
         path = text(args.get("path")) if dropped else text(args.get("pathname")) or text(args.get("cmdpath"))
         if not path:
@@ -287,7 +298,7 @@ class TraceeAdapter:
         return [ExternalEvent(
             "tracee", kind, time_ns, path, process, parents, "", container_id(where[0]), where[1], where[2],
             where[3], where[4], where[5], text(args.get("sha256")).lower(),
-            _header(args.get("bytes")) if kind == "write" else b"", verdict, name, _facts(args, name, properties),
+            _header(args.get("bytes")) if kind == "write" else b"", verdict, name, facts,
         )]  # fmt: skip
 
     @staticmethod
