@@ -7,9 +7,12 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.conftest import SHARED
 
 from bindrift.schema.external_event import ExternalEvent, ExternalProcess
+from bindrift.sensors.ingest import auditd
 from bindrift.sensors.ingest.auditd import AuditdAdapter, decode_value
 from bindrift.sensors.ingest.common import MalformedEventError
 from bindrift.sensors.ingest.reader import read_events
@@ -105,3 +108,45 @@ def test_values_and_malformed_lines() -> None:
         AuditdAdapter().feed(b"type=SYSCALL msg=audit(garbage): arch=c000003e")
     events, adapter = _read(b"hello\n\xff\xfe\n" + KINSING)
     assert len(events) == 1 and (adapter.stats.lines, adapter.stats.rejected) == (9, 2)
+
+
+LAYOUT = ["arch", "syscall", "success", "exit", "a0", "a1", "a2", "a3", "items", "ppid", "pid", "auid", "uid", "gid",
+          "euid", "suid", "fsuid", "egid", "sgid", "fsgid", "tty", "ses", "comm", "exe", "subj", "key"]  # fmt: skip
+VALUES = st.one_of(
+    st.sampled_from(["c000003e", "59", "yes", "0", "(null)", "(none)", '"sh"', '"a b"', '"/usr/bin/x"', "", '"',
+                     '"x', 'x"', "a=b", '"a" exe="b"', "2F746D70", "\x1dARCH=x86_64"]),
+    st.text(st.sampled_from('ab =""\x1d'), max_size=6),
+)  # fmt: skip
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(LAYOUT), VALUES), max_size=4), st.data())
+def test_the_syscall_layout_reads_what_the_fields_read(changes: list[tuple[str, str]], data: st.DataObject) -> None:
+    """The one-match read of a SYSCALL record (the kernel's layout) gives the fields the general reader gives, on
+    the sample's records with values changed, fields dropped, reordered or repeated."""
+    fields = dict(field.split("=", 1) for field in SAMPLE.read_text().splitlines()[0].split("): ", 1)[1].split(" "))
+    fields.update(changes)
+    keys = list(fields)
+    if data.draw(st.booleans()):
+        keys = data.draw(st.lists(st.sampled_from(LAYOUT), max_size=30))
+    body = " ".join(f"{key}={fields.get(key, '1')}" for key in keys).encode()
+    general = auditd._fields(body)
+    expected = tuple(general.get(key) for key in auditd.SYSCALL_KEYS) if general else ()
+    assert auditd._syscall_fields(body) == expected
+
+
+def test_the_sample_syscalls_take_the_layout() -> None:
+    bodies = [line.split(b"): ", 1)[1] for line in SAMPLE.read_bytes().splitlines() if line.startswith(b"type=SYSCALL")]
+    assert bodies and all(auditd._SYSCALL_LAYOUT.fullmatch(body) for body in bodies)
+
+
+def test_groups_over_the_bound_complete_oldest_first() -> None:
+    """Records of one second (no group due by time): past MAX_PENDING open groups, the oldest completes."""
+    adapter = AuditdAdapter()
+    done = []
+    for serial in range(auditd.MAX_PENDING + 50):
+        line = f'type=SYSCALL msg=audit(100.000:{serial}): arch=c000003e syscall=59 success=yes pid={serial} exe="/a"'
+        done += adapter.feed(line.encode())
+        assert len(adapter._pending) <= auditd.MAX_PENDING
+    assert [e.process.pid for e in done] == list(range(50))
+    assert len(adapter.flush()) == auditd.MAX_PENDING

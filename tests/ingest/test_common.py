@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bindrift.sensors.ingest import common
 from bindrift.sensors.ingest.common import MalformedEventError, container_id, number, rfc3339_ns, signed64, text
 
 
@@ -32,3 +37,26 @@ def test_container_ids() -> None:
     assert container_id("9965a6a599f6") == "9965a6a599f6"
     # the host, too short to match one container, or not an id at all
     assert [container_id(v) for v in ("host", "", None, "abc", "default/web", "../../etc")] == [""] * 6
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(0, 4_102_444_799), st.text("0123456789", max_size=11), st.sampled_from(["Z", "z", "+00:00", ""]),
+       st.booleans())  # fmt: skip
+def test_the_cached_seconds_give_what_the_parse_gives(seconds: int, digits: str, zone: str, dot: bool) -> None:
+    """The fast path (seconds of a time seen before) answers as the first parse of the same text did."""
+    whole = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    text = whole + ("." if dot else "") + digits + zone
+    common._SECONDS.clear()
+    try:
+        first: int | str = rfc3339_ns(text)
+    except MalformedEventError as exc:
+        first = exc.reason
+    common._SECONDS.clear()
+    assert rfc3339_ns(whole + "Z") == seconds * 1_000_000_000  # the seconds are cached now
+    try:
+        again: int | str = rfc3339_ns(text)
+    except MalformedEventError as exc:
+        again = exc.reason
+    assert first == again
+    if dot and 0 < len(digits) <= 9 and zone:
+        assert first == seconds * 1_000_000_000 + int(digits.ljust(9, "0"))

@@ -149,21 +149,30 @@ def test_malformed_and_filtered() -> None:
     assert adapter.stats.ignored == {"eventName=openat": 1}
 
 
-def test_raw_filter_counts_as_the_decode_does() -> None:
-    """Every sample event: what the raw-byte filter drops (opens, reads, packets, clones, closes, the custom
-    event), the full decode drops too, counted as the same kind."""
+def test_other_events_are_counted_by_name_from_the_head_alone() -> None:
+    """Every sample event bindrift does not keep (opens, reads, packets, clones, closes, the custom event) is
+    counted under its name, read by the head decode (tests/ingest/test_prefilters.py: it reads what the full
+    decode reads)."""
     from bindrift.sensors.ingest import tracee
 
     lines = [line for name in ("docs-head-events.jsonl", "docs-outputs-2023-events.jsonl")
              for line in (SAMPLES / name).read_bytes().splitlines() if line.strip()]  # fmt: skip
     dropped = 0
     for line in lines:
-        label = tracee._filtered_raw(line)
-        if not label:
+        adapter = TraceeAdapter()
+        if adapter.feed(line):
             continue
         dropped += 1
-        adapter = TraceeAdapter()
-        spaced = json.dumps(json.loads(line)).encode()  # `"eventName": "…"`: left to the decode
-        assert not tracee._filtered_raw(spaced) and adapter.feed(spaced) == [], line[:200]
-        assert adapter.stats.ignored == {label: 1}, (line[:200], label)
+        head = tracee._HEAD_DECODER.decode(line)
+        assert adapter.stats.ignored == {f"eventName={head.event_name or head.name}": 1}, line[:200]
     assert dropped >= 18
+
+
+def test_a_repeated_argument_is_its_last_value_in_the_facts() -> None:
+    """Constructed: a legacy exec naming `dev` twice; the facts, like the arguments, hold the last value."""
+    base = {"timestamp": 1, "eventName": "execve", "processId": 7}
+    for values, fact in ((["5", ["x"]], None), ([["x"], 5], 5), ([4, 5], 5)):
+        event = {**base, "args": [{"name": "pathname", "value": "/bin/x"}] + [
+            {"name": "dev", "value": value} for value in values]}  # fmt: skip
+        (kept,) = TraceeAdapter().feed(json.dumps(event).encode())
+        assert kept.facts.get("dev") == fact, values

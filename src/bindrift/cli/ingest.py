@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -66,7 +65,7 @@ def ingest(
     address = _listen_address(listen) if listen else None
     options = IngestOptions(
         source=source.value, input_file=input_file, store=None if bus or check else open_store(db), listen=address,
-        node=node_name, cluster=cluster, bus=bus, spool=Path(spool), spool_max_mb=spool_max_mb, check=check,
+        node=node_name, cluster=cluster, bus=bus, spool=spool, spool_max_mb=spool_max_mb, check=check,
         metrics_file=metrics_file, tokens_file=tokens_file, max_request_lines=max_request_lines,
         max_request_bytes=int(max_request_mb * (1 << 20)), rate=rate,
     )  # fmt: skip

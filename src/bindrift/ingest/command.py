@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, cast
 
 from bindrift.schema.external_event import Tool
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from prometheus_client import CollectorRegistry
 
     from bindrift.bus.publisher import BusPublisher
@@ -23,9 +22,9 @@ if TYPE_CHECKING:
     from bindrift.sinks.store.sql_store import SqlStore
 
 
-@dataclass(frozen=True, slots=True)
-class IngestOptions:
-    """What the command line chose."""
+class IngestOptions(NamedTuple):
+    """What the command line chose (a NamedTuple: a dataclass would import `inspect`, a tenth of a `--check`
+    run's start-up)."""
 
     source: Tool
     input_file: str = "-"
@@ -34,7 +33,7 @@ class IngestOptions:
     node: str = ""
     cluster: str = ""
     bus: str = ""
-    spool: Path = Path("/var/lib/bindrift/spool")
+    spool: str = "/var/lib/bindrift/spool"
     spool_max_mb: int = 64
     check: bool = False
     metrics_file: str = ""
@@ -54,6 +53,8 @@ def run_ingest(options: IngestOptions) -> int:
         run = IngestRun(adapter, None)
         _read_input(run, options)
         return _finish(run, [], options)
+    import socket
+
     from bindrift.analysis.intel.intel_set import IntelSet, Kind
     from bindrift.ingest.analyser import IngestAnalyser, Sink
 
@@ -101,12 +102,14 @@ def run_ingest(options: IngestOptions) -> int:
 def _publisher(options: IngestOptions, node: str) -> BusPublisher:
     """The agent's spool and publisher: detections on disk at once, published in order, committed on the
     stream's acknowledgement (the same guarantees as `watch --bus`)."""
+    from pathlib import Path
+
     from bindrift.bus.publisher import BusPublisher
     from bindrift.bus.spool import Spool
     from bindrift.bus.stream import parse_servers
 
     servers = parse_servers(options.bus)
-    publisher = BusPublisher(servers, Spool(options.spool, max_bytes=options.spool_max_mb << 20), node)
+    publisher = BusPublisher(servers, Spool(Path(options.spool), max_bytes=options.spool_max_mb << 20), node)
     print(f"bindrift: ingest publishing to {','.join(servers)}", file=sys.stderr, flush=True)
     return publisher
 

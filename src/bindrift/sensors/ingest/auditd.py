@@ -3,24 +3,26 @@ sharing a stamp form one event; a successful execve/execveat SYSCALL record make
 EXECVE (arguments, including `aN[i]` pieces of long ones), CWD, PATH and PROCTITLE joined in.
 
 An event is complete at its EOE record, or once records more than `FLUSH_AFTER_S` newer have arrived (EOE
-is not always written), or at the end of the input. auditd has no container field: the analysis maps the
+is not always written; looked for every `EXPIRY_STEP` of the log's time, the groups due then completed
+together, oldest first), or at the end of the input. auditd has no container field: the analysis maps the
 PID to its container through `/proc/PID/cgroup`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue, Tool
+from bindrift.schema.external_event import ExternalEvent, ExternalProcess, FactValue, Tool, ToolVerdict
 from bindrift.sensors.ingest.common import IngestStats, MalformedEventError, cached_label, number
 
 # (arch, syscall) of execve and execveat: x86_64, aarch64, i386 (and x32-less b32 on x86_64).
 EXEC_SYSCALLS = {"c000003e": {59, 322}, "c00000b7": {221, 281}, "40000003": {11, 358}}
 _EXECS = frozenset((arch.encode(), number) for arch, numbers in EXEC_SYSCALLS.items() for number in numbers)
 FLUSH_AFTER_S = 2.0
+EXPIRY_STEP = 0.25  # without EOE, a look for due groups at every new stamp cost 8% of the adapter's time
 MAX_PENDING = 1024
 MAX_ARGS = 4096
 # The header only: the body is read (`_fields`) for the records of an exec, never for the others.
@@ -34,11 +36,20 @@ _CWD = re.compile(rb'cwd=("[^"]*"|\S*)')
 _PATH = re.compile(rb'item=(\d+) name=("[^"]*"|\S*)')
 _PROCTITLE = re.compile(rb'proctitle=("[^"]*"|\S*)')
 _HEX = re.compile(rb"^(?:[0-9A-F]{2})+$")
+# A SYSCALL record as the kernel writes it (audit_log_exit), each value read as `_FIELD` reads it: an unquoted
+# one (V) must not start with a quote, a possibly quoted one (Q) is matched atomically, quoted first.
+SYSCALL_KEYS = (b"arch", b"syscall", b"success", b"ppid", b"pid", b"auid", b"uid", b"tty", b"comm", b"exe", b"key")
+_SYSCALL_LAYOUT = re.compile(
+    rb"arch=(V) syscall=(V)(?: success=(V) exit=V)? a0=V a1=V a2=V a3=V items=V ppid=(V) pid=(V) auid=(V) uid=(V) "
+    rb"gid=V euid=V suid=V fsuid=V egid=V sgid=V fsgid=V tty=(V) ses=V comm=(Q) exe=(Q)(?: subj=V)? key=(Q)"
+    .replace(b"V", rb'(?!")\S*').replace(b"Q", rb'(?>"[^"]*"|\S*)')
+)  # fmt: skip
 ENRICHED_SEPARATOR = b"\x1d"
 _GROUPED = frozenset({b"SYSCALL", b"EXECVE", b"CWD", b"PATH", b"PROCTITLE", b"EOE"})
 FAILED_EXEC = "SYSCALL exec failed"
 NO_SYSCALL = "records without their SYSCALL"
 _LABELS: dict[bytes, str] = {}
+_NO_VERDICT = ToolVerdict()
 
 
 def decode_value(raw: bytes, *, encoded: bool = False) -> str:
@@ -57,22 +68,51 @@ def _fields(body: bytes) -> dict[bytes, bytes]:
     return dict(_FIELD.findall(body if enriched < 0 else body[:enriched]))
 
 
+def _syscall_fields(body: bytes) -> tuple[bytes | None, ...]:
+    """The fields of a SYSCALL record that an exec event uses (SYSCALL_KEYS, None when absent), as `_fields`
+    reads them: from one match of the kernel's layout (6x cheaper than reading all thirty), else `_fields`."""
+    enriched = body.find(ENRICHED_SEPARATOR)
+    layout = _SYSCALL_LAYOUT.fullmatch(body if enriched < 0 else body[:enriched])
+    if layout is None:
+        fields = _fields(body)
+        return tuple(fields.get(key) for key in SYSCALL_KEYS) if fields else ()
+    return layout.groups()
+
+
 def _label(key: bytes, make: Callable[[], str]) -> str:
     """A cached counting label (a node writes a few dozen record types and syscalls)."""
     return cached_label(_LABELS, key, make)
 
 
-@dataclass(slots=True)
 class _Pending:
-    seconds: float
-    node: str = ""
-    lines: int = 0
-    syscall: dict[bytes, bytes] = field(default_factory=dict)
-    args: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
-    argc: int = 0
-    cwd: str = ""
-    program: str = ""
-    proctitle: list[str] = field(default_factory=list)
+    """The records of one stamp gathered so far: the fields bindrift uses of each."""
+
+    __slots__ = ("argc", "args", "cwd", "lines", "node", "proctitle", "program", "seconds", "syscall")
+
+    def __init__(self, seconds: float, node: str = "") -> None:
+        self.seconds, self.node = seconds, node
+        self.lines = self.argc = 0
+        self.syscall: tuple[bytes | None, ...] = ()  # SYSCALL_KEYS' values, once the SYSCALL record is read
+        self.args: dict[int, list[tuple[int, str]]] = {}
+        self.cwd = self.program = ""
+        self.proctitle = b""  # raw: decoded only when no EXECVE record gave the arguments
+
+
+def _number(raw: bytes | None, default: int) -> int:
+    """A numeric field: its token read at once, else as `decode_value` and `number` read it (quoted, odd)."""
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return number(decode_value(raw), default)
+
+
+def _proctitle(raw: bytes) -> list[str]:
+    """The command line of a PROCTITLE value: hex of NUL-separated arguments, or one quoted string."""
+    if _HEX.match(raw):
+        return [p.decode("utf-8", "replace") for p in bytes.fromhex(raw.decode()).split(b"\0")]
+    return [decode_value(raw, encoded=True)]
 
 
 class AuditdAdapter:
@@ -88,7 +128,8 @@ class AuditdAdapter:
         # stamps whose SYSCALL is not a successful exec → (what to count their records as, seconds)
         self._skipped: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
         self._newest = 0.0
-        self._next_expiry = float("inf")  # no group is due before the newest record reaches this time
+        # no group is due before the newest record reaches this time (-inf: a table is over its bound)
+        self._next_expiry = math.inf
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
         match = _RECORD.match(line)
@@ -113,8 +154,9 @@ class AuditdAdapter:
                     done += self._finish(stamp, pending)
             else:
                 self._group(match, kind, stamp, seconds, line)
-        newest = self._newest = seconds if seconds > self._newest else self._newest
-        if newest >= self._next_expiry or len(self._pending) > MAX_PENDING or len(self._skipped) > MAX_PENDING:
+        if seconds > self._newest:  # noqa: PLR1730 (max() is a call: 2% of this adapter)
+            self._newest = seconds
+        if self._newest >= self._next_expiry:  # a group is due, or one of the tables is over its bound
             done += self._expire()
         return done
 
@@ -130,12 +172,16 @@ class AuditdAdapter:
                 self.stats.ignore(label, 1 + (pending.lines if pending else 0))
                 self._skipped[stamp] = (label, seconds)
                 self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
+                if len(self._skipped) > MAX_PENDING:
+                    self._next_expiry = -math.inf
                 return
         pending = self._pending.get(stamp)
         if pending is None:
             node = match.group(1)
             pending = self._pending[stamp] = _Pending(seconds, node.decode("utf-8", "replace") if node else "")
             self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
+            if len(self._pending) > MAX_PENDING:
+                self._next_expiry = -math.inf
         pending.lines += 1
         self._add(pending, kind, line, body_at)
 
@@ -144,11 +190,11 @@ class AuditdAdapter:
         done: list[ExternalEvent] = []
         horizon = self._newest - FLUSH_AFTER_S
         pending = self._pending
-        self._next_expiry = float("inf")
+        self._next_expiry = math.inf
         while pending:
             stamp, oldest = next(iter(pending.items()))
             if oldest.seconds > horizon and len(pending) <= MAX_PENDING:
-                self._next_expiry = oldest.seconds + FLUSH_AFTER_S
+                self._next_expiry = oldest.seconds + FLUSH_AFTER_S + EXPIRY_STEP
                 break
             del pending[stamp]
             done += self._finish(stamp, oldest)
@@ -156,7 +202,7 @@ class AuditdAdapter:
         while skipped:
             stamp, (_, seconds) = next(iter(skipped.items()))
             if seconds > horizon and len(skipped) <= MAX_PENDING:
-                self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S)
+                self._next_expiry = min(self._next_expiry, seconds + FLUSH_AFTER_S + EXPIRY_STEP)
                 break
             del skipped[stamp]
         return done
@@ -167,14 +213,14 @@ class AuditdAdapter:
             stamp, pending = self._pending.popitem(last=False)
             done += self._finish(stamp, pending)
         self._skipped.clear()
-        self._next_expiry = float("inf")
+        self._next_expiry = math.inf
         return done
 
     @staticmethod
     def _add(pending: _Pending, kind: bytes, line: bytes, at: int) -> None:
         """Joins the fields bindrift uses of one record (its body starts at `at`) to its exec group."""
         if kind == b"SYSCALL":
-            pending.syscall = _fields(line[at:])
+            pending.syscall = _syscall_fields(line[at:])
         elif kind == b"EXECVE":
             if (argc := _ARGC.search(line, at)) is not None:
                 pending.argc = int(argc.group(1))
@@ -196,11 +242,7 @@ class AuditdAdapter:
             if item == b"0":
                 pending.program = decode_value(name, encoded=True)
         elif kind == b"PROCTITLE" and (title := _PROCTITLE.match(line, at)) is not None:
-            raw = title.group(1)
-            if _HEX.match(raw):
-                pending.proctitle = [p.decode("utf-8", "replace") for p in bytes.fromhex(raw.decode()).split(b"\0")]
-            else:
-                pending.proctitle = [decode_value(raw, encoded=True)]
+            pending.proctitle = title.group(1)
 
     def _finish(self, raw_stamp: bytes, pending: _Pending) -> list[ExternalEvent]:
         """The exec event of a complete record group, or nothing (no SYSCALL record, not an exec, or it failed),
@@ -208,33 +250,33 @@ class AuditdAdapter:
         if not pending.syscall:
             self.stats.ignore(NO_SYSCALL, pending.lines)
             return []
-        sc = pending.syscall
-        arch, syscall = decode_value(sc.get(b"arch", b"")), number(decode_value(sc.get(b"syscall", b"-1")), -1)
-        if syscall not in EXEC_SYSCALLS.get(arch, set()) or decode_value(sc.get(b"success", b"")) != "yes":
-            self.stats.ignore(FAILED_EXEC if syscall in EXEC_SYSCALLS.get(arch, set()) else "SYSCALL not an exec",
-                              pending.lines)  # fmt: skip
+        arch_raw, syscall_raw, success, ppid_raw, pid, auid, uid, tty, comm, exe_raw, key = pending.syscall
+        arch, syscall = decode_value(arch_raw or b""), _number(syscall_raw, -1)
+        execs = EXEC_SYSCALLS.get(arch, ())
+        if syscall not in execs or decode_value(success or b"") != "yes":
+            self.stats.ignore(FAILED_EXEC if syscall in execs else "SYSCALL not an exec", pending.lines)
             return []
         self.stats.kept_lines += pending.lines
         stamp = raw_stamp.decode("ascii")
         args = [pieces[0][1] if len(pieces) == 1 else "".join(text for _piece, text in sorted(pieces))
                 for _index, pieces in sorted(pending.args.items())]  # fmt: skip
-        args = args or [a for a in pending.proctitle if a]
-        exe = decode_value(sc.get(b"exe", b""), encoded=True)
+        if not args and pending.proctitle:
+            args = [a for a in _proctitle(pending.proctitle) if a]
+        exe = decode_value(exe_raw or b"", encoded=True)
         program = pending.program if pending.program.startswith("/") else exe
         facts: dict[str, FactValue] = {
-            "stamp": stamp, "arch": arch, "syscall": syscall, "auid": number(decode_value(sc.get(b"auid", b"-1")), -1),
-            "key": decode_value(sc.get(b"key", b""), encoded=True), "argc": pending.argc,
-            "tty": decode_value(sc.get(b"tty", b"")),
+            "stamp": stamp, "arch": arch, "syscall": syscall, "auid": _number(auid, -1),
+            "key": decode_value(key or b"", encoded=True), "argc": pending.argc, "tty": decode_value(tty or b""),
         }  # fmt: skip
         if pending.program and pending.program != exe:
             facts["path_name"] = pending.program
-        process = ExternalProcess(
-            pid=number(decode_value(sc.get(b"pid", b"0"))), comm=decode_value(sc.get(b"comm", b""), encoded=True),
-            exe=exe, args=args, cwd=pending.cwd, uid=number(decode_value(sc.get(b"uid", b"-1")), -1),
-        )  # fmt: skip
-        parent = ExternalProcess(pid=number(decode_value(sc.get(b"ppid", b"0"))))
+        # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid (3x cheaper).
+        process = ExternalProcess(_number(pid, 0), 0, decode_value(comm or b"", encoded=True), exe, args, pending.cwd,
+                                  "", _number(uid, -1))  # fmt: skip
+        ppid = _number(ppid_raw, 0)
+        # Positional, in ExternalEvent's order (five times cheaper than keywords for its 18 fields).
         return [ExternalEvent(
-            tool="auditd", kind="exec", time_ns=int(stamp.partition(":")[0].replace(".", "")) * 1_000_000,
-            path=exe or program, process=process, parents=[parent] if parent.pid else [], node=pending.node,
-            source_event=f"SYSCALL {syscall}", facts=facts,
+            "auditd", "exec", int(stamp.partition(":")[0].replace(".", "")) * 1_000_000, exe or program, process,
+            [ExternalProcess(ppid)] if ppid else [], pending.node, "", "", "", "", "", "", "", b"", _NO_VERDICT,
+            f"SYSCALL {syscall}", facts,
         )]  # fmt: skip

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bindrift.schema.external_event import ExternalEvent, Tool
 
@@ -18,6 +17,8 @@ MIN_ID = 12
 _FRACTION = re.compile(r"\.(\d+)")
 MAX_CACHED_SECONDS = 4096
 _SECONDS: dict[str, int] = {}  # `YYYY-MM-DDTHH:MM:SS` (UTC) → seconds since the epoch, for the fast path
+# nanoseconds of a fraction's last digit, by the fraction's length
+_FRACTION_SCALE: tuple[int, ...] = tuple(10 ** (9 - digits) for digits in range(10))
 _RFC3339_UTC = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?[Zz]")
 _HEX = re.compile(r"[0-9a-f]+")
 _RUNTIME_PREFIX = re.compile(r"^[a-z0-9-]+://")
@@ -60,24 +61,31 @@ class Adapter(Protocol):
         ...
 
 
-@dataclass(slots=True)
 class IngestStats:
     """Counters of one ingest run: every line read is kept (`kept_lines`, giving `kept` events), rejected with a
     reason, or ignored by kind (another event type, an open not for writing, a failed exec…)."""
 
-    lines: int = 0
-    kept: int = 0
-    kept_lines: int = 0
-    rejected: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-    ignored: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("ignored", "kept", "kept_lines", "lines", "reasons", "rejected")
+
+    def __init__(self) -> None:
+        self.lines = self.kept = self.kept_lines = self.rejected = 0
+        self.reasons: dict[str, int] = {}
+        self.ignored: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return (f"IngestStats(lines={self.lines}, kept={self.kept}, kept_lines={self.kept_lines}, "
+                f"rejected={self.rejected}, reasons={self.reasons}, ignored={self.ignored})")  # fmt: skip
 
     def ignore(self, kind: str, lines: int = 1) -> None:
         """Counts `lines` ignored as `kind` (the first MAX_KINDS kinds by name, later ones as "other")."""
         ignored = self.ignored
-        if kind not in ignored and len(ignored) >= MAX_KINDS:
-            kind = "other"
-        ignored[kind] = ignored.get(kind, 0) + lines
+        count = ignored.get(kind)
+        if count is not None:
+            ignored[kind] = count + lines
+        elif len(ignored) < MAX_KINDS:
+            ignored[kind] = lines
+        else:
+            ignored["other"] = ignored.get("other", 0) + lines
 
     def reject(self, reason: str) -> None:
         """Counts one line rejected for `reason`."""
@@ -95,12 +103,13 @@ class IngestStats:
 def rfc3339_ns(text: str) -> int:
     """Nanoseconds since the epoch for an RFC 3339 / ISO 8601 time with up to 9 fractional digits. The usual
     `YYYY-MM-DDTHH:MM:SS[.fraction]Z` takes a fast path: its seconds are cached (a stream's events share them)."""
-    if text[-1:] in "Zz" and (cached := _SECONDS.get(text[:19])) is not None:
-        tail = text[20:-1] if text[19:20] == "." else text[19:-1]
-        if not tail:
+    if (cached := _SECONDS.get(text[:19])) is not None and text[-1:] in "Zz":
+        if text[19:20] == ".":
+            digits = text[20:-1]
+            if 0 < len(digits) <= 9 and digits.isascii() and digits.isdigit():
+                return cached * 1_000_000_000 + int(digits) * _FRACTION_SCALE[len(digits)]
+        elif len(text) == 20:
             return cached * 1_000_000_000
-        if text[19] == "." and len(tail) <= 9 and tail.isascii() and tail.isdigit():
-            return cached * 1_000_000_000 + int(tail.ljust(9, "0"))
     fast = _RFC3339_UTC.fullmatch(text)
     if fast is not None:
         whole, digits = fast.groups()
@@ -165,10 +174,11 @@ def number(value: object, default: int = 0) -> int:
     return default
 
 
+K = TypeVar("K", bytes, str)
 MAX_LABELS = 256  # counting labels cached per kind of name; the input chooses them, so the cache is bounded
 
 
-def cached_label(cache: dict[bytes, str], key: bytes, make: Callable[[], str]) -> str:
+def cached_label(cache: dict[K, str], key: K, make: Callable[[], str]) -> str:
     """The counting label of `key` (an ignored record type, syscall, event name…), made once and kept while
     the cache holds fewer than MAX_LABELS: a node writes a few dozen kinds; a hostile input cannot grow it."""
     label = cache.get(key)

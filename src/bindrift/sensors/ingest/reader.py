@@ -99,11 +99,12 @@ def read_events(stream: BinaryIO, adapter: Adapter) -> Iterator[ExternalEvent]:
                 continue
             chunk, skipping = chunk[newline + 1 :], False
         data = tail + chunk if tail else chunk
-        cut = data.rfind(b"\n") + 1
-        tail = data[cut:]
-        if cut:
-            # BytesIO's line iterator finds newlines with memchr: bytes.split scans byte by byte (6x slower)
-            yield from feed_lines(adapter, io.BytesIO(data[:cut]))
+        # BytesIO finds newlines with memchr (bytes.split scans byte by byte, 6x slower); all the chunk's lines
+        # at once, the last one kept for the next chunk when its newline is still to come (no copy of the rest)
+        lines = io.BytesIO(data).readlines()
+        tail = lines.pop() if not lines[-1].endswith(b"\n") else b""
+        if lines:
+            yield from feed_lines(adapter, lines)
         if len(tail) > MAX_LINE:
             _rejected(adapter, f"line longer than {MAX_LINE} bytes", "", count=True)
             tail, skipping = b"", True

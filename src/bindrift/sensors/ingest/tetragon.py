@@ -129,45 +129,64 @@ MAX_PROCESSES = 4096
 _PROCESSES: dict[tuple[Num, Num, str, str, str, Num], ExternalProcess] = {}
 _MEMFD = ToolVerdict(drift="memfd", field="binary_properties.file.inode.links=0")
 _NO_VERDICT = ToolVerdict()
+_NO_POD, _NO_CONTAINER, _NO_IMAGE = _Pod(), _Container(), _Image()
 _KEPT_TYPES = (b"process_exec", b"process_kprobe")
 _WORDS = re.compile(r'"([^"]*)"|([^\s"]+)')
 _LABELS: dict[bytes, str] = {}
 _KPROBE_LABELS: dict[bytes, str] = {}
-_FUNCTION_KEY = b'"function_name":"'
+_EXEC_START = b'{"process_exec":'
+_FUNCTION = b'"function_name"'
 _FIRST_KEY = re.compile(rb'\s*\{\s*"(process_[a-z_]{1,48})"\s*:')
+_EVENT_TYPE = re.compile(rb"process_[a-z_]{1,48}")
 _WRITE_CANDIDATES = frozenset(f.encode() for f in (*WRITE_HOOKS, PERMISSION_HOOK))
 
 
 def _filtered_raw(line: bytes) -> str:
-    """The event type to count when the raw bytes plainly say bindrift never keeps it: protojson writes the
-    event first (`{"process_exit":{…`), so the first key names it; a kprobe's `"function_name"` (a key:
-    a `"` inside a string is escaped) names a hook that is not a write. '' when in doubt."""
-    if not line.startswith(b'{"process_'):
+    """The event type to count when the raw bytes plainly say bindrift never keeps the line, '' when in doubt.
+    protojson writes the event first (`{"process_exit":{…`), so the first key names it (the decode refuses a
+    line whose first key is another event type than the one it finds); a kprobe's `"function_name"` key (a
+    `"` inside a string is escaped), when it is the line's only one, names a hook that is not a write."""
+    if not line.startswith(b'{"process_') or line.startswith(_EXEC_START):
         return ""
-    end = line.find(b'"', 2, 64)
+    end = line.find(b'"', 10, 64)
     if end < 0 or line[end + 1 : end + 2] != b":":
         return ""
     key = line[2:end]
+    label = _LABELS.get(key)  # only event types already found ignorable are cached
+    if label is not None:
+        return label
     if key == b"process_kprobe":
         return _kprobe_raw(line)
-    if key in _KEPT_TYPES or not key.replace(b"_", b"").isalnum():
+    if key in _KEPT_TYPES or _EVENT_TYPE.fullmatch(key) is None:  # as the decode's label (`_FIRST_KEY`) reads it
         return ""
     return cached_label(_LABELS, key, lambda: key.decode("ascii"))
 
 
 def _kprobe_raw(line: bytes) -> str:
     """`process_kprobe <function>` for a hook that is neither a write nor the permission check, else ''."""
-    at = line.find(_FUNCTION_KEY)
-    if at < 0 or line[at - 1 : at] not in (b"{", b","):
+    at = line.find(_FUNCTION)
+    start = at + len(_FUNCTION) + 2
+    if at < 0 or line[at - 1 : at] not in (b"{", b",") or line[start - 2 : start] != b':"':
         return ""
-    start = at + len(_FUNCTION_KEY)
+    if line.find(_FUNCTION, start) >= 0:  # another one: which is the event's is the decode's to say
+        return ""
     end = line.find(b'"', start, start + 128)
     if end < 0:
         return ""
     function = line[start:end]
     if function in _WRITE_CANDIDATES or b"\\" in function:
         return ""
-    return cached_label(_KPROBE_LABELS, function, lambda: f"process_kprobe {function.decode('utf-8', 'replace')[:64]}")
+    return _KPROBE_LABELS.get(function) or cached_label(
+        _KPROBE_LABELS, function, lambda: f"process_kprobe {function.decode('utf-8', 'replace')[:64]}"
+    )
+
+
+def _check_first_key(line: bytes, found: str) -> None:
+    """A line whose first key is another event type than the one decoded holds two events (protojson writes one
+    of them): refused, as the raw filter reads the first."""
+    first = _FIRST_KEY.match(line)
+    if first is not None and first.group(1) != found.encode():
+        raise MalformedEventError("more than one event type", f"{first.group(1).decode()} and {found}")
 
 
 def _args(process: _Process | _Parent) -> list[str]:
@@ -187,10 +206,6 @@ def _args(process: _Process | _Parent) -> list[str]:
     return [process.binary, *rest] if process.binary else rest
 
 
-def _int(value: Num, default: int = 0) -> int:
-    return value if type(value) is int else number(value, default)
-
-
 def _process(process: _Process | _Parent) -> ExternalProcess:
     """The process in bindrift's shape; the same one seen again (a parent of many, a process of several
     events) is taken from a bounded cache keyed by every field it is made of (4x cheaper than building it)."""
@@ -199,16 +214,25 @@ def _process(process: _Process | _Parent) -> ExternalProcess:
            process.uid)  # fmt: skip
     found = _PROCESSES.get(key)
     if found is None:
-        binary = process.binary
-        # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid (3x cheaper).
-        found = ExternalProcess(
-            _int(process.pid), _int(container.pid) if container else 0, binary.rpartition("/")[2], binary,
-            _args(process), process.cwd, "", _int(process.uid, -1),
-        )  # fmt: skip
+        found = _new_process(process)
         if len(_PROCESSES) >= MAX_PROCESSES:
             _PROCESSES.clear()
         _PROCESSES[key] = found
     return found
+
+
+def _new_process(process: _Process | _Parent) -> ExternalProcess:
+    """The process in bindrift's shape, built: an exec's own process is new (its exec_id is seen once), so it
+    is not looked up in the cache; it enters it when it is a parent."""
+    pod, binary, pid, uid = process.pod, process.binary, process.pid, process.uid
+    container = pod.container if pod is not None else None
+    vpid = container.pid if container is not None else 0
+    # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid (3x cheaper).
+    return ExternalProcess(
+        pid if type(pid) is int else number(pid), vpid if type(vpid) is int else number(vpid),
+        binary.rpartition("/")[2], binary, _args(process), process.cwd, "",
+        uid if type(uid) is int else number(uid, -1),
+    )  # fmt: skip
 
 
 def _written_path(kprobe: _Kprobe) -> tuple[str, str]:
@@ -241,27 +265,33 @@ class TetragonAdapter:
             response = _DECODER.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MalformedEventError("not a Tetragon event", str(exc)) from exc
-        found: _Exec | _Kprobe
-        if response.process_exec is not None:
-            found = response.process_exec
-            kind, path, function = "exec", found.process.binary if found.process else "", ""
-            if found.process is not None and not path:
+        found: _Exec | _Kprobe | None = response.process_exec
+        if found is not None:
+            if not line.startswith(_EXEC_START):
+                _check_first_key(line, "process_exec")
+            process = found.process
+            if process is None:
+                raise MalformedEventError("Tetragon event without its process")
+            kind, path, function = "exec", process.binary, ""
+            if not path:
                 raise MalformedEventError("process_exec without process.binary")
-        elif response.process_kprobe is not None:
-            found = response.process_kprobe
+        elif (found := response.process_kprobe) is not None:
+            _check_first_key(line, "process_kprobe")
+            if not found.function_name:
+                raise MalformedEventError("process_kprobe without function_name")
             (path, ignored), kind, function = _written_path(found), "write", found.function_name
             if ignored:
                 self.stats.ignore(ignored)
                 return []
             if not path:
                 raise MalformedEventError("process_kprobe write without a file argument")
+            process = found.process
+            if process is None:
+                raise MalformedEventError("Tetragon event without its process")
         else:
             first = _FIRST_KEY.match(line)  # the event type, as the raw filter names it
             self.stats.ignore(first.group(1).decode() if first else "neither process_exec nor process_kprobe")
             return []
-        process = found.process
-        if process is None:
-            raise MalformedEventError("Tetragon event without its process")
         when = response.time or process.start_time
         if not when:
             raise MalformedEventError("Tetragon event without a time")
@@ -269,30 +299,33 @@ class TetragonAdapter:
 
     def _event(self, response: _Response, kind: str, path: str, function: str, process: _Process,
                parent: _Parent | None, ancestors: list[_Parent], when: str) -> ExternalEvent:  # fmt: skip
-        pod = process.pod or _Pod()
-        container = pod.container or _Container()
-        image = container.image or _Image()
-        links = process.binary_properties.file.inode.links if (
-            process.binary_properties and process.binary_properties.file and process.binary_properties.file.inode
-        ) else None  # fmt: skip
-        memory_only = kind == "exec" and links is not None and number(links, -1) == 0
+        pod = process.pod or _NO_POD
+        container = pod.container or _NO_CONTAINER
+        image = container.image or _NO_IMAGE
         facts: dict[str, FactValue] = {"exec_id": process.exec_id}
         if process.in_init_tree is not None:
             facts["in_init_tree"] = process.in_init_tree
-        if links is not None:
-            facts["binary_properties.file.inode.links"] = number(links)
+        verdict = _NO_VERDICT
+        if (properties := process.binary_properties) is not None and properties.file and properties.file.inode:
+            links = properties.file.inode.links
+            if links is not None:
+                facts["binary_properties.file.inode.links"] = number(links)
+                if kind == "exec" and number(links, -1) == 0:
+                    verdict = _MEMFD  # a memory-only executable
         if function:
             facts["function_name"] = function
         parents = [_process(parent)] if parent is not None else []
         if ancestors:
             parents += [_process(p) for p in ancestors]
+        image_id = image.id
+        execution = kind == "exec"
         # Positional, in ExternalEvent's order (five times cheaper than keywords for its 18 fields).
         return ExternalEvent(
-            "tetragon", "exec" if kind == "exec" else "write", rfc3339_ns(when), path, _process(process), parents,
-            response.node_name, container_id(container.id or process.docker), container.name, image.name,
-            image.id.partition("@")[2] if "@" in image.id else "", pod.name, pod.namespace, "", b"",
-            _MEMFD if memory_only else _NO_VERDICT,
-            "process_exec" if kind == "exec" else f"process_kprobe {function}", facts,
+            "tetragon", "exec" if execution else "write", rfc3339_ns(when), path,
+            _new_process(process) if execution else _process(process), parents, response.node_name,
+            container_id(container.id or process.docker), container.name, image.name,
+            image_id.partition("@")[2] if "@" in image_id else "", pod.name, pod.namespace, "", b"", verdict,
+            "process_exec" if execution else f"process_kprobe {function}", facts,
         )  # fmt: skip
 
     def flush(self) -> list[ExternalEvent]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -39,7 +41,6 @@ DROPPED_EVENTS = frozenset({"dropped_executable", "New executable dropped"})
 DROPPED_SIGNATURE = "TRC-1022"
 SKIPPED_ARGS = frozenset({"argv", "envp", "env", "bytes", "pathname", "cmdpath", "path", "sha256", "pwd"})
 MAX_FACT = 1024
-_SCALARS = frozenset({str, int, bool})
 
 
 class _Arg(msgspec.Struct, frozen=True, gc=False):
@@ -171,33 +172,42 @@ class _Event(msgspec.Struct, frozen=True, rename="camel", gc=False):
     threat: _Threat | None = None
 
 
+class _ThreatHead(msgspec.Struct, frozen=True, gc=False):
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class _Head(msgspec.Struct, frozen=True, rename="camel", gc=False):
+    """What tells whether bindrift keeps an event: its name and a signature's properties. Decoded first, with
+    everything else skipped (0.8 µs for a 1 kB line, against 1.8 for the full decode): the other event kinds,
+    most lines, are counted from it. Its fields are typed as `_Event`'s, so a line it refuses, the full decode
+    refuses too."""
+
+    event_name: str = ""
+    name: str = ""
+    metadata: _Meta | None = None
+    threat: _ThreatHead | None = None
+
+
 _DECODER = msgspec.json.Decoder(_Event)
-_NAME_KEYS = (b'"eventName":"', b'"name":"')
-_KEPT_NAMES = frozenset(n.encode() for n in (*EXEC_EVENTS, WRITE_EVENT, *DROPPED_EVENTS))
-_LABELS: dict[bytes, str] = {}
+_HEAD_DECODER = msgspec.json.Decoder(_Head)
+_KEPT_NAMES = frozenset((*EXEC_EVENTS, WRITE_EVENT, *DROPPED_EVENTS))
+_LABELS: dict[str, str] = {}
+_NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
+_NO_VERDICT = ToolVerdict()
+_NO_LEGACY_CONTAINER, _NO_LEGACY_K8S = _LegacyContainer(), _LegacyK8s()
+_NO_WORKLOAD, _NO_PROCESS, _NO_CONTAINER, _NO_IMAGE, _NO_K8S = _Workload(), _Process(), _Container(), _Image(), _K8s()
 
 
-def _filtered_raw(line: bytes) -> str:
-    """The event name to count when the raw bytes plainly say bindrift never keeps the line: a legacy
-    `"eventName"` or a v1beta1 top-level `"name"` (before `"workload"`) that is neither an exec nor a write,
-    on a line that is not a signature. '' when in doubt (escapes, spacing, a signature)."""
-    at = line.find(_NAME_KEYS[0])
-    key = _NAME_KEYS[0]
-    if at < 0:
-        at, key = line.find(_NAME_KEYS[1]), _NAME_KEYS[1]
-        workload = line.find(b'"workload"')
-        if at < 0 or 0 <= workload < at:
-            return ""
-    if line[at - 1 : at] not in (b"{", b","):
-        return ""
-    start = at + len(key)
-    end = line.find(b'"', start, start + 128)
-    if end < 0:
-        return ""
-    value = line[start:end]
-    if value in _KEPT_NAMES or b"\\" in value or b'"signatureID"' in line:
-        return ""
-    return cached_label(_LABELS, value, lambda: f"eventName={value.decode('utf-8', 'replace')}")
+def _properties(event: _Event | _Head) -> Mapping[str, Any]:
+    """A signature's properties (legacy `metadata.Properties`, v1beta1 `threat.properties`)."""
+    if event.metadata is not None:
+        return event.metadata.Properties
+    return event.threat.properties if event.threat is not None else _NO_PROPERTIES
+
+
+def _is_dropped(name: str, properties: Mapping[str, Any]) -> bool:
+    """The dropped-executable signature, by name or signature id."""
+    return name in DROPPED_EVENTS or properties.get("signatureID") == DROPPED_SIGNATURE
 
 
 def _header(value: object) -> bytes:
@@ -209,16 +219,16 @@ def _header(value: object) -> bytes:
         return b""
 
 
-def _facts(args: dict[str, object], name: str, properties: dict[str, Any]) -> dict[str, FactValue]:
-    """The event name, the scalar arguments (strings cut to MAX_FACT) and the signature's properties."""
+def _facts(args: dict[str, object], name: str) -> dict[str, FactValue]:
+    """The event name and the scalar arguments (strings cut to MAX_FACT)."""
     facts: dict[str, FactValue] = {"eventName": name}
-    facts.update({key: value[:MAX_FACT] if type(value) is str else value  # type: ignore[misc]
-                  for key, value in args.items() if type(value) in _SCALARS and key not in SKIPPED_ARGS})  # fmt: skip
-    if properties:
-        for key in ("signatureID", "Severity", "Technique", "external_id", "Category"):
-            value = properties.get(key)
-            if isinstance(value, str | int | bool):
-                facts[key] = value
+    for key, value in args.items():
+        if key in SKIPPED_ARGS:
+            continue
+        if type(value) is str:
+            facts[key] = value[:MAX_FACT]
+        elif type(value) is int or type(value) is bool:
+            facts[key] = value
     return facts
 
 
@@ -232,26 +242,44 @@ class TraceeAdapter:
         self.stats = IngestStats()
 
     def feed(self, line: bytes) -> list[ExternalEvent]:
-        if ignored := _filtered_raw(line):
-            self.stats.ignore(ignored)
+        try:
+            head = _HEAD_DECODER.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise MalformedEventError("not a Tracee event", str(exc)) from exc
+        name = head.event_name or head.name
+        signed = head.metadata is not None or head.threat is not None
+        if name not in _KEPT_NAMES and not (signed and _is_dropped(name, _properties(head))):
+            self.stats.ignore(_LABELS.get(name) or cached_label(_LABELS, name, lambda: f"eventName={name[:128]}"))
             return []
         try:
             event = _DECODER.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MalformedEventError("not a Tracee event", str(exc)) from exc
-        name = event.event_name or event.name
-        properties = event.metadata.Properties if event.metadata else event.threat.properties if event.threat else {}
+        properties = _properties(event)
         dropped = name in DROPPED_EVENTS or properties.get("signatureID") == DROPPED_SIGNATURE
-        if not (name in EXEC_EVENTS or name == WRITE_EVENT or dropped):
-            self.stats.ignore(f"eventName={name[:128]}")
-            return []
         if event.timestamp is None:
             raise MalformedEventError("Tracee event without a timestamp")
         time_ns = event.timestamp if isinstance(event.timestamp, int) else rfc3339_ns(event.timestamp)
         if event.event_name:
-            args = {arg.name: arg.value for arg in event.args}
+            args: dict[str, object] = {}
+            facts: dict[str, FactValue] = {"eventName": name}
+            for arg in event.args:  # the arguments and the facts in one pass
+                key, value = arg.name, arg.value
+                args[key] = value
+                if key not in SKIPPED_ARGS:
+                    if type(value) is str:
+                        facts[key] = value[:MAX_FACT]
+                    elif type(value) is int or type(value) is bool:
+                        facts[key] = value
+            if len(args) != len(event.args):  # a name given twice: the facts are made of the last values
+                facts = _facts(args, name)
         else:
             args = {item.name: item.value() for item in event.data}
+            facts = _facts(args, name)
+        if properties:
+            for key in ("signatureID", "Severity", "Technique", "external_id", "Category"):
+                if isinstance(value := properties.get(key), str | int | bool):
+                    facts[key] = value
         kind: EventKind = "exec" if name in EXEC_EVENTS else "write"
         path = text(args.get("path")) if dropped else text(args.get("pathname")) or text(args.get("cmdpath"))
         if not path:
@@ -262,7 +290,7 @@ class TraceeAdapter:
             rule=text(properties.get("signatureName")) or (event.threat.name if event.threat else "") or name,
             priority=str(properties.get("Severity", event.threat.severity if event.threat else "") or ""),
             drift=drift, field=(f"signatureID={signature}" if signature else f"eventName={name}") if dropped else "",
-        ) if dropped else ToolVerdict()  # fmt: skip
+        ) if dropped else _NO_VERDICT  # fmt: skip
         argv = args.get("argv")
         process, parents, where = self._workload(event, [a for a in argv if isinstance(a, str)] if isinstance(
             argv, list) else [], text(args.get("pwd")))  # fmt: skip
@@ -270,7 +298,7 @@ class TraceeAdapter:
         return [ExternalEvent(
             "tracee", kind, time_ns, path, process, parents, "", container_id(where[0]), where[1], where[2],
             where[3], where[4], where[5], text(args.get("sha256")).lower(),
-            _header(args.get("bytes")) if kind == "write" else b"", verdict, name, _facts(args, name, properties),
+            _header(args.get("bytes")) if kind == "write" else b"", verdict, name, facts,
         )]  # fmt: skip
 
     @staticmethod
@@ -279,23 +307,27 @@ class TraceeAdapter:
     ) -> tuple[ExternalProcess, list[ExternalProcess], tuple[str, str, str, str, str, str]]:
         """The process, its parents and (container id, name, image, digest, pod, namespace)."""
         if event.event_name:
-            box = event.container or _LegacyContainer()
-            k8s = event.kubernetes or _LegacyK8s()
+            box = event.container or _NO_LEGACY_CONTAINER
+            k8s = event.kubernetes or _NO_LEGACY_K8S
             # Positional, as ExternalProcess declares them: pid, vpid, comm, exe, args, cwd, user, uid.
+            pid, vpid, uid = event.host_process_id, event.process_id, event.user_id
             process = ExternalProcess(
-                _int(event.host_process_id), _int(event.process_id), event.process_name,
-                event.executable.path if event.executable else "", argv, cwd, "", _int(event.user_id, -1),
+                pid if type(pid) is int else number(pid), vpid if type(vpid) is int else number(vpid),
+                event.process_name, event.executable.path if event.executable else "", argv, cwd, "",
+                uid if type(uid) is int else number(uid, -1),
             )  # fmt: skip
-            parent = ExternalProcess(_int(event.host_parent_process_id), _int(event.parent_process_id))
+            ppid, parent_vpid = event.host_parent_process_id, event.parent_process_id
+            parent = ExternalProcess(ppid if type(ppid) is int else number(ppid),
+                                     parent_vpid if type(parent_vpid) is int else number(parent_vpid))  # fmt: skip
             where = (box.id or event.container_id, box.name or event.container_name,
                      box.image or event.container_image, box.image_digest, k8s.pod_name or event.pod_name,
                      k8s.pod_namespace or event.pod_namespace)  # fmt: skip
             return process, [parent] if parent.pid else [], where
-        workload = event.workload or _Workload()
-        found = workload.process or _Process()
-        image = (workload.container.image if workload.container else None) or _Image()
-        box2 = workload.container or _Container()
-        k8s2 = workload.k8s or _K8s()
+        workload = event.workload or _NO_WORKLOAD
+        found = workload.process or _NO_PROCESS
+        box2 = workload.container or _NO_CONTAINER
+        image = box2.image or _NO_IMAGE
+        k8s2 = workload.k8s or _NO_K8S
         process = _v1_process(found, argv, cwd)
         digest = next((d.partition("@")[2] for d in image.repo_digests if "@" in d), "") or (
             image.id if image.id.startswith("sha256:") else "")  # fmt: skip
@@ -305,10 +337,6 @@ class TraceeAdapter:
 
     def flush(self) -> list[ExternalEvent]:
         return []
-
-
-def _int(value: object, default: int = 0) -> int:
-    return value if type(value) is int else number(value, default)
 
 
 def _v1_process(found: _Process, argv: list[str], cwd: str) -> ExternalProcess:

@@ -1,0 +1,66 @@
+"""`bindrift ingest` of a file or stdin, its arguments parsed with argparse (the same options as cli/ingest.py's
+typer command), for a start-up without the framework: the adapters are benchmarked as a whole process, and
+building the typer application costs as much as reading 30,000 lines. Returns None whenever typer should
+answer instead (help, errors, --listen, --bus and the options that only go with them)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+SOURCES = ("falco", "tetragon", "tracee", "auditd")
+EXIT_BAD_INPUT = 2  # as typer's BadParameter
+
+
+class _RefusedError(Exception):
+    """argparse met something the typer command must answer."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _RefusedError(message)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(add_help=False, allow_abbrev=False)
+    parser.add_argument("input_file", nargs="?", default="-")
+    parser.add_argument("--from", dest="source", choices=SOURCES, required=True)
+    parser.add_argument("--db")
+    parser.add_argument("--node-name", default="")
+    parser.add_argument("--cluster", default="")
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--no-check", dest="check", action="store_false")
+    parser.add_argument("--metrics-file", default="")
+    return parser
+
+
+def quick_ingest(argv: list[str]) -> int | None:
+    """Run the command and return its exit status, or None to hand the command line to typer."""
+    if "--help" in argv or os.environ.get("BINDRIFT_BUS"):  # typer reads --bus from the environment too
+        return None
+    try:
+        args = _parser().parse_args(argv)
+    except _RefusedError:
+        return None
+    if args.input_file != "-" and not os.access(args.input_file, os.R_OK):
+        return None  # typer names the problem; stdin is not read before this point
+    from bindrift.ingest.command import IngestOptions, run_ingest
+
+    store = None
+    if not args.check:
+        from bindrift.config import load_settings
+        from bindrift.sinks.store.sql_store import SqlStore
+
+        try:
+            database = args.db or os.environ.get("BINDRIFT_DB") or load_settings().database or None
+        except ValueError:
+            return None  # a bad configuration file: typer reports it
+        store = SqlStore(database)
+    options = IngestOptions(source=args.source, input_file=args.input_file, store=store, node=args.node_name,
+                            cluster=args.cluster, check=args.check, metrics_file=args.metrics_file)  # fmt: skip
+    try:
+        return run_ingest(options)
+    except (OSError, ValueError) as exc:  # the input may be consumed by now: answered here, as typer would
+        print(f"bindrift ingest: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
