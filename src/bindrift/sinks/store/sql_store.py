@@ -24,11 +24,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bindrift.findings.response import set_incident
 from bindrift.findings.suppression import SuppressionRule
+from bindrift.schema.dead_letter import DeadLetter
 from bindrift.schema.finding import Finding, Incident, ResponseAction, Sighting, State, StateChange
 from bindrift.schema.response import EvidenceRecord
 from bindrift.schema.severity import Severity, rank
 from bindrift.sinks.store.models import (
     ActionRow,
+    DeadLetterRow,
     EvidenceRow,
     FindingRow,
     IncidentRow,
@@ -392,6 +394,7 @@ class SqlStore:
             session.execute(delete(SightingRow).where(SightingRow.finding_id.in_(ids)))
             session.execute(delete(FindingRow).where(FindingRow.id.in_(ids)))
             session.execute(delete(IncidentRow).where(IncidentRow.last_seen < older_than))
+            session.execute(delete(DeadLetterRow).where(DeadLetterRow.at < older_than))
             return len(ids)
 
     def _hydrate(self, session: Session, row: FindingRow, history: bool = True) -> Finding:
@@ -533,6 +536,27 @@ class SqlStore:
         with self._session() as session:
             return [(r.finding_id, _action_decoder.decode(r.body)) for r in session.scalars(query.limit(limit))]
 
+    # Dead letters (detections that could not be stored) -------------------------------------------
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Set a detection aside; the same message set aside again updates its row (deliveries, error)."""
+        row = msgspec.structs.asdict(letter) | {"id": letter.message_id, "error": _text(letter.error),
+                                                "at": _utc(letter.at)}  # fmt: skip
+        del row["message_id"]
+        stmt = _insert(self.engine)(DeadLetterRow)
+        changed = {key: getattr(stmt.excluded, key) for key in ("error", "deliveries", "at")}
+        with self._writer(), self._session() as session:
+            session.execute(stmt.on_conflict_do_update(index_elements=[DeadLetterRow.id], set_=changed), [row])
+
+    def dead_letters(self, limit: int = 100) -> tuple[list[DeadLetter], int]:
+        """The latest dead letters, newest first, and how many there are."""
+        query = select(DeadLetterRow).order_by(DeadLetterRow.at.desc(), DeadLetterRow.id).limit(max(1, limit))
+        with self._session() as session:
+            total = session.scalar(select(func.count()).select_from(DeadLetterRow)) or 0
+            letters = [DeadLetter(r.id, "bus" if r.source == "bus" else "local", r.node, r.error, r.deliveries,
+                                  _utc(r.at), r.size, r.body) for r in session.scalars(query)]  # fmt: skip
+            return letters, total
+
     # Outbox (exports that must survive a restart) --------------------------------------------------
 
     def enqueue(self, sink: str, payload: bytes) -> None:
@@ -651,7 +675,8 @@ def _finding_values(finding: Finding) -> dict[str, Any]:
         "last_seen": _utc(finding.last_seen), "count": finding.count, "cluster": r.cluster, "namespace": r.namespace,
         "pod": r.pod, "container_id": r.container_id, "image": r.image, "node": r.node, "path": f.path,
         "sha256": f.sha256, "incident_id": finding.incident_id,
-        "search_text": " ".join((f.path, args, r.container_name, r.pod, r.namespace, r.image, finding.summary)).lower(),
+        "search_text": _text(" ".join((f.path, args, r.container_name, r.pod, r.namespace, r.image,
+                                        finding.summary)).lower()),
         "body": msgspec.json.encode(finding),
     }  # fmt: skip
 
@@ -693,8 +718,13 @@ def _widen(earlier: Sighting, later: Sighting) -> Sighting:
 
 
 def _state_row(finding_id: str, change: StateChange) -> StateChangeRow:
-    return StateChangeRow(finding_id=finding_id, state=change.state, by=change.by, reason=change.reason,
+    return StateChangeRow(finding_id=finding_id, state=change.state, by=change.by, reason=_text(change.reason),
                           at=_utc(change.at))  # fmt: skip
+
+
+def _text(value: str) -> str:
+    """Free text for a column: PostgreSQL refuses NUL characters (the whole record keeps them, in `body`)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def _filtered(query: Select[Any], where: FindingFilter) -> Select[Any]:
