@@ -178,7 +178,7 @@ class SqlStore:
                 for key, incident in self._correlate(session, merged, spans, correlator).items():
                     values[key]["incident_id"] = incident
             self._write_findings(session, merged, list(values.values()), spans)
-            self._record_sightings(session, [f for f, first in zip(findings, fresh, strict=True) if first])
+            self._record_sightings(session, [f for f, first in zip(findings, fresh, strict=True) if first], spans)
             if not (hydrate or outbox):
                 return []
             stored = self._stored(session, merged, spans)
@@ -187,9 +187,11 @@ class SqlStore:
                             for finding in stored.values() for sink in outbox)  # fmt: skip
             return [stored.get(f.id) or self._as_stored(session, f) for f in findings]
 
-    def _record_sightings(self, session: Session, findings: Sequence[Finding]) -> None:
+    def _record_sightings(self, session: Session, findings: Sequence[Finding],
+                          stored: dict[str, tuple[datetime, datetime]]) -> None:  # fmt: skip
         """Keep every path each finding was seen at (its writer and process too), not only its last one: one
-        row per (finding, path), at most MAX_SIGHTINGS per finding; two reads for the whole batch."""
+        row per (finding, path), at most MAX_SIGHTINGS per finding. The sightings of the findings stored before
+        (`stored`) are read in two statements; a new finding has none."""
         batch: dict[str, tuple[str, Sighting]] = {}
         for finding in findings:
             key = hashlib.sha256(f"{finding.id}\0{finding.file.path}".encode()).hexdigest()[:32]
@@ -199,9 +201,10 @@ class SqlStore:
             batch[key] = (finding.id, seen if earlier is None else _widen(earlier[1], seen))
         if not batch:
             return
-        found = select(SightingRow.id, SightingRow.body).where(one_of(SightingRow.id, list(batch), session))
-        existing: dict[str, bytes] = {key: body for key, body in session.execute(found)}
-        owners = list({owner for key, (owner, _) in batch.items() if key not in existing})
+        old = [key for key, (owner, _) in batch.items() if owner in stored]
+        found = select(SightingRow.id, SightingRow.body).where(one_of(SightingRow.id, old, session))
+        existing: dict[str, bytes] = {key: body for key, body in session.execute(found)} if old else {}
+        owners = list({owner for key, (owner, _) in batch.items() if owner in stored and key not in existing})
         known: dict[str, int] = {}
         if owners:
             counted = select(SightingRow.finding_id, func.count()).where(
