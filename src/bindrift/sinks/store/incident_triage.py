@@ -8,25 +8,15 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
-from sqlalchemy import DateTime, String, delete, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from bindrift.schema.finding import Finding, State
-from bindrift.sinks.store.models import Base, FindingRow, IncidentRow, StateChangeRow
+from bindrift.sinks.store.models import FindingRow, IncidentRow, IncidentTriageRow, StateChangeRow
 from bindrift.sinks.store.sql_store import SqlStore
 
 IncidentState = Literal["new", "investigating", "closed"]
 MAX_PREFIX_MATCHES = 5
-
-
-class IncidentTriageRow(Base):
-    __tablename__ = "incident_triage"
-
-    incident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(16))
-    by: Mapped[str] = mapped_column(String(255))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class IncidentTriage(msgspec.Struct, frozen=True):

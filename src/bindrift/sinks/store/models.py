@@ -62,6 +62,18 @@ class IncidentRow(Base):
     __table_args__ = (Index("ix_incidents_scope_last_seen", "scope", "last_seen"),)
 
 
+class IncidentTriageRow(Base):
+    """The owner and state an analyst gave an incident (`bindrift.sinks.store.incident_triage`)."""
+
+    __tablename__ = "incident_triage"
+
+    incident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SuppressionRow(Base):
     __tablename__ = "suppression_rules"
 

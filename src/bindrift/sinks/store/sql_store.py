@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import threading
 from collections import defaultdict
@@ -35,6 +36,7 @@ from bindrift.sinks.store.models import (
     EvidenceRow,
     FindingRow,
     IncidentRow,
+    IncidentTriageRow,
     IntelSourceRow,
     OutboxRow,
     ProcessedMessageRow,
@@ -46,6 +48,7 @@ from bindrift.sinks.store.models import (
 if TYPE_CHECKING:
     from bindrift.findings.correlation import Correlator
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
 MAX_TIMELINE_ROWS = 1_000_000
@@ -286,6 +289,8 @@ class SqlStore:
             session.execute(update(FindingRow).where(FindingRow.incident_id == old).values(incident_id=new))
         if absorbed:
             session.execute(delete(IncidentRow).where(IncidentRow.id.in_([old for old, _ in absorbed])))
+            started = {i.id: _utc(i.first_seen) for group in nearby.values() for i in group}
+            _hand_over_triage(session, absorbed, started)
         insert_rows(session, IncidentRow, rows,
                     lambda new: {k: new[k] for k in ("scope", "first_seen", "last_seen", "body")})  # fmt: skip
         return membership
@@ -602,6 +607,33 @@ def _merge(findings: Sequence[Finding]) -> dict[str, Finding]:
             last_seen=max(_utc(seen.last_seen), _utc(finding.last_seen)),
         )  # fmt: skip
     return merged
+
+
+def _hand_over_triage(session: Session, absorbed: list[tuple[str, str]], started: dict[str, datetime]) -> None:
+    """Incidents joined into another (or whose start moved, changing their id) hand their triage over to it: the
+    surviving incident keeps the owner and state of the oldest triaged incident among it and those it absorbed
+    (by first seen, then id); the triage of the others is dropped, and logged."""
+    ids = {incident for pair in absorbed for incident in pair}
+    triaged = {row.incident_id: row for row in session.scalars(
+        select(IncidentTriageRow).where(IncidentTriageRow.incident_id.in_(ids)))}  # fmt: skip
+    if not triaged:
+        return
+    into: defaultdict[str, list[str]] = defaultdict(list)
+    for old, new in absorbed:
+        into[new].append(old)
+    for new, olds in into.items():
+        handed = sorted((old for old in olds if old in triaged), key=lambda old: (started[old], old))
+        if not handed:
+            continue
+        if new not in triaged:  # else the survivor, which starts first (its id says so), keeps its own
+            first = triaged[handed.pop(0)]
+            session.add(IncidentTriageRow(incident_id=new, owner=first.owner, state=first.state, by=first.by,
+                                          at=first.at))  # fmt: skip
+            session.delete(first)
+        for old in handed:
+            log.warning("incident %s joined %s: its triage (owner %r, %s, by %r) gives way to the older one's", old,
+                        new, triaged[old].owner, triaged[old].state, triaged[old].by)  # fmt: skip
+            session.delete(triaged[old])
 
 
 def _merged_columns(new: Any, example: dict[str, Any]) -> dict[str, Any]:
