@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 DURABLE = "bindrift-workers"
 NAK_DELAY_S = 1.0
 DRAIN_POLL_S = 0.002  # how often a batch still filling looks at its queue
+NO_WAIT_S = 1.0  # the most a batch without linger waits for the server's answer
 Outcome = Literal["stored", "rejected", "failed", "dead_lettered"]
 _decoder = msgspec.json.Decoder(Detection)
 
@@ -149,11 +150,14 @@ class BusConsumer:
         from nats.js import JetStreamContext
 
         batch, linger = self.settings.batch, self.settings.linger_s
-        messages = await subscription.fetch(1, timeout=1.0)  # also drains what an earlier request left queued
-        if len(messages) >= batch or linger < 0.001:
+        messages = await subscription.fetch(1, timeout=1.0)
+        if len(messages) >= batch:
             return messages
         inbox = subscription._sub
-        request = {"batch": batch - len(messages), "expires": int(linger * 1e9)}
+        # Without a linger: what is there now (the server answers at once, ending with a 404 when that is less).
+        request: dict[str, int | bool] = {"batch": batch - len(messages), "expires": int(linger * 1e9)}
+        if linger < 0.001:
+            request, linger = {"batch": batch - len(messages), "no_wait": True}, NO_WAIT_S
         await client.publish(subscription._nms, json.dumps(request).encode(), reply=subscription._deliver)
         deadline = time.monotonic() + linger
         while True:
