@@ -59,8 +59,7 @@ class _Taken(NamedTuple):
     position: int
     detection: Detection
     message_id: str
-    body: bytes
-    deliveries: int
+    message: Msg
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +205,7 @@ class BusConsumer:
             detection = _decode(message.data)
             if detection is not None:
                 outcomes[index] = "stored"
-                taken.append(_Taken(index, detection, message_id(message.data), message.data, _deliveries(message)))
+                taken.append(_Taken(index, detection, message_id(message.data), message))
         if not taken:
             return outcomes
 
@@ -222,12 +221,13 @@ class BusConsumer:
 
     def _refused(self, item: _Taken, exc: Exception) -> Outcome:
         """What becomes of a message the store refused: retried later, or set aside as a dead letter."""
-        if self.handler.transient(exc) or item.deliveries < self.settings.max_deliveries:
+        deliveries = _deliveries(item.message)
+        if self.handler.transient(exc) or deliveries < self.settings.max_deliveries:
             log.warning("storing the finding of bus message %s failed (delivery %d of %d): %s", item.message_id,
-                        item.deliveries, self.settings.max_deliveries, describe(exc))  # fmt: skip
+                        deliveries, self.settings.max_deliveries, describe(exc))  # fmt: skip
             return "failed"
         try:
-            self.handler.set_aside(item.detection, item.body, item.message_id, describe(exc), item.deliveries)
+            self.handler.set_aside(item.detection, item.message.data, item.message_id, describe(exc), deliveries)
         except Exception:
             log.exception("bus message %s could not be set aside; it comes back", item.message_id)
             return "failed"
