@@ -213,16 +213,21 @@ class BusConsumer:
             self.handler.handle([t.detection for t in part], [t.message_id for t in part])
 
         failed = store_bisected(taken, store, whole=self.handler.transient)
-        if failed and len(failed) < len(taken):
+        unreachable = [exc for _, exc in failed if self.handler.transient(exc)]
+        if unreachable:  # once a batch, not once a message
+            log.warning("the store is unreachable (%s); %d message(s) come back", describe(unreachable[0]),
+                        len(unreachable))  # fmt: skip
+        elif failed:
             log.warning("the store refused %d of a batch of %d findings; the rest is stored", len(failed), len(taken))
         for item, exc in failed:
-            outcomes[item.position] = self._refused(item, exc)
+            outcomes[item.position] = "failed" if self.handler.transient(exc) else self._refused(item, exc)
         return outcomes
 
     def _refused(self, item: _Taken, exc: Exception) -> Outcome:
-        """What becomes of a message the store refused: retried later, or set aside as a dead letter."""
+        """What becomes of a message the store refused (not for want of a connection): retried later, or set aside
+        as a dead letter."""
         deliveries = _deliveries(item.message)
-        if self.handler.transient(exc) or deliveries < self.settings.max_deliveries:
+        if deliveries < self.settings.max_deliveries:
             log.warning("storing the finding of bus message %s failed (delivery %d of %d): %s", item.message_id,
                         deliveries, self.settings.max_deliveries, describe(exc))  # fmt: skip
             return "failed"
