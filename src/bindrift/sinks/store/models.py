@@ -63,7 +63,7 @@ class IncidentRow(Base):
 
 
 class IncidentTriageRow(Base):
-    """The owner and state an analyst gave an incident (`bindrift.sinks.store.incident_triage`)."""
+    """An analyst's owner and state of an incident (sinks/store/incident_triage.py)."""
 
     __tablename__ = "incident_triage"
 
