@@ -47,7 +47,7 @@ def test_the_bounds_fit_the_store_columns() -> None:
 def test_oversized_and_nul_fields_are_cut_visibly_and_stored(store: SqlStore) -> None:
     hostile = Resource(node="n" * 300, cluster="c" * 400, namespace="s" * 300, pod="p\x00" * 200,
                        container_id="f" * 500, container_name="x" * 5000, image="i" * 3000)  # fmt: skip
-    bad = detection(resource=hostile, file=FileInfo(path="/tmp/" + "a" * 10_000, sha256="z" * 100))
+    bad = detection(resource=hostile, file=FileInfo(path="/tmp/\x00" + "a" * 70_000, sha256="z" * 100))
     pipeline = FindingsPipeline(store)
     stored = pipeline.process_batch([_drop(1), bad, _drop(2)])
     assert [f.file.path for f in stored][::2] == ["/tmp/d1", "/tmp/d2"]
@@ -58,12 +58,14 @@ def test_oversized_and_nul_fields_are_cut_visibly_and_stored(store: SqlStore) ->
         value = getattr(r, name)
         assert len(value) == limit and "…[cut " in value and "\x00" not in value, name
     assert r.pod.startswith("p\ufffdp\ufffd")
-    assert len(finding.file.path) == PATH_LIMIT and finding.file.path.startswith("/tmp/aaa")
+    # The path keeps its NUL (response refuses such a path); its column has U+FFFD instead.
+    assert len(finding.file.path) == PATH_LIMIT and finding.file.path.startswith("/tmp/\x00aaa")
+    assert store.list_findings(FindingFilter(text="/tmp/\ufffdaaa"))[0].id == finding.id
     assert len(finding.file.sha256) == SHA256_LIMIT and finding.file.sha256.endswith("]")
     note = next(e for e in finding.evidence if e.kind == "bounded")
     assert note.values == {"resource.node": 300, "resource.cluster": 400, "resource.namespace": 300,
                            "resource.pod": 400, "resource.container_id": 500, "resource.container_name": 5000,
-                           "resource.image": 3000, "file.path": 10_005, "file.sha256": 100}  # fmt: skip
+                           "resource.image": 3000, "file.path": 70_006, "file.sha256": 100}  # fmt: skip
     # The same hostile detection again is the same finding: the cut is deterministic.
     assert pipeline.process(bad).count == 2
     # Two long values that differ only past the cut stay apart.

@@ -1,8 +1,9 @@
 """What a detection may carry into the store. Every string a hostile source chooses that lands in a column of
 bounded length is cut to that length, visibly (it ends with a marker naming a hash of the whole value, so two
-long values stay apart), and freed of NUL characters, which PostgreSQL refuses in text. What was changed is
-recorded in the detection's evidence with its original length: never silently. The store's columns are at least
-these lengths (tests/store check it)."""
+long values stay apart), and freed of NUL characters, which PostgreSQL refuses in text. A file path is only
+bounded in length (its column has none): it keeps a NUL, so that response refuses to act on it, and the store
+writes its column without. What was changed is recorded in the detection's evidence with its original length:
+never silently. The store's columns are at least these lengths (tests/store check it)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,16 @@ RESOURCE_LIMITS: dict[str, int] = {
     "node": 250, "cluster": 255, "namespace": 255, "pod": 255, "container_id": 128, "image": 1024,
     "container_name": 1024,
 }  # fmt: skip
-PATH_LIMIT = 4096
+PATH_LIMIT = 65_536  # far above PATH_MAX: bounds what one finding carries in its text columns
 SHA256_LIMIT = 64
 EVIDENCE_KIND = "bounded"
 NUL_REPLACEMENT = "\ufffd"
 
 
-def bound_text(value: str, limit: int) -> str:
-    """`value` within `limit` characters, without NUL: cut ones end with `…[cut <hash of the whole>]`."""
-    if "\x00" in value:
+def bound_text(value: str, limit: int, keep_nul: bool = False) -> str:
+    """`value` within `limit` characters, without NUL (unless `keep_nul`): cut ones end with
+    `…[cut <hash of the whole>]`."""
+    if not keep_nul and "\x00" in value:
         value = value.replace("\x00", NUL_REPLACEMENT)
     if len(value) <= limit:
         return value
@@ -44,8 +46,8 @@ def bound_detection(detection: Detection) -> Detection:
             fixes[name] = bound_text(value, limit)
             changed[f"resource.{name}"] = len(value)
     path, sha256 = file.path, file.sha256
-    if len(path) > PATH_LIMIT or "\x00" in path:
-        path, changed["file.path"] = bound_text(path, PATH_LIMIT), len(path)
+    if len(path) > PATH_LIMIT:
+        path, changed["file.path"] = bound_text(path, PATH_LIMIT, keep_nul=True), len(path)
     if len(sha256) > SHA256_LIMIT or "\x00" in sha256:
         sha256, changed["file.sha256"] = bound_text(sha256, SHA256_LIMIT), len(sha256)
     if not changed:

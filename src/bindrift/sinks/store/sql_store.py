@@ -716,7 +716,7 @@ def _finding_values(finding: Finding) -> dict[str, Any]:
         "id": finding.id, "category": finding.category, "severity": finding.severity,
         "severity_rank": rank(finding.severity), "state": finding.state, "first_seen": _utc(finding.first_seen),
         "last_seen": _utc(finding.last_seen), "count": finding.count, "cluster": r.cluster, "namespace": r.namespace,
-        "pod": r.pod, "container_id": r.container_id, "image": r.image, "node": r.node, "path": f.path,
+        "pod": r.pod, "container_id": r.container_id, "image": r.image, "node": r.node, "path": _text(f.path),
         "sha256": f.sha256, "incident_id": finding.incident_id,
         "search_text": _text(" ".join((f.path, args, r.container_name, r.pod, r.namespace, r.image,
                                         finding.summary)).lower()),
