@@ -9,7 +9,9 @@ node watched with --host-path) — it measures in the same run:
 - the local pipeline, one detection per transaction (`FindingsPipeline.process`, on a sample: the old path);
 - the local pipeline in batches (`FindingsPipeline.store_batch`, 256 a transaction): the peer of the workers;
 - one and two `bindrift worker` processes storing what is waiting in the stream: from the moment all of them are
-  consuming to the last finding stored (the stream is filled first, so the publisher's rate does not count).
+  consuming to the last finding stored (the stream is filled first, so the publisher's rate does not count), with
+  the CPU the workers, PostgreSQL and NATS used meanwhile: per detection, as cores kept busy (what a shared
+  machine gave them), and as the ceiling that cost allows on all the machine's cores.
 Then the latency from publishing a detection to its stored finding (p50/p99, one worker, one every 100 ms).
 """
 
@@ -212,6 +214,9 @@ def drain_rate(k: int, cluster: NatsCluster, db: str, items: list[Detection], wo
     out = {"detections/s": n / elapsed, "publish into the stream (detections/s)": published}
     out |= {f"{name} CPU µs/detection": seconds / n * 1e6 for name, seconds in used.items()}
     out["detections per worker CPU-second"] = n / used["workers"] if used["workers"] else 0.0
+    # What the machine gave the system under test, and what its two cores could give at most at this cost.
+    out["cores busy (workers + PostgreSQL + NATS)"] = sum(used.values()) / elapsed
+    out["ceiling on all cores (detections/s)"] = (os.cpu_count() or 1) * n / sum(used.values())
     return out
 
 
@@ -282,6 +287,7 @@ def main() -> None:
     cluster = NatsCluster(work / "nats", 3)
     (work / "nats").mkdir()
     results: dict[str, dict[str, float]] = {}
+    load = os.getloadavg()
     with private_postgres() as server:
         try:
             for i in range(3):
@@ -299,6 +305,7 @@ def main() -> None:
         finally:
             cluster.stop()
     print(f"{n} distinct findings per run, 3-server JetStream cluster (R3), PostgreSQL 15, same machine")
+    print(f"{os.cpu_count()} cores; load average at the start {load[0]:.1f}, at the end {os.getloadavg()[0]:.1f}")
     for shape, figures in results.items():
         print(f"\n{shape}")
         peer = figures.get("local, batches of 256")

@@ -17,10 +17,12 @@ import pytest
 from sqlalchemy import Connection, create_engine, func, select
 from tests.detections import POD, detection
 from tests.nats_cluster import NatsCluster
+from tests.store.test_poison import UNREPRESENTABLE
 
 from bindrift.bus.publisher import BusPublisher
 from bindrift.bus.spool import Spool
 from bindrift.bus.stream import STREAM, SUBJECTS, message_id, subject_for
+from bindrift.findings.dead_letter import COVERAGE_PATH
 from bindrift.schema.finding import Detection, FileInfo, Finding
 from bindrift.sinks.store.models import ProcessedMessageRow
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
@@ -36,10 +38,10 @@ def occurrence(n: int, repeat: int) -> Detection:
                      file=FileInfo(path=f"/tmp/drop{n}", sha256=f"{n + 1:064x}", size=1000 + n))  # fmt: skip
 
 
-def start_worker(cluster: NatsCluster, db: str, log: Path, batch: int = 20) -> subprocess.Popen[bytes]:
+def start_worker(cluster: NatsCluster, db: str, log: Path, batch: int = 20, *extra: str) -> subprocess.Popen[bytes]:
     with log.open("w") as err:
         command = [BINDRIFT, "worker", "--bus", ",".join(cluster.urls), "--db", db, "--batch", str(batch),
-                   "--ack-wait", ACK_WAIT]  # fmt: skip
+                   "--ack-wait", ACK_WAIT, *extra]  # fmt: skip
         worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 30
     while "bus worker consuming" not in log.read_text():
@@ -283,32 +285,59 @@ def test_repeats_are_deduplicated_by_the_stream_and_by_the_store(nats_folder: Pa
         server.stop()
     assert {path: f.count for path, f in findings(pg_url).items()} == {"/tmp/drop0": 1, "/tmp/drop1": 1}
     assert stored["/tmp/drop1"].first_seen == occurrence(1, 0).observed_at
-    assert counts == {"stored": 3, "rejected": 1, "failed": 0, "redelivered": 0}, "stored twice, counted once"
+    assert counts == {"stored": 3, "rejected": 1, "failed": 0, "dead_lettered": 0, "redelivered": 0}, (
+        "stored twice, counted once"
+    )
     assert "bus message rejected" in (tmp_path / "worker.log").read_text()
 
 
-def test_a_batch_the_store_refuses_is_stored_message_by_message(nats_folder: Path, pg_url: str,
-                                                                 tmp_path: Path) -> None:  # fmt: skip
-    """PostgreSQL refuses a namespace longer than its column: that message fails alone, the rest of its batch is
-    stored."""
+def test_a_poison_message_is_set_aside_and_the_worker_goes_on(nats_folder: Path, pg_url: str,
+                                                               tmp_path: Path) -> None:  # fmt: skip
+    """One detection the store cannot take (a time past year 9999 in UTC) among good ones, and one whose namespace
+    is longer than its column (PostgreSQL would refuse it): the good ones are stored, the long one cut visibly, the
+    poison one tried `--max-deliveries` times, then set aside with its reason; later detections are stored."""
     server = NatsCluster(nats_folder, 1)
     server.start(0)
     try:
         server.wait_jetstream()
         publisher = BusPublisher(server.urls, Spool(tmp_path / "spool"), "node-6")
-        bad = msgspec.structs.replace(occurrence(0, 0), resource=msgspec.structs.replace(POD, namespace="n" * 300))
-        for item in [occurrence(i, 0) for i in range(1, 10)] + [bad] + [occurrence(i, 0) for i in range(10, 20)]:
+        poison = msgspec.structs.replace(occurrence(0, 0), observed_at=UNREPRESENTABLE)
+        long = msgspec.structs.replace(occurrence(20, 0), resource=msgspec.structs.replace(POD, namespace="n" * 300))
+        sent = [occurrence(i, 0) for i in range(1, 10)] + [poison, long] + [occurrence(i, 0) for i in range(10, 20)]
+        for item in sent:
             publisher.publish(item)
         wait_published(publisher)
-        publisher.close()
-        worker = start_worker(server, pg_url, tmp_path / "worker.log", batch=64)
+        worker = start_worker(server, pg_url, tmp_path / "worker.log", 64, "--max-deliveries", "3")
+        expected = {f"/tmp/drop{i}": 1 for i in range(1, 22)} | {COVERAGE_PATH: 1}
         try:
-            stored = wait_counts(pg_url, {f"/tmp/drop{i}": 1 for i in range(1, 20)}, timeout=30)
-            time.sleep(1.5)  # the refused message comes back a second later, and fails again
+            store = SqlStore(pg_url)
+            try:
+                deadline = time.monotonic() + 30
+                while not store.dead_letters()[1] and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                letters, total = store.dead_letters()
+            finally:
+                store.close()
+            publisher.publish(occurrence(21, 0))  # the worker goes on
+            wait_published(publisher)
+            stored = wait_counts(pg_url, expected, timeout=30)
         finally:
+            publisher.close()
             counts = stop_worker(worker, tmp_path / "worker.log")
+        consumer = asyncio.run(_jetstream(server.urls, "consumer"))
     finally:
         server.stop()
-    assert {path: f.count for path, f in stored.items()} == {f"/tmp/drop{i}": 1 for i in range(1, 20)}
-    assert counts["stored"] == 19 and counts["failed"] >= 1 and counts["rejected"] == 0, counts
-    assert "storing them one by one" in (tmp_path / "worker.log").read_text()
+    assert {path: f.count for path, f in stored.items()} == expected
+    assert (
+        stored["/tmp/drop20"].resource.namespace.startswith("n" * 200)
+        and "…[cut " in stored["/tmp/drop20"].resource.namespace
+    )
+    assert total == 1 and letters[0].message_id == message_id(msgspec.json.encode(poison))
+    assert letters[0].error.startswith("OverflowError") and letters[0].deliveries == 3 and letters[0].source == "bus"
+    assert msgspec.json.decode(letters[0].body, type=Detection) == poison
+    coverage = stored[COVERAGE_PATH]
+    assert coverage.category == "Coverage degraded" and coverage.resource.node == POD.node
+    assert coverage.evidence[0].values["message_id"] == letters[0].message_id
+    assert counts["stored"] == 21 and counts["dead_lettered"] == 1 and counts["failed"] == 2, counts
+    assert counts["rejected"] == 0 and consumer.num_ack_pending == 0 and consumer.num_pending == 0
+    assert "set aside as a dead letter" in (tmp_path / "worker.log").read_text()

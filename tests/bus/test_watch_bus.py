@@ -63,6 +63,6 @@ def test_agent_on_the_bus_and_a_worker_store_the_finding(tmpfs: Path, tmp_path: 
         f"matches bus-test-implant ({iocs}); foreign_arch"
     )
     assert out == b"", "with --bus the agent stores and prints nothing itself"
-    assert counts == {"stored": 1, "rejected": 0, "failed": 0, "redelivered": 0}
+    assert counts == {"stored": 1, "rejected": 0, "failed": 0, "dead_lettered": 0, "redelivered": 0}
     assert "bindrift_bus_published_total 1.0" in metrics.read_text()
     assert "bindrift_bus_spool_pending 0.0" in metrics.read_text()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import msgspec
 from tests.detections import detection
 
 from bindrift.findings.batcher import DetectionBatcher
@@ -48,24 +46,3 @@ def test_a_quiet_stream_is_flushed_after_the_linger(store: SqlStore) -> None:
     while not stored and time.monotonic() < deadline:
         time.sleep(0.01)
     assert [f.file.path for f in stored] == ["/tmp/d1"], "stored without waiting for more detections"
-
-
-def test_a_refused_detection_fails_alone(tmp_path: Path) -> None:
-    store = SqlStore(f"sqlite:///{tmp_path / 'b.db'}")
-    pipeline = FindingsPipeline(store)
-    real = pipeline.process_batch
-
-    def refuse_bad(ds: list[Detection], ids: tuple[str, ...] = ()) -> list[Finding]:
-        if any(d.file.path == "/tmp/bad" for d in ds):
-            raise ValueError("refused by the store")
-        return real(ds, ids)
-
-    pipeline.process_batch = refuse_bad  # type: ignore[assignment,method-assign]
-    stored: list[Finding] = []
-    batcher = DetectionBatcher(pipeline, stored.append, size=10, linger_s=60)
-    bad = msgspec.structs.replace(_drop(99), file=FileInfo(path="/tmp/bad"))
-    for d in [_drop(1), bad, _drop(2)]:
-        batcher.add(d)
-    batcher.close()
-    assert sorted(f.file.path for f in stored) == ["/tmp/d1", "/tmp/d2"] and batcher.failures == 1
-    store.close()

@@ -24,7 +24,8 @@ class BusMetrics:
                                    registry=r)  # fmt: skip
         self.spool_dropped = Gauge("bindrift_bus_spool_dropped", "Detections dropped because the spool was full",
                                    registry=r)  # fmt: skip
-        self.consumed = Counter("bindrift_bus_consumed", "Messages a worker finished, by outcome", ["outcome"],
+        self.consumed = Counter("bindrift_bus_consumed", "Messages a worker finished, by outcome: stored, rejected "
+                                "(not a detection), failed (to be retried), dead_lettered (set aside)", ["outcome"],
                                 registry=r)  # fmt: skip
         self.redelivered = Counter("bindrift_bus_redelivered", "Messages delivered more than once", registry=r)
 

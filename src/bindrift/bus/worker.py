@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, cast
 import msgspec
 
 from bindrift.bus.consumer import BusConsumer
+from bindrift.findings.dead_letter import set_aside
 from bindrift.findings.pipeline import FindingsPipeline
 from bindrift.findings.severity import SeverityPolicy
 from bindrift.schema.finding import Detection
@@ -22,7 +23,8 @@ INTEL_REFRESH_S = 5.0
 
 
 class DetectionWorker:
-    """`handle` is the consumer's handler: looks the hashes up, then stores the batch's findings."""
+    """The consumer's handler (`bindrift.bus.consumer.Handler`): looks the hashes up, then stores the batch's
+    findings; sets aside what the store refuses for good."""
 
     def __init__(self, store: SqlStore, policy: SeverityPolicy) -> None:
         from bindrift.analysis.intel.intel_set import IntelSet, Kind
@@ -39,6 +41,15 @@ class DetectionWorker:
         enriched = [msgspec.structs.replace(d, intel=self.intel.lookup(d.file.sha256))
                     if d.file.sha256 and not d.intel else d for d in detections]  # fmt: skip
         self.pipeline.store_batch(enriched, message_ids)
+
+    def set_aside(self, detection: Detection, body: bytes, message_id: str, error: str, deliveries: int) -> None:
+        set_aside(self.pipeline, detection, body, message_id, error, deliveries, "bus")
+
+    def transient(self, exc: Exception) -> bool:
+        """The database unreachable, a deadlock or a busy SQLite file: the same batch may well succeed later."""
+        from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, TimeoutError
+
+        return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | TimeoutError)
 
 
 def serve(consumer: BusConsumer) -> None:

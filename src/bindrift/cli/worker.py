@@ -31,6 +31,9 @@ def worker(
     max_ack_pending: Annotated[
         int, typer.Option(min=1, help="Messages out at all workers together (back-pressure on the stream).")
     ] = 1024,
+    max_deliveries: Annotated[
+        int, typer.Option(min=1, max=100, help="Deliveries after which a message the store refuses is set aside.")
+    ] = 5,
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
     metrics_address: Annotated[
         str, typer.Option(help="The address metrics listen on (0.0.0.0 in a pod, for Prometheus to scrape).")
@@ -57,8 +60,8 @@ def worker(
 
         start_http_server(metrics_port, addr=metrics_address, registry=metrics.registry)
     settings = ConsumerSettings(batch=batch, linger_s=linger_ms / 1000, ack_wait_s=ack_wait,
-                                max_ack_pending=max_ack_pending)  # fmt: skip
-    handler = DetectionWorker(store, SeverityPolicy(load_settings().severity)).handle
+                                max_ack_pending=max_ack_pending, max_deliveries=max_deliveries)  # fmt: skip
+    handler = DetectionWorker(store, SeverityPolicy(load_settings().severity))
     consumer = BusConsumer(servers, handler, settings, metrics)
     print(f"bindrift: worker started, storing into {store.display_url}", file=sys.stderr, flush=True)
     try:

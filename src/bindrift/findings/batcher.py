@@ -1,14 +1,17 @@
 """Detections that arrive one at a time (an input adapter's stream), stored in batches through the pipeline:
 one transaction per `size` detections, or `linger_s` after the first one waiting, whichever comes first (a
-timer flushes a stream that went quiet). A batch the store refuses is stored detection by detection, so only
-the bad one fails."""
+timer flushes a stream that went quiet). A batch the store refuses is split in halves until the detection that
+still fails stands alone; it is set aside as a dead letter (findings/dead_letter.py) and the rest is stored."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+
+from bindrift.bus.stream import message_id
+from bindrift.findings.dead_letter import describe, encode, set_aside, store_bisected
 
 if TYPE_CHECKING:
     from bindrift.findings.pipeline import FindingsPipeline
@@ -18,13 +21,14 @@ log = logging.getLogger(__name__)
 
 
 class DetectionBatcher:
-    """`add` detections; each stored finding is handed to `on_stored`; `close` stores what is still waiting."""
+    """`add` detections; each stored finding is handed to `on_stored`; `close` stores what is still waiting.
+    `failures` counts the detections not stored, `dead_lettered` those of them set aside with their reason."""
 
     def __init__(self, pipeline: FindingsPipeline, on_stored: Callable[[Finding], None], *, size: int = 256,
                  linger_s: float = 0.05) -> None:  # fmt: skip
         self.pipeline, self.on_stored, self.size, self.linger_s = pipeline, on_stored, size, linger_s
         self.pending: list[Detection] = []
-        self.failures = 0
+        self.failures = self.dead_lettered = 0
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
 
@@ -52,15 +56,19 @@ class DetectionBatcher:
         batch, self.pending = self.pending, []
         if not batch:
             return
-        try:
-            stored = self.pipeline.process_batch(batch)
-        except Exception:  # one bad detection must not take its batch with it
-            stored = []
-            for detection in batch:
-                try:
-                    stored.append(self.pipeline.process(detection))
-                except Exception:
-                    self.failures += 1
-                    log.exception("detection of %s not stored", ascii(detection.file.path[:300]))
+        stored: list[Finding] = []
+
+        def store(part: Sequence[Detection]) -> None:
+            stored.extend(self.pipeline.process_batch(part))
+
+        for detection, exc in store_bisected(batch, store):
+            self.failures += 1
+            log.error("detection of %s not stored: %s", ascii(detection.file.path[:300]), describe(exc))
+            body = encode(detection)
+            try:
+                set_aside(self.pipeline, detection, body, message_id(body), describe(exc), 1, "local")
+                self.dead_lettered += 1
+            except Exception:  # the store refuses even that: the loss is counted and logged
+                log.exception("the dead letter of %s could not be stored either", ascii(detection.file.path[:300]))
         for finding in stored:
             self.on_stored(finding)

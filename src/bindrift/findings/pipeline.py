@@ -11,6 +11,7 @@ from bindrift.findings.mitre import techniques
 from bindrift.findings.severity import SeverityPolicy
 from bindrift.findings.store_protocol import FindingStore
 from bindrift.findings.suppression import PACKAGE_MANAGER_RULE, SuppressionRule, first_match, trusted_installer
+from bindrift.schema.bounds import bound_detection
 from bindrift.schema.finding import MALICIOUS, Category, Detection, Finding, Indicator, StateChange
 
 MAX_BATCH = 1024  # detections stored in one transaction (its statements, locks and memory are bounded by it)
@@ -66,7 +67,7 @@ class FindingsPipeline:
 
     def _findings(self, detections: Sequence[Detection]) -> list[Finding]:
         rules = self.store.suppression_rules()
-        return [self._finding(detection, rules) for detection in detections]
+        return [self._finding(bound_detection(detection), rules) for detection in detections]
 
     def _finding(self, detection: Detection, rules: list[SuppressionRule]) -> Finding:
         category: Category = detection.category

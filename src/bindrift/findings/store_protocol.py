@@ -7,6 +7,7 @@ from typing import Protocol
 
 from bindrift.findings.correlation import Correlator
 from bindrift.findings.suppression import SuppressionRule
+from bindrift.schema.dead_letter import DeadLetter
 from bindrift.schema.finding import Finding
 
 
@@ -28,3 +29,7 @@ class FindingStore(Protocol):
     def get_finding(self, finding_id: str) -> Finding | None: ...
 
     def suppression_rules(self) -> list[SuppressionRule]: ...
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Set aside a detection that could not be stored (the same message again updates it)."""
+        ...

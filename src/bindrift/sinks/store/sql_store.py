@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import threading
 from collections import defaultdict
@@ -24,11 +25,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bindrift.findings.response import set_incident
 from bindrift.findings.suppression import SuppressionRule
+from bindrift.schema.dead_letter import DeadLetter
 from bindrift.schema.finding import Finding, Incident, ResponseAction, Sighting, State, StateChange
 from bindrift.schema.response import EvidenceRecord
 from bindrift.schema.severity import Severity, rank
+from bindrift.sinks.store.bulk import insert_rows, one_of
 from bindrift.sinks.store.models import (
     ActionRow,
+    DeadLetterRow,
     EvidenceRow,
     FindingRow,
     IncidentRow,
@@ -44,6 +48,7 @@ from bindrift.sinks.store.models import (
 if TYPE_CHECKING:
     from bindrift.findings.correlation import Correlator
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
 MAX_TIMELINE_ROWS = 1_000_000
@@ -170,13 +175,13 @@ class SqlStore:
             spans: dict[str, tuple[datetime, datetime]] = {
                 row.id: (_utc(row.first_seen), _utc(row.last_seen)) for row in session.execute(
                     select(FindingRow.id, FindingRow.first_seen, FindingRow.last_seen)
-                    .where(FindingRow.id.in_(list(merged))))
+                    .where(one_of(FindingRow.id, list(merged), session)))
             }  # fmt: skip
             if correlator is not None and merged:
                 for key, incident in self._correlate(session, merged, spans, correlator).items():
                     values[key]["incident_id"] = incident
             self._write_findings(session, merged, list(values.values()), spans)
-            self._record_sightings(session, [f for f, first in zip(findings, fresh, strict=True) if first])
+            self._record_sightings(session, [f for f, first in zip(findings, fresh, strict=True) if first], spans)
             if not (hydrate or outbox):
                 return []
             stored = self._stored(session, merged, spans)
@@ -185,9 +190,11 @@ class SqlStore:
                             for finding in stored.values() for sink in outbox)  # fmt: skip
             return [stored.get(f.id) or self._as_stored(session, f) for f in findings]
 
-    def _record_sightings(self, session: Session, findings: Sequence[Finding]) -> None:
+    def _record_sightings(self, session: Session, findings: Sequence[Finding],
+                          stored: dict[str, tuple[datetime, datetime]]) -> None:  # fmt: skip
         """Keep every path each finding was seen at (its writer and process too), not only its last one: one
-        row per (finding, path), at most MAX_SIGHTINGS per finding; two reads for the whole batch."""
+        row per (finding, path), at most MAX_SIGHTINGS per finding. The sightings of the findings stored before
+        (`stored`) are read in two statements; a new finding has none."""
         batch: dict[str, tuple[str, Sighting]] = {}
         for finding in findings:
             key = hashlib.sha256(f"{finding.id}\0{finding.file.path}".encode()).hexdigest()[:32]
@@ -197,24 +204,28 @@ class SqlStore:
             batch[key] = (finding.id, seen if earlier is None else _widen(earlier[1], seen))
         if not batch:
             return
-        existing = {row.id: row for row in session.scalars(select(SightingRow).where(SightingRow.id.in_(list(batch))))}
-        owners = {owner for key, (owner, _) in batch.items() if key not in existing}
+        old = [key for key, (owner, _) in batch.items() if owner in stored]
+        found = select(SightingRow.id, SightingRow.body).where(one_of(SightingRow.id, old, session))
+        existing: dict[str, bytes] = {key: body for key, body in session.execute(found)} if old else {}
+        owners = list({owner for key, (owner, _) in batch.items() if owner in stored and key not in existing})
         known: dict[str, int] = {}
         if owners:
-            counted = select(SightingRow.finding_id, func.count()).where(SightingRow.finding_id.in_(list(owners)))
+            counted = select(SightingRow.finding_id, func.count()).where(
+                one_of(SightingRow.finding_id, owners, session)
+            )
             known = {owner: int(n) for owner, n in session.execute(counted.group_by(SightingRow.finding_id))}
-        for key, (owner, seen) in batch.items():
-            row = existing.get(key)
-            if row is not None:
-                both = _widen(_sighting_decoder.decode(row.body), seen)
-                row.first_seen, row.last_seen, row.count = both.first_seen, both.last_seen, both.count
-                row.body = msgspec.json.encode(both)
-                continue
-            if known.get(owner, 0) >= MAX_SIGHTINGS:
-                continue
-            known[owner] = known.get(owner, 0) + 1
-            session.add(SightingRow(id=key, finding_id=owner, first_seen=seen.first_seen, last_seen=seen.last_seen,
-                                    count=seen.count, body=msgspec.json.encode(seen)))  # fmt: skip
+        rows: list[dict[str, Any]] = []
+        for key, (owner, latest) in batch.items():
+            body = existing.get(key)
+            if body is None:
+                if known.get(owner, 0) >= MAX_SIGHTINGS:
+                    continue
+                known[owner] = known.get(owner, 0) + 1
+            seen = latest if body is None else _widen(_sighting_decoder.decode(body), latest)
+            rows.append({"id": key, "finding_id": owner, "first_seen": seen.first_seen, "last_seen": seen.last_seen,
+                         "count": seen.count, "body": msgspec.json.encode(seen)})  # fmt: skip
+        insert_rows(session, SightingRow, rows,
+                    lambda new: {k: new[k] for k in ("first_seen", "last_seen", "count", "body")})  # fmt: skip
 
     @contextmanager
     def _writer(self) -> Iterator[None]:
@@ -233,10 +244,9 @@ class SqlStore:
         recorded: set[str] = set()
         if wanted:
             now = datetime.now(UTC)
-            stmt = _insert(self.engine)(ProcessedMessageRow).on_conflict_do_nothing(
-                index_elements=[ProcessedMessageRow.id]).returning(ProcessedMessageRow.id)  # fmt: skip
             rows = [{"id": message, "finding_id": finding, "at": now} for message, finding in wanted.items()]
-            recorded = set(session.scalars(stmt, rows))
+            inserted = insert_rows(session, ProcessedMessageRow, rows, returning="id")
+            recorded = set() if inserted is None else set(inserted.scalars())
         first: list[bool] = []
         for message in ids:
             first.append(not message or message in recorded)
@@ -258,7 +268,11 @@ class SqlStore:
         reach = [correlator.reach(_utc(f.first_seen), _utc(f.last_seen)) for g in by_scope.values() for f in g]
         low, high = min(r[0] for r in reach), max(r[1] for r in reach)
         nearby: defaultdict[str, list[Incident]] = defaultdict(list)
-        near = IncidentRow.scope.in_(list(by_scope)), IncidentRow.last_seen >= low, IncidentRow.first_seen <= high
+        near = (
+            one_of(IncidentRow.scope, list(by_scope), session),
+            IncidentRow.last_seen >= low,
+            IncidentRow.first_seen <= high,
+        )
         for row in session.scalars(select(IncidentRow).where(*near)):
             nearby[row.scope].append(_incident_decoder.decode(row.body))
         rows: list[dict[str, Any]] = []
@@ -275,27 +289,17 @@ class SqlStore:
             session.execute(update(FindingRow).where(FindingRow.incident_id == old).values(incident_id=new))
         if absorbed:
             session.execute(delete(IncidentRow).where(IncidentRow.id.in_([old for old, _ in absorbed])))
-        stmt = _insert(self.engine)(IncidentRow)
-        changed = {key: getattr(stmt.excluded, key) for key in ("scope", "first_seen", "last_seen", "body")}
-        session.execute(stmt.on_conflict_do_update(index_elements=[IncidentRow.id], set_=changed), rows)
+            started = {i.id: _utc(i.first_seen) for group in nearby.values() for i in group}
+            _hand_over_triage(session, absorbed, started)
+        insert_rows(session, IncidentRow, rows,
+                    lambda new: {k: new[k] for k in ("scope", "first_seen", "last_seen", "body")})  # fmt: skip
         return membership
 
     def _write_findings(self, session: Session, merged: dict[str, Finding], values: list[dict[str, Any]],
                         spans: dict[str, tuple[datetime, datetime]]) -> None:  # fmt: skip
         if not merged:
             return
-        stmt = _insert(self.engine)(FindingRow)
-        excluded = stmt.excluded
-        update_set = {key: getattr(excluded, key) for key in values[0] if key not in ("id", "state")}
-        update_set["count"] = FindingRow.count + excluded.count
-        # Sightings may arrive out of order (bus redeliveries, several workers): the span covers them all.
-        update_set["last_seen"] = case((excluded.last_seen > FindingRow.last_seen, excluded.last_seen),
-                                       else_=FindingRow.last_seen)  # fmt: skip
-        update_set["first_seen"] = case((excluded.first_seen < FindingRow.first_seen, excluded.first_seen),
-                                        else_=FindingRow.first_seen)  # fmt: skip
-        # One statement, executed for each row (psycopg pipelines them): measured 1.6x less client CPU than
-        # multi-row VALUES, whose long SQL psycopg parses anew every time (bench/bus.py, distinct containers).
-        session.execute(stmt.on_conflict_do_update(index_elements=[FindingRow.id], set_=update_set), values)
+        insert_rows(session, FindingRow, values, lambda new: _merged_columns(new, values[0]))
         # A repeat keeps the state and history it has.
         session.add_all(_state_row(f.id, change) for f in merged.values() if f.id not in spans
                         for change in f.state_history)  # fmt: skip
@@ -393,6 +397,7 @@ class SqlStore:
             session.execute(delete(SightingRow).where(SightingRow.finding_id.in_(ids)))
             session.execute(delete(FindingRow).where(FindingRow.id.in_(ids)))
             session.execute(delete(IncidentRow).where(IncidentRow.last_seen < older_than))
+            session.execute(delete(DeadLetterRow).where(DeadLetterRow.at < older_than))
             return len(ids)
 
     def _hydrate(self, session: Session, row: FindingRow, history: bool = True) -> Finding:
@@ -535,6 +540,25 @@ class SqlStore:
         with self._session() as session:
             return [(r.finding_id, _action_decoder.decode(r.body)) for r in session.scalars(query.limit(limit))]
 
+    # Dead letters (detections that could not be stored) -------------------------------------------
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Set a detection aside; the same message set aside again updates its row (deliveries, error)."""
+        row = msgspec.structs.asdict(letter) | {"id": letter.message_id, "error": _text(letter.error),
+                                                "at": _utc(letter.at)}  # fmt: skip
+        del row["message_id"]
+        with self._writer(), self._session() as session:
+            insert_rows(session, DeadLetterRow, [row], lambda new: {k: new[k] for k in ("error", "deliveries", "at")})
+
+    def dead_letters(self, limit: int = 100) -> tuple[list[DeadLetter], int]:
+        """The latest dead letters, newest first, and how many there are."""
+        query = select(DeadLetterRow).order_by(DeadLetterRow.at.desc(), DeadLetterRow.id).limit(max(1, limit))
+        with self._session() as session:
+            total = session.scalar(select(func.count()).select_from(DeadLetterRow)) or 0
+            letters = [DeadLetter(r.id, "bus" if r.source == "bus" else "local", r.node, r.error, r.deliveries,
+                                  _utc(r.at), r.size, r.body) for r in session.scalars(query)]  # fmt: skip
+            return letters, total
+
     # Outbox (exports that must survive a restart) --------------------------------------------------
 
     def enqueue(self, sink: str, payload: bytes) -> None:
@@ -586,6 +610,44 @@ def _merge(findings: Sequence[Finding]) -> dict[str, Finding]:
     return merged
 
 
+def _hand_over_triage(session: Session, absorbed: list[tuple[str, str]], started: dict[str, datetime]) -> None:
+    """Incidents joined into another (or whose start moved, changing their id) hand their triage over to it: the
+    surviving incident keeps the owner and state of the oldest triaged incident among it and those it absorbed
+    (by first seen, then id); the triage of the others is dropped, and logged."""
+    ids = {incident for pair in absorbed for incident in pair}
+    triaged = {row.incident_id: row for row in session.scalars(
+        select(IncidentTriageRow).where(IncidentTriageRow.incident_id.in_(ids)))}  # fmt: skip
+    if not triaged:
+        return
+    into: defaultdict[str, list[str]] = defaultdict(list)
+    for old, new in absorbed:
+        into[new].append(old)
+    for new, olds in into.items():
+        handed = sorted((old for old in olds if old in triaged), key=lambda old: (started[old], old))
+        if not handed:
+            continue
+        if new not in triaged:  # else the survivor, which starts first (its id says so), keeps its own
+            first = triaged[handed.pop(0)]
+            session.add(IncidentTriageRow(incident_id=new, owner=first.owner, state=first.state, by=first.by,
+                                          at=first.at))  # fmt: skip
+            session.delete(first)
+        for old in handed:
+            log.warning("incident %s joined %s: its triage (owner %r, %s, by %r) gives way to the older one's", old,
+                        new, triaged[old].owner, triaged[old].state, triaged[old].by)  # fmt: skip
+            session.delete(triaged[old])
+
+
+def _merged_columns(new: Any, example: dict[str, Any]) -> dict[str, Any]:
+    """What a finding stored again changes in its row: the count added; first and last seen widened (sightings
+    may arrive out of order: bus redeliveries, several workers); the state kept; the rest from the new one."""
+    row = FindingRow.__table__.c
+    changed = {key: new[key] for key in example if key not in ("id", "state")}
+    changed["count"] = row["count"] + new["count"]
+    changed["last_seen"] = case((new["last_seen"] > row["last_seen"], new["last_seen"]), else_=row["last_seen"])
+    changed["first_seen"] = case((new["first_seen"] < row["first_seen"], new["first_seen"]), else_=row["first_seen"])
+    return changed
+
+
 def _members(session: Session, incident_ids: set[str], limit: int) -> dict[str, list[str]]:
     """Up to `limit` finding ids of each incident, earliest first: one indexed, limited read per incident."""
     ids = sorted(i for i in incident_ids if i)
@@ -633,14 +695,18 @@ def _engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.driver == "psycopg":
 
+        @event.listens_for(engine, "connect")
+        def _binary_arrays(dbapi_connection: Any, _record: Any) -> None:
+            """Arrays (the store's bulk statements) travel in binary: the text format escapes every element
+            with a regular expression in Python, bytea doubled in hex first."""
+            from psycopg.types.array import ListBinaryDumper
 
-def _insert(engine: Engine) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT DO UPDATE on both SQLite and PostgreSQL."""
-    from sqlalchemy.dialects import postgresql, sqlite
+            dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
 
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    return engine
 
 
 def _finding_values(finding: Finding) -> dict[str, Any]:
@@ -651,9 +717,10 @@ def _finding_values(finding: Finding) -> dict[str, Any]:
         "id": finding.id, "category": finding.category, "severity": finding.severity,
         "severity_rank": rank(finding.severity), "state": finding.state, "first_seen": _utc(finding.first_seen),
         "last_seen": _utc(finding.last_seen), "count": finding.count, "cluster": r.cluster, "namespace": r.namespace,
-        "pod": r.pod, "container_id": r.container_id, "image": r.image, "node": r.node, "path": f.path,
+        "pod": r.pod, "container_id": r.container_id, "image": r.image, "node": r.node, "path": _text(f.path),
         "sha256": f.sha256, "incident_id": finding.incident_id,
-        "search_text": " ".join((f.path, args, r.container_name, r.pod, r.namespace, r.image, finding.summary)).lower(),
+        "search_text": _text(" ".join((f.path, args, r.container_name, r.pod, r.namespace, r.image,
+                                        finding.summary)).lower()),
         "body": msgspec.json.encode(finding),
     }  # fmt: skip
 
@@ -695,8 +762,13 @@ def _widen(earlier: Sighting, later: Sighting) -> Sighting:
 
 
 def _state_row(finding_id: str, change: StateChange) -> StateChangeRow:
-    return StateChangeRow(finding_id=finding_id, state=change.state, by=change.by, reason=change.reason,
+    return StateChangeRow(finding_id=finding_id, state=change.state, by=change.by, reason=_text(change.reason),
                           at=_utc(change.at))  # fmt: skip
+
+
+def _text(value: str) -> str:
+    """Free text for a column: PostgreSQL refuses NUL characters (the whole record keeps them, in `body`)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def _filtered(query: Select[Any], where: FindingFilter) -> Select[Any]:
