@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -15,8 +17,9 @@ from tests.detections import detection
 from typer.testing import CliRunner
 
 from bindrift.cli.main import app
+from bindrift.findings.batcher import DetectionBatcher
 from bindrift.findings.pipeline import FindingsPipeline
-from bindrift.schema.finding import FileInfo, Finding
+from bindrift.schema.finding import Detection, FileInfo, Finding
 from bindrift.sinks.store.sql_store import SqlStore
 
 runner = CliRunner()
@@ -152,3 +155,30 @@ def test_hidden_characters_shown_lineage_on_lines_and_ids_never_wrapped(tmp_path
     lines = shown.splitlines()
     writer = next(i for i, line in enumerate(lines) if line.startswith("writer: "))
     assert lines[writer + 1] == "  ← pid 1 /bin/busybox " and "\\n" not in shown
+
+
+def test_dead_letters_listed_with_their_reason_and_detection(db: str) -> None:
+    """A detection the store refused (here: a time no database column holds), set aside by the real batcher,
+    is listed with its reason; hostile text in it is shown inert; exit 1 while there are any."""
+    empty = runner.invoke(app, ["findings", "dead-letters", "--db", db])
+    assert empty.exit_code == 0 and "0 of 0 dead letter(s)" in empty.stdout
+    store = SqlStore(db)
+    try:
+        poison = detection(observed_at=datetime(1, 1, 1, tzinfo=UTC), resource=msgspec.structs.replace(
+            detection().resource, node="node-\u202e1\x1b[2J"))  # fmt: skip
+        batcher = DetectionBatcher(FindingsPipeline(store), lambda _finding: None, size=4, linger_s=60)
+        batcher.add(poison)
+        batcher.add(detection(minutes=9, file=FileInfo(path="/tmp/ok", sha256="c" * 64)))
+        batcher.close()
+    finally:
+        store.close()
+    listed = runner.invoke(app, ["findings", "dead-letters", "--db", db], env={"COLUMNS": "300"})
+    assert listed.exit_code == 1, listed.output
+    assert "1 of 1 dead letter(s)" in listed.stdout and "OverflowError" in listed.stdout
+    assert "\x1b" not in listed.stdout and "\u202e" not in listed.stdout and "node-⟨U+202E⟩1⟨U+001B⟩" in listed.stdout
+    as_json = runner.invoke(app, ["findings", "dead-letters", "--db", db, "--format", "json"])
+    (letter,) = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert letter["source"] == "local" and letter["deliveries"] == 1
+    assert msgspec.json.decode(base64.b64decode(letter["body"]), type=Detection) == poison
+    kept = runner.invoke(app, ["findings", "list", "--db", db, "--format", "json", "--text", "/tmp/ok"])
+    assert [f.file.path for f in _findings(kept.stdout)] == ["/tmp/ok"], "the batch's good detection was stored"

@@ -1,5 +1,5 @@
-"""`bindrift findings list|show|mute|resolve|reopen|export|purge`. Finding and incident ids may be given by a
-unique prefix, as git takes a short hash."""
+"""`bindrift findings list|show|mute|resolve|reopen|export|purge|dead-letters`. Finding and incident ids may be
+given by a unique prefix, as git takes a short hash."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import typer
 from bindrift.cli.common import DbOption, current_user, open_store, parse_when
 
 if TYPE_CHECKING:
+    from bindrift.schema.dead_letter import DeadLetter
     from bindrift.schema.finding import Finding, State
     from bindrift.sinks.store.sql_store import SqlStore
 
@@ -97,6 +98,51 @@ def show(finding_id: str, db: DbOption = None, output_format: Annotated[ListForm
     from bindrift.cli.finding_view import render_finding
 
     render_finding(finding)
+
+
+@app.command("dead-letters")
+def dead_letters(
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
+) -> None:
+    """Detections the findings stage could not store and set aside (newest first): where they came from, how
+    many times they were tried and why they were refused. `--format json` gives each with its detection (the
+    encoded message, base64, its first 64 KiB); exit 1 when there are any."""
+    store = open_store(db)
+    try:
+        letters, total = store.dead_letters(limit)
+    finally:
+        store.close()
+    if output_format is ListFormat.json:
+        import msgspec
+
+        for letter in letters:
+            sys.stdout.buffer.write(msgspec.json.encode(letter) + b"\n")
+    else:
+        _dead_letter_table(letters, total)
+    if total:
+        raise typer.Exit(1)
+
+
+def _dead_letter_table(letters: list[DeadLetter], total: int) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from bindrift.visible_text import visible
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for column in ("set aside (UTC)", "source", "node", "tries", "bytes"):
+        table.add_column(column, no_wrap=True, justify="right" if column in ("tries", "bytes") else "left")
+    table.add_column("message, reason", overflow="fold")
+    for letter in letters:
+        table.add_row(letter.at.strftime("%Y-%m-%d %H:%M:%S"), letter.source, visible(letter.node, 64),
+                      str(letter.deliveries), str(letter.size),
+                      visible(letter.message_id, 80) + "\n" + visible(letter.error, CELL))  # fmt: skip
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(f"{len(letters)} of {total} dead letter(s)")
 
 
 def _resolve(store: SqlStore, prefix: str, kind: Literal["finding", "incident"] = "finding") -> str:
