@@ -240,3 +240,23 @@ def test_tracee_drop_then_exec_joins_the_writer(tmp_path: Path) -> None:
     # the exec event did not name the pod or image: the drop before it did
     assert (finding.resource.pod, finding.resource.namespace, finding.resource.image) == (
         "app-75ff449bcd-hfwnz", "default", "docker.io/library/ubuntu:latest")  # fmt: skip
+
+
+def test_a_detection_the_store_refuses_is_set_aside_counted_and_the_rest_stored(tmp_path: Path) -> None:
+    """A forged Falco event dated in year 1 makes a detection no database column holds: set aside as a dead
+    letter, said in the summary and the metrics; the good event beside it is stored."""
+    db = f"sqlite:///{tmp_path / 'i.db'}"
+    forged = {**DROP, "output_fields": {**DROP["output_fields"], "evt.time": -62135596800 * 10**9}}
+    good = {**DROP, "output_fields": {**DROP["output_fields"], "proc.exepath": "/tmp/other", "proc.name": "other"}}
+    metrics = tmp_path / "m.prom"
+    data = (json.dumps(forged) + "\n" + json.dumps(good) + "\n").encode()
+    _, summary = _ingest("falco", db, data, "--metrics-file", str(metrics))
+    assert "2 events kept" in summary and "1 events failed (1 set aside: bindrift findings dead-letters)" in summary
+    assert 'bindrift_ingest_dead_lettered_total{tool="falco"} 1.0' in metrics.read_text()
+    assert [f.file.path for f in _stored(db, category="Added Binary Executed")] == ["/tmp/other"]
+    store = SqlStore(db)
+    try:
+        letters, total = store.dead_letters()
+    finally:
+        store.close()
+    assert total == 1 and "OverflowError" in letters[0].error

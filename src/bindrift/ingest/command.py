@@ -96,6 +96,7 @@ def run_ingest(options: IngestOptions) -> int:
         close()
         if batcher is not None:
             run.failures += batcher.failures
+            run.dead_lettered += batcher.dead_lettered
     return _finish(run, extra, options)
 
 

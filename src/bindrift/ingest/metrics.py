@@ -52,6 +52,10 @@ class IngestCollector(Collector):
         failed = CounterMetricFamily("bindrift_ingest_failed_events", "Events whose analysis failed", labels=["tool"])
         failed.add_metric([tool], run.failures)
         yield failed
+        aside = CounterMetricFamily("bindrift_ingest_dead_lettered", "Detections the store refused, set aside with "
+                                    "their reason (bindrift findings dead-letters)", labels=["tool"])  # fmt: skip
+        aside.add_metric([tool], run.dead_lettered)
+        yield aside
         unanalysed = CounterMetricFamily("bindrift_ingest_unanalysed_events", "Events parsed but not analysed",
                                          labels=["tool", "why"])  # fmt: skip
         unanalysed.add_metric([tool, "stopped"], run.dropped)

@@ -34,6 +34,7 @@ class IngestRun:
         self.adapter, self.analyser = adapter, analyser
         self.parse_lock = threading.Lock()  # the adapter's state (auditd groups) is one stream's
         self.failures = 0
+        self.dead_lettered = 0  # of the failures: detections the store refused, set aside with their reason
         self.wrong_format = ""
         self.dropped = 0  # events parsed but not analysed: still queued when the run was stopped
         self.refused = 0  # events parsed but answered 503 (the analysis was behind): the sender retries them
@@ -97,6 +98,8 @@ class IngestRun:
         if a is not None:
             text += (f"; {a.full} analysed in full, {a.detections} findings ({a.event_only} from the event alone)"
                      + (f", {self.failures} events failed" if self.failures else "")
+                     + (f" ({self.dead_lettered} set aside: bindrift findings dead-letters)" if self.dead_lettered
+                        else "")
                      + (f", {self.dropped} events not analysed (stopped)" if self.dropped else "")
                      + (f", {self.refused} events refused (busy)" if self.refused else ""))  # fmt: skip
         for title, counts in (("rejected", s.reasons), ("ignored", s.ignored)):
