@@ -10,9 +10,9 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.analysis.counting_source import CountingSource
 
 from bindrift.analysis.arch import HostProfile
-from bindrift.analysis.source import BufferSource
 from bindrift.analysis.triage import triage, triage_source
 
 HOST = HostProfile.parse("x86_64")
@@ -20,18 +20,6 @@ SEED = Path(shutil.which("true") or "/bin/true").read_bytes()
 HEADER_FIELDS = [(4, "B"), (5, "B"), (6, "B"), (16, "H"), (18, "H"), (20, "I"), (24, "Q"), (32, "Q"), (40, "Q"),
                  (52, "H"), (54, "H"), (56, "H"), (58, "H"), (60, "H"), (62, "H")]  # fmt: skip
 EXTREMES = st.sampled_from([0, 1, 2, 0x7F, 0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF, 0x40, 0x38, 0x1000])
-
-
-class CountingSource(BufferSource):
-    """Counts the bytes asked for, to prove reads stay bounded whatever the header claims."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(data)
-        self.requested = 0
-
-    def read(self, offset: int, length: int) -> bytes:
-        self.requested += max(length, 0)
-        return super().read(offset, length)
 
 
 def _check(data: bytes) -> None:

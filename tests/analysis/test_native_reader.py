@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.analysis.counting_source import CountingSource
 
 from bindrift.analysis.elf import _native
 from bindrift.analysis.elf.reader import HEAD_SIZE, parse_elf
@@ -23,18 +24,6 @@ U64 = 2**64 - 1
 EHDR = {32: "HHIIIIIHHHHHH", 64: "HHIQQQIHHHHHH"}
 PHDR = {32: "IIIIIIII", 64: "IIQQQQQQ"}
 SHDR = {32: "IIIIIIIIII", 64: "IIQQQQIIQQ"}
-
-
-class CountingSource(BufferSource):
-    """Counts the bytes asked for, to prove reads stay bounded whatever the header claims."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(data)
-        self.requested = 0
-
-    def read(self, offset: int, length: int) -> bytes:
-        self.requested += max(length, 0)
-        return super().read(offset, length)
 
 
 def _expected(data: bytes) -> tuple[tuple[int, ...], list[tuple[int, ...]], list[tuple[int, ...]]]:

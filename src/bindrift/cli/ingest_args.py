@@ -5,25 +5,17 @@ answer instead (help, errors, --listen, --bus and the options that only go with 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+
+from bindrift.cli.quick_parser import QuickParser, RefusedError
 
 SOURCES = ("falco", "tetragon", "tracee", "auditd")
 EXIT_BAD_INPUT = 2  # as typer's BadParameter
 
 
-class _RefusedError(Exception):
-    """argparse met something the typer command must answer."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _RefusedError(message)
-
-
-def _parser() -> _Parser:
-    parser = _Parser(add_help=False, allow_abbrev=False)
+def _parser() -> QuickParser:
+    parser = QuickParser()
     parser.add_argument("input_file", nargs="?", default="-")
     parser.add_argument("--from", dest="source", choices=SOURCES, required=True)
     parser.add_argument("--db")
@@ -41,7 +33,7 @@ def quick_ingest(argv: list[str]) -> int | None:
         return None
     try:
         args = _parser().parse_args(argv)
-    except _RefusedError:
+    except RefusedError:
         return None
     if args.input_file != "-" and not os.access(args.input_file, os.R_OK):
         return None  # typer names the problem; stdin is not read before this point

@@ -3,24 +3,16 @@ start-up without the framework. Returns None whenever typer should answer instea
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from bindrift.cli.quick_parser import QuickParser, RefusedError
 
 FORMATS = ("table", "json", "sarif")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
-class _RefusedError(Exception):
-    """argparse met something the typer command must answer."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _RefusedError(message)
-
-
-def _parser() -> _Parser:
-    parser = _Parser(add_help=False, allow_abbrev=False)
+def _parser() -> QuickParser:
+    parser = QuickParser()
     parser.add_argument("paths", nargs="*")
     parser.add_argument("--format", "-f", dest="output_format", choices=FORMATS, default="table")
     parser.add_argument("--min-severity", choices=SEVERITIES, default="low")
@@ -38,7 +30,7 @@ def quick_scan(argv: list[str]) -> int | None:
         return None
     try:
         args = _parser().parse_args(argv)
-    except _RefusedError:
+    except RefusedError:
         return None
     if args.jobs < 0 or args.files_from == "-":  # stdin can be read only once: typer reads it
         return None
