@@ -27,12 +27,12 @@ def host_index() -> PackageIndex | None:
     first use; None when there are none."""
     aliases = _root_aliases()
     found: list[PackageIndex] = []
-    files = sorted(glob.glob(os.path.join(DPKG_INFO, "*.md5sums")))
-    if files:
-        found.append(PackageIndex.from_dpkg(_read_records(files), aliases))
     if os.path.isfile(APK_INSTALLED):
         found.append(PackageIndex.from_apk(next(iter(_read_records([APK_INSTALLED])), ("", b"", 0))[1], aliases))
     found += _rpm_indexes(aliases)
+    files = sorted(glob.glob(os.path.join(DPKG_INFO, "*.md5sums")))
+    if files:
+        found.insert(0, _dpkg_index(files, aliases, cached=not found))
     if not found:
         return None
     index = found[0]
@@ -41,6 +41,20 @@ def host_index() -> PackageIndex | None:
     if index.dropped:
         log.warning("%s records: %d not kept (malformed or over %d paths)", index.source, index.dropped, MAX_ENTRIES)
     return index
+
+
+def _dpkg_index(files: list[str], aliases: dict[str, str], cached: bool) -> PackageIndex:
+    """dpkg's records; through the cache of `index_cache` when they are this host's only ones (the merge of
+    several managers' records needs them all in memory)."""
+
+    def build() -> PackageIndex:
+        return PackageIndex.from_dpkg(_read_records(files), aliases)
+
+    if not cached:
+        return build()
+    from bindrift.analysis.provenance.index_cache import cached_dpkg_index
+
+    return cached_dpkg_index(files, aliases, build, MAX_RECORD_FILE)
 
 
 def _rpm_indexes(aliases: dict[str, str]) -> list[PackageIndex]:
