@@ -17,6 +17,7 @@ cannot be written (read-only home) is skipped silently: it costs time, not resul
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import struct
@@ -193,10 +194,8 @@ def _store(dir_fd: int, key: bytes, index: PackageIndex) -> None:
             out.writelines(chunks)
         os.rename(temporary, FILE_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temporary, dir_fd=dir_fd)
-        except OSError:
-            pass
 
 
 def _refused(path: str, reason: str) -> None:
