@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -137,31 +137,28 @@ class _Reports(msgspec.Struct, array_like=True):
 def _parallel(
     batches: Iterator[list[str] | ScanError], options: ScanOptions, encoded: bool
 ) -> Iterator[BatchResult | EncodedBatch | ScanError]:
-    """Batches triaged by `jobs` processes (`fork_pool`: this one and `jobs - 1` forked), in input order."""
-    from bindrift.scan.fork_pool import ordered_map
-
-    def passthrough(item: list[str] | ScanError) -> ScanError | None:
-        return item if isinstance(item, ScanError) else None
+    """Batches triaged by `jobs` processes (this one and `jobs - 1` forked: `fork_pool`), in input order."""
+    from bindrift.scan.fork_pool import ordered_batches
 
     encoder = msgspec.msgpack.Encoder()
     if encoded:
         batches_decoder = msgspec.msgpack.Decoder(EncodedBatch)
 
-        def json_work(batch: list[str] | ScanError) -> EncodedBatch | ScanError:
-            return _json_batch(cast("list[str]", batch), options.host, options.compute_hash, options.min_severity)
+        def json_work(batch: list[str]) -> EncodedBatch:
+            return _json_batch(batch, options.host, options.compute_hash, options.min_severity)
 
-        yield from ordered_map(batches, options.jobs, json_work, encoder.encode, batches_decoder.decode, passthrough)
+        yield from ordered_batches(batches, options.jobs, json_work, encoder.encode, batches_decoder.decode)
         return
     reports_decoder = msgspec.msgpack.Decoder(_Reports)
 
-    def work(batch: list[str] | ScanError) -> BatchResult | ScanError:
-        return triage_batch(cast("list[str]", batch), options.host, options.compute_hash)
+    def work(batch: list[str]) -> BatchResult:
+        return triage_batch(batch, options.host, options.compute_hash)
 
-    def encode(result: BatchResult | ScanError) -> bytes:
-        return encoder.encode(_Reports(cast("BatchResult", result).reports, cast("BatchResult", result).non_elf))
+    def encode(result: BatchResult) -> bytes:
+        return encoder.encode(_Reports(result.reports, result.non_elf))
 
     def decode(data: bytes) -> BatchResult:
         sent = reports_decoder.decode(data)
         return BatchResult(sent.reports, sent.non_elf)
 
-    yield from ordered_map(batches, options.jobs, work, encode, decode, passthrough)
+    yield from ordered_batches(batches, options.jobs, work, encode, decode)

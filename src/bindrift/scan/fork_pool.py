@@ -1,95 +1,165 @@
-"""Forked workers without a pool framework: the work is split before the fork, each worker writes its
-results to its own pipe, and the caller reads them back in input order.
+"""Forked workers without a pool framework, for batches of paths: results come back in input order.
 
-Items are taken from the input in rounds of at most `ROUND` (the memory held stays bounded whatever the
-scan's size). For each round, `jobs - 1` children are forked: item i belongs to process i % jobs, the
-caller (process 0) doing its own share between reads. A child inherits the round's items, the loaded
-modules and whatever its parent had loaded (package records), so nothing is sent to it; it writes each
-result as a length-prefixed frame and exits with `os._exit` (no inherited buffer is flushed twice).
+`jobs - 1` children are forked once the modules are loaded (and whatever the parent loaded, package
+records included, is shared); the caller is a worker too. Each child has a task pipe and a result pipe:
+a batch is sent as its paths (NUL-separated file-system bytes, so any file name passes), a result comes
+back as a length-prefixed frame that the child encoded itself. A child gets a batch while it has fewer
+than `WINDOW` in flight and their paths fit in its task pipe (so sending never blocks, and a child
+blocked on a full result pipe cannot deadlock the parent); otherwise the caller triages the batch
+itself, and collects the results that are ready after each one (so children never wait for it long).
+Results wait in order, at most `PENDING` batches per process. Children end with `os._exit` (no
+inherited buffer is flushed twice); one that dies early raises RuntimeError.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
+from collections import deque
 from collections.abc import Callable, Iterator
-from itertools import islice
-from typing import TypeVar
+from typing import Generic, TypeVar
 
-In = TypeVar("In")
-Out = TypeVar("Out")
+from bindrift.sensors.targets import ScanError
 
-ROUND = 256
+Result = TypeVar("Result")
+
+WINDOW = 4
+PENDING = 8
 FRAME = 8
 PIPE_BYTES = 1 << 20
 
 
-def ordered_map(
-    items: Iterator[In],
-    jobs: int,
-    work: Callable[[In], Out],
-    encode: Callable[[Out], bytes],
-    decode: Callable[[bytes], Out],
-    passthrough: Callable[[In], Out | None],
-) -> Iterator[Out]:
-    """`work(item)` for each item, yielded in input order, spread over `jobs` processes; an item for which
-    `passthrough` returns a value is not worked on: that value is yielded in its place. A child that dies
-    early raises RuntimeError."""
-    while chunk := list(islice(items, ROUND)):
-        yield from _round(chunk, jobs, work, encode, decode, passthrough)
+class _Child:
+    """A forked worker: its pid, the pipe ends the parent holds, what it has in flight."""
+
+    def __init__(self, pid: int, tasks: int, results: int, capacity: int) -> None:
+        self.pid = pid
+        self.tasks = tasks
+        self.results = results
+        self.capacity = capacity
+        self.in_flight: deque[int] = deque()  # bytes of each batch sent and not yet answered
+        self.received: deque[bytes] = deque()  # results read and not yet handed on
+
+    def takes(self, task: bytes) -> bool:
+        return len(self.in_flight) < WINDOW and sum(self.in_flight) + FRAME + len(task) <= self.capacity
+
+    def send(self, task: bytes) -> None:
+        _write_all(self.tasks, len(task).to_bytes(FRAME, "little") + task)
+        self.in_flight.append(FRAME + len(task))
+
+    def receive(self) -> None:
+        """Read the next result (blocking until the child has written it)."""
+        size = int.from_bytes(_read_exactly(self, FRAME), "little")
+        self.received.append(_read_exactly(self, size))
+        self.in_flight.popleft()
+
+    def next_result(self) -> bytes:
+        if not self.received:
+            self.receive()
+        return self.received.popleft()
 
 
-def _round(
-    chunk: list[In],
+class _Done(Generic[Result]):
+    __slots__ = ("value",)
+
+    def __init__(self, value: Result) -> None:
+        self.value = value
+
+
+def ordered_batches(
+    batches: Iterator[list[str] | ScanError],
     jobs: int,
-    work: Callable[[In], Out],
-    encode: Callable[[Out], bytes],
-    decode: Callable[[bytes], Out],
-    passthrough: Callable[[In], Out | None],
-) -> Iterator[Out]:
-    processes = min(jobs, len(chunk))
-    children: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    work: Callable[[list[str]], Result],
+    encode: Callable[[Result], bytes],
+    decode: Callable[[bytes], Result],
+) -> Iterator[Result | ScanError]:
+    """`work(batch)` for each batch, in input order, over this process and `jobs - 1` forked children;
+    a ScanError passes through in its place."""
+    children: list[_Child] = []
     try:
-        for share in range(1, processes):
-            children.append(_fork(chunk[share::processes], work, encode, passthrough))
-        for position, item in enumerate(chunk):
-            passed = passthrough(item)
-            if passed is not None:
-                yield passed
-            elif position % processes == 0:
-                yield work(item)
+        for _ in range(jobs - 1):
+            children.append(_fork(children, work, encode))
+        pending: deque[_Done[Result | ScanError] | _Child] = deque()
+        for batch in batches:
+            if isinstance(batch, ScanError):
+                pending.append(_Done(batch))
             else:
-                yield decode(_read_frame(*children[position % processes - 1]))
+                task = b"\0".join(map(os.fsencode, batch))
+                child = next((c for c in children if c.takes(task)), None)
+                if child is not None:
+                    child.send(task)
+                    pending.append(child)
+                else:
+                    pending.append(_Done(work(batch)))
+                    _collect(children)
+            while pending and (_ready(pending[0]) or len(pending) > PENDING * jobs):
+                yield _resolve(pending.popleft(), decode)
+        while pending:
+            yield _resolve(pending.popleft(), decode)
     finally:
-        for pid, fd in children:
-            os.close(fd)
-            _reap(pid)
+        for child in children:
+            os.close(child.tasks)
+            os.close(child.results)
+            _reap(child)
 
 
-def _fork(
-    share: list[In], work: Callable[[In], Out], encode: Callable[[Out], bytes], passthrough: Callable[[In], Out | None]
-) -> tuple[int, int]:
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    try:
-        import fcntl
+def _resolve(entry: _Done[Result | ScanError] | _Child, decode: Callable[[bytes], Result]) -> Result | ScanError:
+    return entry.value if isinstance(entry, _Done) else decode(entry.next_result())
 
-        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-    except OSError:
-        pass  # over /proc/sys/fs/pipe-max-size: the default size only makes the child wait more
+
+def _ready(entry: _Done[Result | ScanError] | _Child) -> bool:
+    return isinstance(entry, _Done) or bool(entry.received)
+
+
+def _collect(children: list[_Child]) -> None:
+    """Read the results the children have ready, so that they can be sent more."""
+    waiting = [c for c in children if c.in_flight]
+    while waiting:
+        ready = {fd for fd in select.select([c.results for c in waiting], [], [], 0)[0]}
+        waiting = [c for c in waiting if c.results in ready]
+        for child in waiting:
+            child.receive()
+        waiting = [c for c in waiting if c.in_flight]
+
+
+def _fork(siblings: list[_Child], work: Callable[[list[str]], Result], encode: Callable[[Result], bytes]) -> _Child:
+    task_read, task_write = os.pipe2(os.O_CLOEXEC)
+    result_read, result_write = os.pipe2(os.O_CLOEXEC)
+    capacity = _enlarge(task_write)
+    _enlarge(result_write)
     pid = os.fork()
     if pid == 0:
         status = 1
         try:
-            os.close(read_end)
-            for item in share:
-                if passthrough(item) is None:
-                    payload = encode(work(item))
-                    _write_all(write_end, len(payload).to_bytes(FRAME, "little") + payload)
+            for fd in (task_write, result_read, *(end for s in siblings for end in (s.tasks, s.results))):
+                os.close(fd)
+            _serve(task_read, result_write, work, encode)
             status = 0
         finally:
             os._exit(status)
-    os.close(write_end)
-    return pid, read_end
+    os.close(task_read)
+    os.close(result_write)
+    return _Child(pid, task_write, result_read, capacity)
+
+
+def _serve(tasks: int, results: int, work: Callable[[list[str]], Result], encode: Callable[[Result], bytes]) -> None:
+    """The child's loop: each task's result written back, until the parent closes the task pipe."""
+    reader = os.fdopen(tasks, "rb")
+    while header := reader.read(FRAME):
+        task = reader.read(int.from_bytes(header, "little"))
+        payload = encode(work([os.fsdecode(path) for path in task.split(b"\0")]))
+        _write_all(results, len(payload).to_bytes(FRAME, "little") + payload)
+
+
+def _enlarge(fd: int) -> int:
+    """The pipe's capacity, raised to `PIPE_BYTES` where the system allows it."""
+    import fcntl
+
+    try:
+        return fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:  # over /proc/sys/fs/pipe-max-size: the default capacity only means fewer batches sent
+        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -98,25 +168,20 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read_frame(pid: int, fd: int) -> bytes:
-    size = int.from_bytes(_read_exactly(pid, fd, FRAME), "little")
-    return _read_exactly(pid, fd, size)
-
-
-def _read_exactly(pid: int, fd: int, size: int) -> bytes:
+def _read_exactly(child: _Child, size: int) -> bytes:
     parts = []
     while size:
-        part = os.read(fd, min(size, PIPE_BYTES))
+        part = os.read(child.results, min(size, PIPE_BYTES))
         if not part:
-            raise RuntimeError(f"scan worker {pid} ended before writing its results")
+            raise RuntimeError(f"scan worker {child.pid} ended before writing its results")
         parts.append(part)
         size -= len(part)
     return b"".join(parts)
 
 
-def _reap(pid: int) -> None:
-    """Wait for a child; one still running (the caller stopped reading) is killed first."""
-    done, _ = os.waitpid(pid, os.WNOHANG)
-    if done == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+def _reap(child: _Child) -> None:
+    """Wait for a child whose task pipe is closed: it ends once it has nothing in flight; one that still
+    has (the caller stopped reading) is killed."""
+    if child.in_flight:
+        os.kill(child.pid, signal.SIGKILL)
+    os.waitpid(child.pid, 0)
