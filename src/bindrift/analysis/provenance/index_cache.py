@@ -78,14 +78,13 @@ class CachedIndex(PackageIndex):
         low, high = 0, len(offsets) - 1
         while low < high:
             middle = (low + high) // 2
-            start = base + offsets[middle]
-            if data[start : data.find(b"\0", start)] < path:
+            if _path(data, base + offsets[middle], base + offsets[middle + 1]) < path:
                 low = middle + 1
             else:
                 high = middle
         if low == len(offsets) - 1:
             return None
-        fields = data[base + offsets[low] : base + offsets[low + 1]].split(b"\0")
+        fields = data[base + offsets[low] : base + offsets[low + 1]].rsplit(b"\0", 3)
         if len(fields) != 4 or fields[0] != path:
             return None
         return fields[1].decode("utf-8", "surrogateescape"), fields[2], int(fields[3]), "dpkg"
@@ -95,6 +94,14 @@ class CachedIndex(PackageIndex):
 
     def merge(self, other: PackageIndex) -> None:
         raise TypeError("a cached package index is read-only")
+
+
+def _path(data: mmap.mmap, start: int, end: int) -> bytes:
+    """The path of the record at `start`: what precedes its last three NUL-separated fields (a path may
+    hold a NUL; a package name, a digest and a number cannot)."""
+    for _ in range(3):
+        end = data.rfind(b"\0", start, end)
+    return data[start:end] if end >= start else b""
 
 
 def _cache_directory() -> str | None:
@@ -171,8 +178,6 @@ def _store(dir_fd: int, key: bytes, index: PackageIndex) -> None:
     chunks = []
     size = 0
     for path, (package, digest, installed_ns, _) in sorted(index.records.items()):
-        if b"\0" in path:  # never looked up (no file name holds a NUL), and it would split wrongly
-            continue
         record = b"\0".join((path, package.encode("utf-8", "surrogateescape"), digest, b"%d" % installed_ns))
         chunks.append(record)
         size += len(record)

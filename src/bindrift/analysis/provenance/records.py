@@ -6,7 +6,6 @@ record keeps its manager, so one index can hold the records of every manager a r
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from collections.abc import Iterable
@@ -95,6 +94,8 @@ class PackageIndex:
     @classmethod
     def from_apk(cls, installed: bytes, aliases: dict[str, str] | None = None) -> PackageIndex:
         """From apk's `installed` database: P: package, F: directory, R: file, Z: Q1 + base64 SHA-1."""
+        import base64
+
         index = cls("apk", aliases)
         package, directory, current = "", b"", b""
         for line in installed.splitlines():
