@@ -24,9 +24,9 @@ from bindrift.sensors.targets import DiskFile, ScanError
 if TYPE_CHECKING:
     from bindrift.analysis.provenance import PackageIndex
 
-BATCH = 64
+BATCH = 32
 # Worker processes start only when the walk has more than this many batches queued.
-PARALLEL_AFTER_BATCHES = 4
+PARALLEL_AFTER_BATCHES = 8
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from bindrift.sensors.targets import ScanError
 
 Result = TypeVar("Result")
 
-WINDOW = 4
+WINDOW = 2
 PENDING = 8
 FRAME = 8
 PIPE_BYTES = 1 << 20
