@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,10 @@ def test_a_cache_others_could_write_is_refused(tmp_path: Path, cache: Path, capl
     forged = (cache / FILE_NAME).read_bytes().replace(b"\0coreutils\0", b"\0evilutils\0")
     (cache / FILE_NAME).write_bytes(forged)
     assert _index(files).lookup("/bin/true").package == "evilutils"  # type: ignore[union-attr]
+    damaged = re.sub(rb"(bin/true\0evilutils\0[0-9a-f]{32}\0)([0-9]+)", lambda m: m[1] + b"x" * len(m[2]), forged)
+    (cache / FILE_NAME).write_bytes(damaged)
+    assert _index(files).lookup("/bin/true") is None, "a damaged record is no record, never an exception"
+    (cache / FILE_NAME).write_bytes(forged)
     (cache / FILE_NAME).chmod(0o666)
     with caplog.at_level(logging.WARNING):
         index = _index(files)

@@ -12,6 +12,7 @@ trusted only when the directory and the file are owned by the scanning user and 
 (directory: no group or other write; file: mode ≤ 0644, one link), opened without following a symlink;
 a cache that fails those checks is refused (logged) and the records are read as without one. A cache that
 cannot be written (read-only home) is skipped silently: it costs time, not results.
+It is replaced by a rename, never rewritten in place, so a mapping is never truncated under a reader.
 `BINDRIFT_RECORD_CACHE=0` turns it off.
 """
 
@@ -85,8 +86,8 @@ class CachedIndex(PackageIndex):
         if low == len(offsets) - 1:
             return None
         fields = data[base + offsets[low] : base + offsets[low + 1]].rsplit(b"\0", 3)
-        if len(fields) != 4 or fields[0] != path:
-            return None
+        if len(fields) != 4 or fields[0] != path or not fields[3].isdigit():
+            return None  # only a damaged cache: this module writes none such
         return fields[1].decode("utf-8", "surrogateescape"), fields[2], int(fields[3]), "dpkg"
 
     def add(self, path: bytes, package: str, digest: bytes, installed_ns: int = 0, manager: str = "") -> None:
