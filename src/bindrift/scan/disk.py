@@ -1,6 +1,6 @@
-"""Files on disk in a scan: triaged in batches, in forked worker processes when `jobs` > 1 and the walk
-is large (results keep input order). For JSON Lines, workers write their own output: each returns its
-batch encoded and counted, and the parent only copies the bytes out in order."""
+"""Files on disk in a scan: triaged in batches, by this process and `jobs - 1` forked ones when `jobs` > 1
+and the walk is large (`fork_pool`; results keep input order). For JSON Lines, workers write their own
+output: each returns its batch encoded and counted, and the parent only copies the bytes out in order."""
 
 from __future__ import annotations
 
