@@ -1,11 +1,10 @@
-"""Files on disk in a scan: triaged in batches, in forked worker processes when `jobs` > 1 and the walk
-is large (results keep input order). For JSON Lines, workers write their own output: each returns its
-batch encoded and counted, and the parent only copies the bytes out in order."""
+"""Files on disk in a scan: triaged in batches, by this process and `jobs - 1` forked ones when `jobs` > 1
+and the walk is large (`fork_pool`; results keep input order). For JSON Lines, workers write their own
+output: each returns its batch encoded and counted, and the parent only copies the bytes out in order."""
 
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -23,13 +22,11 @@ from bindrift.sensors.files import iter_files
 from bindrift.sensors.targets import DiskFile, ScanError
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     from bindrift.analysis.provenance import PackageIndex
 
-BATCH = 64
+BATCH = 32
 # Worker processes start only when the walk has more than this many batches queued.
-PARALLEL_AFTER_BATCHES = 4
+PARALLEL_AFTER_BATCHES = 8
 
 
 @dataclass(slots=True)
@@ -108,16 +105,7 @@ def triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> Bat
     return BatchResult(reports, non_elf)
 
 
-_ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(list[TriageReport])
-
-
-def _worker(paths: list[str], host: HostProfile, compute_hash: bool) -> tuple[bytes, int]:
-    result = triage_batch(paths, host, compute_hash)
-    return _ENCODER.encode(result.reports), result.non_elf
-
-
-def _json_worker(paths: list[str], host: HostProfile, compute_hash: bool, floor: Severity) -> EncodedBatch:
+def _json_batch(paths: list[str], host: HostProfile, compute_hash: bool, floor: Severity) -> EncodedBatch:
     """A batch triaged, filtered, counted and encoded as the parent's `run_scan` would have done."""
     result = triage_batch(paths, host, compute_hash)
     batch = EncodedBatch(b"", 0, result.non_elf, dict.fromkeys(SEVERITIES, 0), [])
@@ -139,36 +127,38 @@ def _json_worker(paths: list[str], host: HostProfile, compute_hash: bool, floor:
     return batch
 
 
+class _Reports(msgspec.Struct, array_like=True):
+    """A `BatchResult` as a worker sends it."""
+
+    reports: list[TriageReport]
+    non_elf: int
+
+
 def _parallel(
     batches: Iterator[list[str] | ScanError], options: ScanOptions, encoded: bool
 ) -> Iterator[BatchResult | EncodedBatch | ScanError]:
-    """Batches triaged by `jobs` forked workers, at most 4 per worker in flight, yielded in input order."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    """Batches triaged by `jobs` processes (this one and `jobs - 1` forked: `fork_pool`), in input order."""
+    from bindrift.scan.fork_pool import ordered_batches
 
-    window: deque[Future[tuple[bytes, int]] | Future[EncodedBatch] | ScanError] = deque()
-    with ProcessPoolExecutor(max_workers=options.jobs, mp_context=get_context("fork")) as pool:
+    encoder = msgspec.msgpack.Encoder()
+    if encoded:
+        batches_decoder = msgspec.msgpack.Decoder(EncodedBatch)
 
-        def submit(count: int) -> None:
-            for batch in islice(batches, count):
-                if isinstance(batch, ScanError):
-                    window.append(batch)
-                elif encoded:
-                    window.append(pool.submit(_json_worker, batch, options.host, options.compute_hash,
-                                              options.min_severity))  # fmt: skip
-                else:
-                    window.append(pool.submit(_worker, batch, options.host, options.compute_hash))
+        def json_work(batch: list[str]) -> EncodedBatch:
+            return _json_batch(batch, options.host, options.compute_hash, options.min_severity)
 
-        submit(4 * options.jobs)
-        while window:
-            head = window.popleft()
-            if isinstance(head, ScanError):
-                yield head
-                submit(1)
-                continue
-            result = head.result()
-            if isinstance(result, EncodedBatch):
-                yield result
-            else:
-                yield BatchResult(_DECODER.decode(result[0]), result[1])
-            submit(1)
+        yield from ordered_batches(batches, options.jobs, json_work, encoder.encode, batches_decoder.decode)
+        return
+    reports_decoder = msgspec.msgpack.Decoder(_Reports)
+
+    def work(batch: list[str]) -> BatchResult:
+        return triage_batch(batch, options.host, options.compute_hash)
+
+    def encode(result: BatchResult) -> bytes:
+        return encoder.encode(_Reports(result.reports, result.non_elf))
+
+    def decode(data: bytes) -> BatchResult:
+        sent = reports_decoder.decode(data)
+        return BatchResult(sent.reports, sent.non_elf)
+
+    yield from ordered_batches(batches, options.jobs, work, encode, decode)

@@ -6,7 +6,6 @@ record keeps its manager, so one index can hold the records of every manager a r
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from collections.abc import Iterable
@@ -34,6 +33,8 @@ class Record:
         return bool(self.installed_ns) and ctime_ns <= self.installed_ns
 
 
+# A record as an index holds it: package, digest, install time (ns, 0 when unknown), manager.
+RecordFields = tuple[str, bytes, int, str]
 DPKG_LINE = re.compile(rb"^([0-9a-fA-F]{32})  /?(.+)$", re.MULTILINE)
 
 
@@ -44,10 +45,18 @@ class PackageIndex:
 
     def __init__(self, source: str, aliases: dict[str, str] | None = None) -> None:
         self.source = source
-        self.records: dict[bytes, tuple[str, bytes, int, str]] = {}
+        self.records: dict[bytes, RecordFields] = {}
         self.dropped = 0
         # Real directory → the path the records use for it (`/usr/bin/` → `/bin/` on merged-/usr roots).
         self.aliases = aliases or {}
+
+    def count(self) -> int:
+        """How many paths the index holds."""
+        return len(self.records)
+
+    def get(self, path: bytes) -> RecordFields | None:
+        """The record of `path` (relative to the root, as the records hold it)."""
+        return self.records.get(path)
 
     def add(self, path: bytes, package: str, digest: bytes, installed_ns: int = 0, manager: str = "") -> None:
         """Keep the record for `path` (relative to the root) unless the index is full (then count it)."""
@@ -85,6 +94,8 @@ class PackageIndex:
     @classmethod
     def from_apk(cls, installed: bytes, aliases: dict[str, str] | None = None) -> PackageIndex:
         """From apk's `installed` database: P: package, F: directory, R: file, Z: Q1 + base64 SHA-1."""
+        import base64
+
         index = cls("apk", aliases)
         package, directory, current = "", b"", b""
         for line in installed.splitlines():
@@ -107,11 +118,11 @@ class PackageIndex:
 
     def lookup(self, path: str) -> Record | None:
         """The record for an absolute `path`, also under the directory alias the records use."""
-        found = self.records.get(os.fsencode(path.lstrip("/")))
+        found = self.get(os.fsencode(path.lstrip("/")))
         if found is None:
             for real, alias in self.aliases.items():
                 if path.startswith(real):
-                    found = self.records.get(os.fsencode((alias + path[len(real) :]).lstrip("/")))
+                    found = self.get(os.fsencode((alias + path[len(real) :]).lstrip("/")))
                     break
         if found is None:
             return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import msgspec
@@ -69,6 +68,8 @@ def digests(source: ByteSource, algorithms: tuple[str, ...]) -> dict[str, bytes]
     """Hex digests of a complete `source` (empty when it is partial or over `MAX_DIGESTED`), one read."""
     if not source.complete or source.size > MAX_DIGESTED or not algorithms:
         return {}
+    import hashlib  # imported when a file is compared with its record (a header scan seldom does)
+
     hashes = [hashlib.new(name, usedforsecurity=False) for name in algorithms]
     for offset in range(0, source.size, CHUNK):
         chunk = source.read(offset, min(CHUNK, source.size - offset))
@@ -84,6 +85,8 @@ def _digest(algorithm: str, fd: int | None, source: ByteSource | None, size: int
         return digests(source, (algorithm,)).get(algorithm)
     if fd is None:
         return None
+    import hashlib
+
     digest = hashlib.new(algorithm, usedforsecurity=False)
     buf = bytearray(CHUNK)
     view = memoryview(buf)
