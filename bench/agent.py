@@ -99,6 +99,7 @@ def main() -> None:
     try:
         cid = podman("run", "-d", "localhost/bdbench:latest", "sleep", "3600").strip()
         exec_in(podman, cid, make_tar)
+        exec_in(podman, cid, untar)  # every round's untar then removes the previous one's files, the first's too
         db, log = f"sqlite:///{work / 'bench.db'}", work / "agent.log"
         # Rounds alternate without and with the agent, each ratio taken within its round: the VM's drift
         # over a minute is larger than the effect measured.

@@ -237,12 +237,48 @@ def test_self_deleting_binary_is_reported_from_its_descriptor(node: Node, test_b
     assert kinds["layers"].values["upper"] is False and kinds["layers"].values["lower_layers"] == 1
 
 
+def test_renamed_binary_keeps_its_writer(node: Node, test_binaries: Path) -> None:
+    """Written, then moved (the download-and-install pattern): the writer follows the file, not its first path."""
+    content = (test_binaries / "busybox-static-amd64" / "bin" / "busybox").read_bytes() + b"moved\n"
+    assert node.run(node.b, "cat > /tmp/download && chmod 755 /tmp/download", stdin=content) == 0
+    time.sleep(0.5)  # the write is read (at its first path) well before the move; moved first, it is read there
+    assert node.run(node.b, "mkdir -p /opt/moved && mv /tmp/download /opt/moved/true && /opt/moved/true") == 0
+    finding = node.finding(node.b, "/opt/moved/true")
+    assert finding.category == "Added Binary Executed"
+    assert finding.file.sha256 == hashlib.sha256(content).hexdigest()
+    # busybox's sh runs `cat` in a fork without an exec: the writer is that fork of the shell
+    assert finding.writer is not None and finding.writer.exe.endswith("busybox")
+    written = next(e for e in finding.evidence if e.kind == "writer")
+    assert written.values["pid"] == finding.writer.pid
+
+
+def test_reading_a_written_file_leaves_its_access_time(node: Node, test_binaries: Path) -> None:
+    """The agent reads what it is told about without touching the access time, evidence of its own."""
+    if os.statvfs(node.volume).f_flag & os.ST_NOATIME:
+        pytest.skip("the volume's file system never updates access times")
+    foreign = (test_binaries / "dropbear-bin-arm64" / "usr" / "sbin" / "dropbear").read_bytes() + b"atime\n"
+    # Held still until the file's times are in the past: any read would then move its access time (relatime).
+    os.kill(node.agent.pid, signal.SIGSTOP)
+    try:
+        assert node.run(node.a, "cat > /data/atime && touch -d '2020-01-02 03:04:05' /data/atime", foreign) == 0
+    finally:
+        os.kill(node.agent.pid, signal.SIGCONT)
+    before = os.stat(node.volume / "atime")
+    finding = node.finding(node.a, "/data/atime")
+    assert finding.category == "Suspicious binary" and finding.file.sha256 == hashlib.sha256(foreign).hexdigest()
+    after = os.stat(node.volume / "atime")
+    print("TIMES", before, after)
+    assert after.st_atime_ns == before.st_atime_ns == before.st_mtime_ns
+
+
 def test_script_is_added_script_executed(node: Node) -> None:
     assert node.run(node.b, "printf '#!/bin/sh\\necho hi\\n' > /tmp/run.sh && chmod +x /tmp/run.sh && /tmp/run.sh") == 0
     finding = node.finding(node.b, "/tmp/run.sh")
     assert (finding.category, finding.severity) == ("Added Script Executed", "info")
     script = next(e for e in finding.evidence if e.kind == "script")
     assert script.values == {"interpreter": "/bin/sh", "script": "/tmp/run.sh"}
+    # Not an ELF file: its writer (the shell running printf) is still remembered, without its path.
+    assert finding.writer is not None and finding.writer.exe.endswith("busybox")
     assert not [f for f in node.findings(node.b, "Added Binary Executed") if f.file.path == "/tmp/run.sh"]
 
 
@@ -303,7 +339,9 @@ def test_mark_failure_raises_coverage_degraded_naming_the_container(node: Node, 
 def test_files_present_before_watching_are_swept(node: Node, test_binaries: Path, tmp_path: Path) -> None:
     foreign = (test_binaries / "dropbear-bin-armhf" / "usr" / "sbin" / "dropbear").read_bytes()
     # Two contents (one finding each: the same content at two paths would be one finding with two sightings).
-    assert node.run(node.a, "cat > /tmp/early && { cat /tmp/early; echo data; } > /data/early", stdin=foreign) == 0
+    script = "cat > /tmp/early && { cat /tmp/early; echo data; } > /data/early && touch -d '2020-01-02' /data/early"
+    assert node.run(node.a, script, stdin=foreign) == 0
+    before = os.stat(node.volume / "early")
     db, log_path = f"sqlite:///{tmp_path / 'sweep.db'}", tmp_path / "sweep.log"
     with log_path.open("w") as log:
         agent = subprocess.Popen([BINDRIFT, "watch", "--db", db, "--node-name", "node-sweep", "--duration", "60"],
@@ -334,6 +372,8 @@ def test_files_present_before_watching_are_swept(node: Node, test_binaries: Path
         assert finding.file.elf is not None and finding.file.elf.arch == "arm" and finding.writer is None
         sweep = next(e for e in finding.evidence if e.kind == "sweep")
         assert sweep.values == {"present_before_watching": True, "mountpoint": mountpoint}
+    if not os.statvfs(node.volume).f_flag & os.ST_NOATIME:  # read without moving its access time (evidence)
+        assert os.stat(node.volume / "early").st_atime_ns == before.st_atime_ns == before.st_mtime_ns
 
 
 def test_one_binary_at_two_paths_keeps_both_sightings(node: Node, test_binaries: Path) -> None:

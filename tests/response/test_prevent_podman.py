@@ -179,6 +179,7 @@ def test_prevent_denies_an_added_binary_and_keeps_its_evidence(lab: Lab, agent: 
     assert finding.file.sha256 == lab.busybox_sha and finding.file.size > 0
     assert finding.resource.container_id == cid and finding.resource.runtime == "podman"
     assert finding.process is not None and finding.process.pid > 0
+    assert finding.writer is not None and finding.writer.exe.endswith("busybox")  # from the denied descriptor
     kinds = {e.kind: e for e in finding.evidence}
     assert kinds["prevention"].values == {"decision": "deny", "policy": "prevent-test", "mode": "prevent"}
     assert kinds["layers"].values["upper"] is True and kinds["layers"].values["lower_layers"] == 1

@@ -3,6 +3,7 @@ findings pipeline → store."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -32,6 +33,7 @@ from bindrift.agent.coverage import (
 from bindrift.agent.outputs import AgentOutputs
 from bindrift.agent.response import AgentResponse
 from bindrift.agent.watches import RETRY_S, Attachment, Route, Watches, mount_values
+from bindrift.agent.written import WrittenFiles
 from bindrift.analysis.hashing import sha256_fd_bounded
 from bindrift.analysis.intel.intel_set import IntelSet, Kind
 from bindrift.analysis.safe_open import open_in_root
@@ -70,7 +72,6 @@ EXEC_SETTLE_S = 0.2
 # Libraries are mapped by the dynamic loader after the exec: a process's maps are read this long after.
 LIBRARY_SCAN_AFTER_S = 0.1
 MAX_MAPS = 4 * 2**20
-MAX_WRITES_REMEMBERED = 100_000
 # File events are read on a timer, not as each arrives: a listener waiting on a fanotify queue is woken for
 # every event, and those wake-ups are most of what watching costs a writer (bench/README.md, measured).
 DRAIN_EVERY_S = 0.01
@@ -131,7 +132,7 @@ class Agent:
         self.selector.register(self.content, selectors.EVENT_READ, "content")
         self.dropped_reported = 0
         self.unavailable_reported = ""
-        self.writes: dict[tuple[str, str], tuple[ProcessInfo | None, datetime]] = {}
+        self.written = WrittenFiles()
         self.lost_reported = 0
         self.errors = 0
         self.pending_execs: dict[int, tuple[Detection, float]] = {}
@@ -257,7 +258,8 @@ class Agent:
             self._check_coverage()
             if self.outputs is not None:
                 skipped = {"not_regular_file": self.refused, "content_queue_full": self.content.dropped,
-                           "unrouted": self.watches.unrouted}  # fmt: skip
+                           "unrouted": self.watches.unrouted,
+                           "writer_record_evicted": self.written.evicted}  # fmt: skip
                 self.outputs.tick(self._process_lost(), self.watches.overflows, self.pacing.bursts, skipped)
             next_sync = time.monotonic() + SYNC_EVERY_S
         due = min(self.next_drain, next_sync, self.pacing.next_read or next_sync)
@@ -342,8 +344,9 @@ class Agent:
             self.library_scans[pid] = (container, time.monotonic())
 
     def _handle(self, event: FanEvent) -> None:
-        """Decide from the event's descriptor: only a regular file is looked at, a deleted one included."""
-        path = ""
+        """Decide from the event's descriptor: only a regular file is looked at, a deleted one included (its
+        path is read only for an ELF file written or a file executed)."""
+        path = f"descriptor of pid {event.pid}"
         try:
             st = os.fstat(event.fd)
             if not stat.S_ISREG(st.st_mode):
@@ -352,10 +355,10 @@ class Agent:
             route = self.watches.route(event.fd, st.st_dev)
             if route is None:
                 return
-            path, deleted = last_path(event.path, st)
             if event.mask & FAN_CLOSE_WRITE:
-                self._on_write(route, event, st, path, deleted)
+                self._on_write(route, event, st)
             if event.mask & FAN_OPEN_EXEC:
+                path, deleted = last_path(event.path, st)
                 if self.proc is not None:  # the eBPF sensor captures the executable itself
                     self.table.note_exe(event.pid, path)
                 if route.container is not None:
@@ -380,20 +383,20 @@ class Agent:
     def _process(self, pid: int, container: ContainerContext | None) -> ProcessInfo | None:
         return self.table.get(pid, container.init_pid if container else 0) if pid > 0 else None
 
-    def _on_write(self, route: Route, event: FanEvent, st: os.stat_result, path: str, deleted: bool) -> None:
-        is_elf = os.pread(event.fd, 4, 0) == b"\x7fELF"
+    def _on_write(self, route: Route, event: FanEvent, st: os.stat_result) -> None:
         container = route.container
-        # Most writes are not ELF files: remember their writer cheaply (no lineage walk through /proc).
-        if is_elf and event.pid > 0:
+        scope = container.id if container else route.label
+        if os.pread(event.fd, 4, 0) != b"\x7fELF":
+            # Most writes: the writer remembered cheaply (no path, no lineage walk through /proc), for a script
+            # run later.
+            self.written.note(st, scope, self.table.peek(event.pid), elf=False)
+            return
+        path, deleted = last_path(event.path, st)
+        if event.pid > 0:
             writer = self.table.writer(event.pid, path, st, container.init_pid if container else 0)
         else:
             writer = self.table.peek(event.pid)
-        key = (container.id if container else route.label, path)
-        if len(self.writes) >= MAX_WRITES_REMEMBERED:
-            self.writes.pop(next(iter(self.writes)))
-        self.writes[key] = (writer, datetime.now(UTC))
-        if not is_elf:
-            return
+        self.written.note(st, scope, writer, elf=True)
         notes = deleted_evidence(path, deleted)
         if route.on_volume and route.mount is not None:
             notes.append(Evidence("mount", f"written on {route.mount.kind} mount {route.mount.mountpoint}",
@@ -457,7 +460,7 @@ class Agent:
             return
         compare: Callable[[int], DriftVerdict]
         if route.on_volume and route.mount is not None:
-            seen, mount = (container.id, path) in self.writes, mount_values(route.mount)
+            seen, mount = self.written.get(st, container.id) is not None, mount_values(route.mount)
             if not written_during_life(st, container.started, seen_written=seen):
                 self.untouched.remember(container.id, path, st, time.time_ns())
                 return
@@ -482,7 +485,8 @@ class Agent:
             else:
                 self.content.count_drop("exec", container.id)
             return
-        writer, written_at = self.writes.get((container.id, path), (None, None))
+        written = self.written.get(st, container.id)
+        writer, written_at = (written.writer, written.at) if written is not None else (None, None)
         resource, intel, pid = self._resource(container), self.intel, event.pid
 
         def analyse(fd: int) -> Detection | None:
@@ -584,15 +588,15 @@ class Agent:
         except OSError:
             return
         try:
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            st: os.stat_result | None = os.fstat(fd)
         except OSError:
-            regular = False
-        if not regular:  # a device, a FIFO run through the loader: never read
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):  # a device, a FIFO run through the loader: never read
             self.refused += 1
             os.close(fd)
             return
         process = self._process(pid, container) or process
-        writer, _at = self.writes.get((container.id, program), (None, None))
+        writer = self._writer_of(st, container.id)
         resource, intel = self._resource(container), self.intel
 
         def analyse(job_fd: int) -> Detection | None:
@@ -615,7 +619,8 @@ class Agent:
         except OSError:
             return
         try:
-            key = (container.id, path, os.fstat(fd).st_ino)
+            st = os.fstat(fd)
+            key = (container.id, path, st.st_ino)
             added = key not in self.libraries_seen and os.pread(fd, 4, 0) == b"\x7fELF"
             if added:
                 self.libraries_seen.add(key)
@@ -626,7 +631,7 @@ class Agent:
         if not added:
             os.close(fd)
             return
-        writer, _written = self.writes.get((container.id, path), (None, None))
+        writer = self._writer_of(st, container.id)
         resource, process, intel = self._resource(container), self._process(pid, container), self.intel
 
         def analyse(job_fd: int) -> Detection | None:
@@ -672,9 +677,13 @@ class Agent:
         detection = outcome.detection
         pid = detection.process.pid if detection.process else 0
         container = self._watched(detection.resource.container_id)
-        detection = msgspec.structs.replace(detection, process=self._process(pid, container) or detection.process,
-                                            writer=self.writes.get((detection.resource.container_id,
-                                                                    detection.file.path), (None, None))[0])  # fmt: skip
+        writer = None
+        if outcome.fd >= 0:  # the denied file's own descriptor
+            with contextlib.suppress(OSError):
+                writer = self._writer_of(os.fstat(outcome.fd), detection.resource.container_id or "")
+        detection = msgspec.structs.replace(
+            detection, process=self._process(pid, container) or detection.process, writer=writer
+        )
         prevented = None
         if outcome.prevented:
             prevented = ResponseAction("prevent", f"policy:{outcome.policy_id}", datetime.now(UTC),
@@ -693,6 +702,10 @@ class Agent:
         if not self.content.submit(Job(outcome.fd, denied.resource.container_id, "evidence", lambda _fd: denied,
                                        finish)):  # fmt: skip
             self._emit(denied, None, prevented)  # no room: reported without its copy (the drop is counted)
+
+    def _writer_of(self, st: os.stat_result, cid: str) -> ProcessInfo | None:
+        written = self.written.get(st, cid)
+        return written.writer if written is not None else None
 
     def _emit(self, detection: Detection, blob: Blob | None = None, prevented: ResponseAction | None = None) -> None:
         if self.pipeline is None:
