@@ -6,7 +6,9 @@
     python bench/agent.py --compare-process-sensors  # each round: no agent, procfs, then eBPF process context
 
 Each workload runs in a container without the agent and with `bindrift watch`, in the same run; prints
-overheads, write/exec → stored-finding latency (p50/p99), and the agent's RSS with N running containers.
+overheads (wall time, and the container's own CPU time from its cgroup: what watching costs the writer in
+the kernel, without the scheduling noise of a shared machine), write/exec → stored-finding latency
+(p50/p99), and the agent's RSS with N running containers.
 """
 
 from __future__ import annotations
@@ -34,6 +36,28 @@ def exec_in(podman: Podman, cid: str, script: str) -> float:
     start = time.perf_counter()
     subprocess.run(["podman", "exec", cid, "sh", "-c", script], env=podman.env, check=True, capture_output=True)
     return time.perf_counter() - start
+
+
+class ContainerCpu:
+    """CPU time (user + system) used by everything in a container, from its cgroup (v2 or v1 cpuacct)."""
+
+    def __init__(self, podman: Podman, cid: str) -> None:
+        path = podman("inspect", "--format", "{{.State.CgroupPath}}", cid).strip()
+        v2 = Path(f"/sys/fs/cgroup{path}/cpu.stat")
+        self.file, self.v2 = (v2, True) if v2.exists() else (Path(f"/sys/fs/cgroup/cpuacct{path}/cpuacct.usage"), False)
+
+    def seconds(self) -> float:
+        text = self.file.read_text()
+        if self.v2:
+            return int(text.split("usage_usec ", 1)[1].split()[0]) / 1e6
+        return int(text) / 1e9
+
+
+def measured(podman: Podman, cid: str, script: str, cpu: ContainerCpu) -> tuple[float, float]:
+    """Wall time of `script` in the container, and the container's CPU time meanwhile."""
+    before = cpu.seconds()
+    wall = exec_in(podman, cid, script)
+    return wall, cpu.seconds() - before
 
 
 def rss_kib(pid: int) -> int:
@@ -68,6 +92,7 @@ def wait_watched(log: Path, cid: str, swept: bool = False) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=0, help="rounds (default 5, 2 with --quick)")
     parser.add_argument("--batch-process-events", action="store_true", help="run the agent with this option")
     parser.add_argument("--process-sensor", choices=["auto", "ebpf", "procfs"], default="auto")
     parser.add_argument(
@@ -93,12 +118,14 @@ def main() -> None:
     labels = ["without agent", *(f"with agent ({sensor})" for sensor in sensors)]
     timings: dict[str, list[float]] = {f"{kind} {label}": [] for kind in ("write", "exec") for label in labels}
     ratios: dict[str, list[float]] = {f"{kind} ({sensor})": [] for kind in ("write", "exec") for sensor in sensors}
+    cpu_ratios: dict[str, list[float]] = {name: [] for name in ratios}
     agent_cpu: dict[str, list[float]] = {name: [] for name in ratios}
-    rounds = 2 if args.quick else 5
+    rounds = args.rounds or (2 if args.quick else 5)
     agent: subprocess.Popen[bytes] | None = None
     try:
         cid = podman("run", "-d", "localhost/bdbench:latest", "sleep", "3600").strip()
         exec_in(podman, cid, make_tar)
+        container_cpu = ContainerCpu(podman, cid)
         exec_in(podman, cid, untar)  # every round's untar then removes the previous one's files, the first's too
         db, log = f"sqlite:///{work / 'bench.db'}", work / "agent.log"
         # Rounds alternate without and with the agent, each ratio taken within its round: the VM's drift
@@ -107,8 +134,10 @@ def main() -> None:
             if agent is not None:
                 agent.terminate()
                 agent.wait(timeout=30)
+            baseline_cpu = {}
             for kind, script in (("write", untar), ("exec", loop)):
-                timings[f"{kind} without agent"].append(exec_in(podman, cid, script))
+                wall, baseline_cpu[kind] = measured(podman, cid, script, container_cpu)
+                timings[f"{kind} without agent"].append(wall)
             for sensor in sensors:
                 if agent is not None:
                     agent.terminate()
@@ -118,11 +147,14 @@ def main() -> None:
                 wait_watched(log, cid, swept=True)
                 for kind, script in (("write", untar), ("exec", loop)):
                     cpu_before = cpu_s(agent.pid)
-                    timings[f"{kind} with agent ({sensor})"].append(exec_in(podman, cid, script))
+                    wall, used = measured(podman, cid, script, container_cpu)
+                    timings[f"{kind} with agent ({sensor})"].append(wall)
                     agent_cpu[f"{kind} ({sensor})"].append(cpu_s(agent.pid) - cpu_before)
+                    cpu_ratios[f"{kind} ({sensor})"].append(used / baseline_cpu[kind])
                     ratios[f"{kind} ({sensor})"].append(timings[f"{kind} with agent ({sensor})"][-1]
                                                         / timings[f"{kind} without agent"][-1])  # fmt: skip
-            latest = ", ".join(f"{name} {values[-1] - 1:+.1%}" for name, values in ratios.items())
+            latest = ", ".join(f"{name} {values[-1] - 1:+.1%} (CPU {cpu_ratios[name][-1] - 1:+.1%})"
+                               for name, values in ratios.items())  # fmt: skip
             print(f"round {round_ + 1}: {latest}", file=sys.stderr)
         for name, values in timings.items():
             results[f"{name} (s, median)"] = statistics.median(values)
@@ -156,7 +188,8 @@ def main() -> None:
         results[f"agent RSS with {containers} containers (MiB)"] = rss_kib(agent.pid) / 1024
         agent.terminate()
         agent.wait(timeout=30)
-        report(results, ratios, f"untar {files} files; exec workload: {execs} execs of /bin/true; {rounds} rounds")
+        workloads = f"untar {files} files; exec workload: {execs} execs of /bin/true; {rounds} rounds"
+        report(results, ratios, cpu_ratios, workloads)
     finally:
         if agent is not None and agent.poll() is None:  # a failed run leaves no agent behind
             agent.terminate()
@@ -170,7 +203,8 @@ def main() -> None:
         subprocess.run(["umount", "-l", str(work)], check=False)
 
 
-def report(results: dict[str, float], ratios: dict[str, list[float]], workloads: str) -> None:
+def report(results: dict[str, float], ratios: dict[str, list[float]], cpu_ratios: dict[str, list[float]],
+           workloads: str) -> None:  # fmt: skip
     """The figures as a Markdown table on stdout, and in bench/results/agent.json."""
     print(f"\nwrite workload: {workloads}\n")
     print("| measurement | value |\n| --- | ---: |")
@@ -180,6 +214,11 @@ def report(results: dict[str, float], ratios: dict[str, list[float]], workloads:
         each = ", ".join(f"{r - 1:+.1%}" for r in values)
         print(f"| {name} overhead (median of the rounds' ratios) | {statistics.median(values) - 1:+.1%} ({each}) |")
         results[f"{name} overhead"] = statistics.median(values) - 1
+    for name, values in cpu_ratios.items():
+        each = ", ".join(f"{r - 1:+.1%}" for r in values)
+        print(f"| {name} container CPU overhead (median of the rounds' ratios) | {statistics.median(values) - 1:+.1%} "
+              f"({each}) |")  # fmt: skip
+        results[f"{name} container CPU overhead"] = statistics.median(values) - 1
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "agent.json").write_text(json.dumps(results, indent=2))
 
