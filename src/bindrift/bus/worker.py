@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from typing import TYPE_CHECKING, cast
 
@@ -52,14 +53,25 @@ class DetectionWorker:
         return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | TimeoutError)
 
 
-def serve(consumer: BusConsumer) -> None:
-    """Run `consumer` until SIGTERM or SIGINT."""
+def catch_stop_early() -> threading.Event:
+    """SIGTERM and SIGINT remembered from now on (set the event), so that one sent while the worker is still
+    starting (imports, the metrics server) stops it cleanly once `serve` runs instead of killing it."""
+    requested = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: requested.set())
+    return requested
+
+
+def serve(consumer: BusConsumer, requested: threading.Event | None = None) -> None:
+    """Run `consumer` until SIGTERM or SIGINT (or at once when `requested`, from `catch_stop_early`, is set)."""
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        if requested is not None and requested.is_set():  # after the handlers: no signal falls in between
+            stop.set()
         await consumer.run(stop)
 
     # Not asyncio.run: it waits for every task left to finish its cancellation, and nats-py's connect retry

@@ -43,7 +43,9 @@ def worker(
     from bindrift.bus.consumer import BusConsumer, ConsumerSettings
     from bindrift.bus.metrics import BusMetrics
     from bindrift.bus.stream import parse_servers
-    from bindrift.bus.worker import DetectionWorker, serve
+    from bindrift.bus.worker import DetectionWorker, catch_stop_early, serve
+
+    requested = catch_stop_early()
     from bindrift.config import load_settings
     from bindrift.findings.severity import SeverityPolicy
 
@@ -65,7 +67,7 @@ def worker(
     consumer = BusConsumer(servers, handler, settings, metrics)
     print(f"bindrift: worker started, storing into {store.display_url}", file=sys.stderr, flush=True)
     try:
-        serve(consumer)
+        serve(consumer, requested)
     finally:
         store.close()
         counts = ", ".join(f"{key} {value}" for key, value in consumer.counts.items())
