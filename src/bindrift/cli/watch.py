@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import signal
-import sys
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
 
 from bindrift.cli.common import DbOption, open_store
 from bindrift.cli.serve import TokensOption
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from bindrift.sinks.store.sql_store import SqlStore
 
 
 def watch(
@@ -84,116 +87,40 @@ def watch(
     """Watch every running container (podman, containerd, CRI-O, Docker): suspicious binaries written, and
     binaries not in the image executed. Findings go to the store and, as JSON lines, to stdout; with --bus,
     detections go to NATS JetStream and `bindrift worker` stores them."""
-    from datetime import timedelta
+    from bindrift.agent.run import AgentSettings, AgentSetupError, LocalOutputs, run_distributed, run_standalone
 
-    from bindrift.agent.loop import Agent, print_finding
-    from bindrift.agent.outputs import AgentOutputs
-    from bindrift.agent.response import build_response
-    from bindrift.config import load_settings
-    from bindrift.response.evidence import EvidenceBudget
-    from bindrift.sensors.ebpf.feed import Mode
-    from bindrift.sensors.ebpf.sensor import EbpfUnavailableError
-
-    roots = _state_roots(state_root or [])
-    if bus:
-        if db or webhook or syslog or serve:
-            raise typer.BadParameter("with --bus the workers store and export findings: --db, --webhook and "
-                                     "--syslog belong to `bindrift worker`, --serve to `bindrift serve`")  # fmt: skip
-        if policy or evidence_dir:
-            raise typer.BadParameter("--policy and --evidence-dir act on stored findings: not with --bus (yet)")
-        _watch_distributed(bus, Path(spool), spool_max_mb, node_name, cluster, tuple(host_path or ()), duration,
-                           metrics_file, batch_process_events, max_marks, roots, process_sensor)  # fmt: skip
-        return
-    store = open_store(db)
+    settings = AgentSettings(
+        node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), duration=duration,
+        batch_process_events=batch_process_events, max_marks=max_marks, state_roots=_state_roots(state_root or []),
+        process_sensor=process_sensor, metrics_file=metrics_file,
+    )  # fmt: skip
+    if bus and (db or webhook or syslog or serve):
+        raise typer.BadParameter("with --bus the workers store and export findings: --db, --webhook and "
+                                 "--syslog belong to `bindrift worker`, --serve to `bindrift serve`")  # fmt: skip
+    if bus and (policy or evidence_dir):
+        raise typer.BadParameter("--policy and --evidence-dir act on stored findings: not with --bus (yet)")
     try:
-        outputs = AgentOutputs(store, webhook=webhook, syslog=syslog, metrics_file=metrics_file, echo=print_finding)
-    except ValueError as exc:
-        store.close()
-        raise typer.BadParameter(str(exc)) from exc
-    server = None
-    if serve:
-        from bindrift.cli.serve import serve_in_background
-
-        server = serve_in_background(store, serve, tokens_file, evidence_dir if evidence_dir != "off" else "")
-    try:
-        agent = Agent(store, node=node_name, cluster=cluster, host_paths=tuple(host_path or ()), outputs=outputs,
-                      batch_process_events=batch_process_events, max_marks=max_marks, state_roots=roots,
-                      process_sensor=cast(Mode, process_sensor))  # fmt: skip
-    except EbpfUnavailableError as exc:
-        store.close()
-        raise typer.BadParameter(f"--process-sensor ebpf: {exc}") from exc
-    try:
-        response = build_response(
-            store, agent._resource(None), policy_file=policy, evidence_dir=evidence_dir,
-            evidence_budget=EvidenceBudget(
-                max_bytes=evidence_max_mb << 20, max_total_bytes=evidence_total_mb << 20,
-                min_free_bytes=evidence_min_free_mb << 20,
-                container_bytes_per_hour=evidence_container_mb_per_hour << 20,
-                retention=timedelta(days=evidence_retention_days),
-            ),
-            on_evidence_skip=lambda reason: outputs.metrics.record_drop("evidence", reason),
-            deadline=prevent_deadline_ms / 1000,
-            severity=load_settings().severity,
+        if bus:
+            run_distributed(settings, bus, Path(spool), spool_max_mb)
+            return
+        outputs = LocalOutputs(
+            webhook=webhook, syslog=syslog, policy=policy, evidence_dir=evidence_dir, evidence_max_mb=evidence_max_mb,
+            evidence_total_mb=evidence_total_mb, evidence_min_free_mb=evidence_min_free_mb,
+            evidence_container_mb_per_hour=evidence_container_mb_per_hour,
+            evidence_retention_days=evidence_retention_days, prevent_deadline_s=prevent_deadline_ms / 1000,
         )  # fmt: skip
-    except (ValueError, OSError) as exc:
-        agent.close()
-        store.close()
+        start_server = None
+        if serve:
+            from bindrift.cli.serve import serve_in_background
+
+            api_evidence = evidence_dir if evidence_dir != "off" else ""
+
+            def start_server(store: SqlStore) -> uvicorn.Server:
+                return serve_in_background(store, serve, tokens_file, api_evidence)
+
+        run_standalone(open_store(db), settings, outputs, start_server)
+    except AgentSetupError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    agent.attach_response(response)
-
-    def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    print("bindrift: agent started, watching containers of podman, containerd, CRI-O and Docker", file=sys.stderr,
-          flush=True)  # fmt: skip
-    try:
-        agent.run(duration)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if server is not None:
-            server.should_exit = True
-        agent.close()
-        outputs.write_metrics()
-        store.close()
-
-
-def _watch_distributed(bus: str, spool: Path, spool_max_mb: int, node: str, cluster: str, host_paths: tuple[str, ...],
-                       duration: float, metrics_file: str, batch_process_events: bool, max_marks: int,
-                       roots: tuple[tuple[str, str], ...], process_sensor: str) -> None:  # fmt: skip
-    """The agent publishing to the bus through its disk spool."""
-    import socket
-
-    from bindrift.agent.loop import Agent
-    from bindrift.bus.publisher import BusPublisher
-    from bindrift.bus.spool import Spool
-    from bindrift.bus.stream import parse_servers
-    from bindrift.sensors.ebpf.feed import Mode
-
-    try:
-        servers = parse_servers(bus)
-        spooled = Spool(spool, max_bytes=spool_max_mb << 20)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    node = node or socket.gethostname()
-    publisher = BusPublisher(servers, spooled, node, metrics_file=metrics_file)
-    agent = Agent(None, node=node, cluster=cluster, host_paths=host_paths, publish=publisher.publish,
-                  batch_process_events=batch_process_events, max_marks=max_marks, state_roots=roots,
-                  process_sensor=cast(Mode, process_sensor))  # fmt: skip
-
-    def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    print(f"bindrift: agent started, publishing to {','.join(servers)}", file=sys.stderr, flush=True)
-    try:
-        agent.run(duration)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        agent.close()
-        publisher.close()
 
 
 def _state_roots(values: list[str]) -> tuple[tuple[str, str], ...]:
