@@ -31,7 +31,7 @@ class FindingRow(Base):
     node: Mapped[str] = mapped_column(String(255), default="")
     path: Mapped[str] = mapped_column(Text, default="")
     sha256: Mapped[str] = mapped_column(String(64), default="", index=True)
-    incident_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    incident_id: Mapped[str] = mapped_column(String(64), default="")  # ix_findings_incident_first_seen leads with it
     search_text: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
