@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,21 @@ def test_a_changed_record_file_rebuilds_the_cache(tmp_path: Path, cache: Path) -
     assert isinstance(cached, CachedIndex) and cached.lookup("/usr/bin/new") is not None
     os.unlink(files[0])
     assert _index(files[1:]).lookup("/usr/bin/new") is None
+
+
+def test_a_killed_builds_temporary_file_is_removed_by_the_next_build(tmp_path: Path, cache: Path) -> None:
+    files = _records(tmp_path / "info")
+    _index(files)
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # its pid now names no process
+    stale, live = cache / f"{FILE_NAME}.{ended.pid}", cache / f"{FILE_NAME}.{os.getppid()}"
+    stale.write_bytes(b"half a build")
+    live.write_bytes(b"a build in progress")
+    with open(files[0], "a") as handle:  # the next scan rebuilds
+        handle.write(f"{'5' * 32}  usr/bin/other\n")
+    assert type(_index(files)) is PackageIndex
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in cache.iterdir()) == sorted([FILE_NAME, live.name])
 
 
 def test_a_cache_others_could_write_is_refused(tmp_path: Path, cache: Path, caplog: pytest.LogCaptureFixture) -> None:

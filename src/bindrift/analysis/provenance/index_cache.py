@@ -12,7 +12,8 @@ trusted only when the directory and the file are owned by the scanning user and 
 (directory: no group or other write; file: mode ≤ 0644, one link), opened without following a symlink;
 a cache that fails those checks is refused (logged) and the records are read as without one. A cache that
 cannot be written (read-only home) is skipped silently: it costs time, not results.
-It is replaced by a rename, never rewritten in place, so a mapping is never truncated under a reader.
+It is replaced by a rename, never rewritten in place, so a mapping is never truncated under a reader; the
+temporary file of a build killed before its rename is removed by the next build.
 `BINDRIFT_RECORD_CACHE=0` turns it off.
 """
 
@@ -186,6 +187,7 @@ def _store(dir_fd: int, key: bytes, index: PackageIndex) -> None:
     header = HEADER.pack(MAGIC, len(offsets) - 1, len(key), index.dropped)
     if len(header) + len(key) + 4 * len(offsets) + size > MAX_CACHE:
         return
+    _remove_stale(dir_fd)
     temporary = f"{FILE_NAME}.{os.getpid()}"
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
@@ -202,6 +204,22 @@ def _store(dir_fd: int, key: bytes, index: PackageIndex) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(temporary, dir_fd=dir_fd)
+
+
+def _remove_stale(dir_fd: int) -> None:
+    """Remove the temporary files of builds whose process is gone (killed before its rename)."""
+    prefix = FILE_NAME + "."
+    for name in os.listdir(dir_fd):
+        pid = name[len(prefix) :]
+        if not name.startswith(prefix) or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
+        except OSError:
+            pass  # alive, as another user: not ours to remove
 
 
 def _refused(path: str, reason: str) -> None:
