@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, func, select
 from tests.detections import POD, detection
 from tests.nats_cluster import NatsCluster
-from tests.store.test_poison import UNREPRESENTABLE
+from tests.refusing_store import REFUSAL, refuse_path
 
 from bindrift.bus.publisher import BusPublisher
 from bindrift.bus.spool import Spool
@@ -293,7 +293,7 @@ def test_repeats_are_deduplicated_by_the_stream_and_by_the_store(nats_folder: Pa
 
 def test_a_poison_message_is_set_aside_and_the_worker_goes_on(nats_folder: Path, pg_url: str,
                                                                tmp_path: Path) -> None:  # fmt: skip
-    """One detection the store cannot take (a time past year 9999 in UTC) among good ones, and one whose namespace
+    """One detection the store refuses (a trigger in the database) among good ones, and one whose namespace
     is longer than its column (PostgreSQL would refuse it): the good ones are stored, the long one cut visibly, the
     poison one tried `--max-deliveries` times, then set aside with its reason; later detections are stored."""
     server = NatsCluster(nats_folder, 1)
@@ -301,7 +301,12 @@ def test_a_poison_message_is_set_aside_and_the_worker_goes_on(nats_folder: Path,
     try:
         server.wait_jetstream()
         publisher = BusPublisher(server.urls, Spool(tmp_path / "spool"), "node-6")
-        poison = msgspec.structs.replace(occurrence(0, 0), observed_at=UNREPRESENTABLE)
+        poison = occurrence(0, 0)
+        schema = SqlStore(pg_url)
+        try:
+            refuse_path(schema.engine, poison.file.path)
+        finally:
+            schema.close()
         long = msgspec.structs.replace(occurrence(20, 0), resource=msgspec.structs.replace(POD, namespace="n" * 300))
         sent = [occurrence(i, 0) for i in range(1, 10)] + [poison, long] + [occurrence(i, 0) for i in range(10, 20)]
         for item in sent:
@@ -333,7 +338,7 @@ def test_a_poison_message_is_set_aside_and_the_worker_goes_on(nats_folder: Path,
         and "…[cut " in stored["/tmp/drop20"].resource.namespace
     )
     assert total == 1 and letters[0].message_id == message_id(msgspec.json.encode(poison))
-    assert letters[0].error.startswith("OverflowError") and letters[0].deliveries == 3 and letters[0].source == "bus"
+    assert REFUSAL in letters[0].error and letters[0].deliveries == 3 and letters[0].source == "bus"
     assert msgspec.json.decode(letters[0].body, type=Detection) == poison
     coverage = stored[COVERAGE_PATH]
     assert coverage.category == "Coverage degraded" and coverage.resource.node == POD.node

@@ -8,12 +8,12 @@ import itertools
 import json
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 import pytest
 from tests.detections import detection
+from tests.refusing_store import REFUSAL, refuse_path
 from typer.testing import CliRunner
 
 from bindrift.cli.main import app
@@ -158,14 +158,15 @@ def test_hidden_characters_shown_lineage_on_lines_and_ids_never_wrapped(tmp_path
 
 
 def test_dead_letters_listed_with_their_reason_and_detection(db: str) -> None:
-    """A detection the store refused (here: a time no database column holds), set aside by the real batcher,
+    """A detection the store refused (here: a trigger in the database), set aside by the real batcher,
     is listed with its reason; hostile text in it is shown inert; exit 1 while there are any."""
     empty = runner.invoke(app, ["findings", "dead-letters", "--db", db])
     assert empty.exit_code == 0 and "0 of 0 dead letter(s)" in empty.stdout
     store = SqlStore(db)
     try:
-        poison = detection(observed_at=datetime(1, 1, 1, tzinfo=UTC), resource=msgspec.structs.replace(
+        poison = detection(file=FileInfo(path="/tmp/refused", sha256="d" * 64), resource=msgspec.structs.replace(
             detection().resource, node="node-\u202e1\x1b[2J"))  # fmt: skip
+        refuse_path(store.engine, "/tmp/refused")
         batcher = DetectionBatcher(FindingsPipeline(store), lambda _finding: None, size=4, linger_s=60)
         batcher.add(poison)
         batcher.add(detection(minutes=9, file=FileInfo(path="/tmp/ok", sha256="c" * 64)))
@@ -174,7 +175,7 @@ def test_dead_letters_listed_with_their_reason_and_detection(db: str) -> None:
         store.close()
     listed = runner.invoke(app, ["findings", "dead-letters", "--db", db], env={"COLUMNS": "300"})
     assert listed.exit_code == 1, listed.output
-    assert "1 of 1 dead letter(s)" in listed.stdout and "OverflowError" in listed.stdout
+    assert "1 of 1 dead letter(s)" in listed.stdout and REFUSAL in listed.stdout
     assert "\x1b" not in listed.stdout and "\u202e" not in listed.stdout and "node-⟨U+202E⟩1⟨U+001B⟩" in listed.stdout
     as_json = runner.invoke(app, ["findings", "dead-letters", "--db", db, "--format", "json"])
     (letter,) = [json.loads(line) for line in as_json.stdout.splitlines()]

@@ -16,12 +16,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 import pytest
 from tests.conftest import SHARED
 from tests.ingest.test_falco import DROP
+from tests.refusing_store import REFUSAL, refuse_path
 
 from bindrift.schema.finding import Finding
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
@@ -243,20 +245,29 @@ def test_tracee_drop_then_exec_joins_the_writer(tmp_path: Path) -> None:
 
 
 def test_a_detection_the_store_refuses_is_set_aside_counted_and_the_rest_stored(tmp_path: Path) -> None:
-    """A forged Falco event dated in year 1 makes a detection no database column holds: set aside as a dead
-    letter, said in the summary and the metrics; the good event beside it is stored."""
+    """A detection the store refuses (a trigger in the database): set aside as a dead letter, said in the summary
+    and the metrics; a Falco event dated in year 1 (forged, or Go's zero time) beside it is stored at the time it
+    was received, the time given in its evidence."""
     db = f"sqlite:///{tmp_path / 'i.db'}"
-    forged = {**DROP, "output_fields": {**DROP["output_fields"], "evt.time": -62135596800 * 10**9}}
-    good = {**DROP, "output_fields": {**DROP["output_fields"], "proc.exepath": "/tmp/other", "proc.name": "other"}}
+    store = SqlStore(db)
+    try:
+        refuse_path(store.engine, "/tmp/refused")
+    finally:
+        store.close()
+    refused = {**DROP, "output_fields": {**DROP["output_fields"], "proc.exepath": "/tmp/refused"}}
+    forged = {**DROP, "output_fields": {**DROP["output_fields"], "evt.time": -62135596800 * 10**9,
+                                        "proc.exepath": "/tmp/other", "proc.name": "other"}}  # fmt: skip
     metrics = tmp_path / "m.prom"
-    data = (json.dumps(forged) + "\n" + json.dumps(good) + "\n").encode()
+    data = (json.dumps(refused) + "\n" + json.dumps(forged) + "\n").encode()
     _, summary = _ingest("falco", db, data, "--metrics-file", str(metrics))
     assert "2 events kept" in summary and "1 events failed (1 set aside: bindrift findings dead-letters)" in summary
     assert 'bindrift_ingest_dead_lettered_total{tool="falco"} 1.0' in metrics.read_text()
-    assert [f.file.path for f in _stored(db, category="Added Binary Executed")] == ["/tmp/other"]
+    (kept,) = _stored(db, category="Added Binary Executed")
+    assert kept.file.path == "/tmp/other" and kept.first_seen.year == datetime.now(UTC).year
+    assert next(e for e in kept.evidence if e.kind == "bounded").values == {"observed_at": "0001-01-01T00:00:00+00:00"}
     store = SqlStore(db)
     try:
         letters, total = store.dead_letters()
     finally:
         store.close()
-    assert total == 1 and "OverflowError" in letters[0].error
+    assert total == 1 and REFUSAL in letters[0].error

@@ -1,14 +1,16 @@
 """Hostile detections on both backends: fields over the columns' lengths and NUL characters are cut or replaced
-at the boundary, visibly, and stored; a detection the store still refuses is set aside as a dead letter while the
-rest of its batch is stored (the local path: `DetectionBatcher`)."""
+at the boundary, visibly, and stored, and event times out of range replaced by the time received; a detection the
+store still refuses is set aside as a dead letter while the rest of its batch is stored (the local path:
+`DetectionBatcher`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 from sqlalchemy import String
 from tests.detections import POD, detection
+from tests.refusing_store import REFUSAL, refuse_path
 
 from bindrift.findings.batcher import DetectionBatcher
 from bindrift.findings.dead_letter import COVERAGE_PATH
@@ -18,7 +20,7 @@ from bindrift.schema.finding import Detection, FileInfo, Finding, Resource
 from bindrift.sinks.store.models import FindingRow, IncidentRow
 from bindrift.sinks.store.sql_store import FindingFilter, SqlStore
 
-# A time Python cannot bring to UTC (it overflows year 9999): no bound can make it storable.
+# A time Python cannot bring to UTC (it overflows year 9999).
 UNREPRESENTABLE = datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-5)))
 
 
@@ -74,10 +76,31 @@ def test_oversized_and_nul_fields_are_cut_visibly_and_stored(store: SqlStore) ->
     assert store.count_findings(FindingFilter(namespace=r.namespace)) == 2
 
 
+def test_event_times_out_of_range_are_replaced_by_the_time_received(store: SqlStore) -> None:
+    """Go's zero time (a source that left the time unset), a time before 1970, one past year 9999 in UTC: each is
+    stored at the time it was received, with the time given in the evidence; a time in range is kept."""
+    given = [datetime(1, 1, 1, tzinfo=UTC), datetime(1969, 12, 31, 23, 59, tzinfo=UTC), UNREPRESENTABLE,
+             datetime(9500, 1, 1, tzinfo=UTC)]  # fmt: skip
+    pipeline = FindingsPipeline(store)
+    before = datetime.now(UTC)
+    stored = pipeline.process_batch([msgspec.structs.replace(_drop(i), observed_at=t) for i, t in enumerate(given)])
+    after = datetime.now(UTC)
+    assert len(stored) == 4
+    for finding, moment in zip(stored, given, strict=True):
+        kept = store.get_finding(finding.id)
+        assert kept is not None and before <= kept.first_seen <= after
+        note = next(e for e in kept.evidence if e.kind == "bounded")
+        assert note.values == {"observed_at": moment.isoformat()}
+        assert "replaced by the time received" in note.summary and "cut" not in note.summary
+    in_range = pipeline.process(_drop(9))
+    assert in_range.first_seen == _drop(9).observed_at and not [e for e in in_range.evidence if e.kind == "bounded"]
+
+
 def test_a_refused_detection_is_set_aside_and_the_batch_stored(store: SqlStore) -> None:
     stored: list[Finding] = []
     batcher = DetectionBatcher(FindingsPipeline(store), stored.append, size=16, linger_s=60)
-    poison = msgspec.structs.replace(_drop(99), observed_at=UNREPRESENTABLE)
+    poison = _drop(99)
+    refuse_path(store.engine, poison.file.path)
     for d in [_drop(i) for i in range(7)] + [poison] + [_drop(i) for i in range(7, 12)]:
         batcher.add(d)
     batcher.flush()
@@ -85,7 +108,7 @@ def test_a_refused_detection_is_set_aside_and_the_batch_stored(store: SqlStore) 
     assert batcher.failures == batcher.dead_lettered == 1
     letters, total = store.dead_letters()
     assert total == 1 and letters[0].source == "local" and letters[0].node == POD.node
-    assert letters[0].error.startswith("OverflowError") and letters[0].deliveries == 1
+    assert REFUSAL in letters[0].error and letters[0].deliveries == 1
     assert msgspec.json.decode(letters[0].body, type=Detection) == poison
     coverage = store.list_findings(FindingFilter(category="Coverage degraded"))
     assert [(f.file.path, f.resource.node, f.count) for f in coverage] == [(COVERAGE_PATH, POD.node, 1)]

@@ -3,11 +3,16 @@ bounded length is cut to that length, visibly (it ends with a marker naming a ha
 long values stay apart), and freed of NUL characters, which PostgreSQL refuses in text. A file path is only
 bounded in length (its column has none): it keeps a NUL, so that response refuses to act on it, and the store
 writes its column without. What was changed is recorded in the detection's evidence with its original length:
-never silently. The store's columns are at least these lengths (tests/store check it)."""
+never silently. The store's columns are at least these lengths (tests/store check it).
+
+An event time outside [1970, 9000) — Go's zero time (year 1) from a source that left it unset, or a forged one
+that no column or time window can hold — is replaced by the time the detection was received, with the time
+given in the same evidence."""
 
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -22,6 +27,10 @@ PATH_LIMIT = 65_536  # far above PATH_MAX: bounds what one finding carries in it
 SHA256_LIMIT = 64
 EVIDENCE_KIND = "bounded"
 NUL_REPLACEMENT = "\ufffd"
+# No source bindrift reads predates the Unix epoch; the upper bound leaves the incident window room below the
+# largest time Python and the databases hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def bound_text(value: str, limit: int, keep_nul: bool = False) -> str:
@@ -50,11 +59,29 @@ def bound_detection(detection: Detection) -> Detection:
         path, changed["file.path"] = bound_text(path, PATH_LIMIT, keep_nul=True), len(path)
     if len(sha256) > SHA256_LIMIT or "\x00" in sha256:
         sha256, changed["file.sha256"] = bound_text(sha256, SHA256_LIMIT), len(sha256)
+    observed_at = detection.observed_at
+    if not _storable(observed_at):
+        changed["observed_at"] = observed_at.isoformat()
+        observed_at = datetime.now(UTC)
     if not changed:
         return detection
-    note = Evidence(EVIDENCE_KIND, "fields over the store's limits were cut (ending in …[cut HASH]) or had NUL "
-                    "characters replaced; values: their original lengths", changed)  # fmt: skip
+    parts = []
+    if len(changed) > ("observed_at" in changed):
+        parts.append("fields over the store's limits were cut (ending in …[cut HASH]) or had NUL characters "
+                     "replaced (values: their original lengths)")  # fmt: skip
+    if "observed_at" in changed:
+        parts.append("an event time out of range was replaced by the time received (value: the time given)")
+    note = Evidence(EVIDENCE_KIND, "; ".join(parts), changed)
     return msgspec.structs.replace(
-        detection, resource=msgspec.structs.replace(resource, **fixes),
+        detection, observed_at=observed_at, resource=msgspec.structs.replace(resource, **fixes),
         file=msgspec.structs.replace(file, path=path, sha256=sha256), evidence=[*detection.evidence, note],
     )  # fmt: skip
+
+
+def _storable(moment: datetime) -> bool:
+    """Whether an event time is in [EARLIEST, LATEST) (a time without a zone is taken as UTC)."""
+    try:
+        utc = moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):
+        return False  # past year 9999 once brought to UTC
+    return EARLIEST <= utc < LATEST
