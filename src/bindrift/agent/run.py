@@ -83,12 +83,13 @@ def _agent(settings: AgentSettings, store: SqlStore | None, outputs: AgentOutput
 
 
 def run_standalone(
-    store: SqlStore,
+    open_store: Callable[[], SqlStore],
     settings: AgentSettings,
     outputs: LocalOutputs,
     start_server: Callable[[SqlStore], BackgroundServer] | None = None,
 ) -> None:
-    """The agent storing its findings in `store` (closed at the end), with `start_server(store)` beside it."""
+    """The agent storing its findings in the store `open_store()` opens (closed at the end), with
+    `start_server(store)` beside it."""
     from bindrift.agent.loop import print_finding
     from bindrift.agent.outputs import AgentOutputs
     from bindrift.agent.response import build_response
@@ -97,6 +98,10 @@ def run_standalone(
     from bindrift.schema.finding import Resource
 
     _stop_on_sigterm()
+    try:
+        store = open_store()
+    except KeyboardInterrupt:
+        return
     server: BackgroundServer | None = None
     agent: Agent | None = None
     sinks: AgentOutputs | None = None

@@ -118,7 +118,7 @@ def watch(
             def start_server(store: SqlStore) -> uvicorn.Server:
                 return serve_in_background(store, serve, tokens_file, api_evidence)
 
-        run_standalone(open_store(db), settings, outputs, start_server)
+        run_standalone(lambda: open_store(db), settings, outputs, start_server)
     except AgentSetupError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
