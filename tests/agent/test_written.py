@@ -19,7 +19,7 @@ def test_a_flood_of_other_files_never_evicts_the_writer_of_a_binary() -> None:
         table.note(stat_of(inode), "c1", ProcessInfo(pid=11, comm="tar"), elf=False)
     found = table.get(stat_of(1), "c1")
     assert found is not None and found.writer == ProcessInfo(pid=10, comm="curl")
-    assert len(table) == 4 and table.evicted == 97
+    assert len(table) == 4 and table.evicted == {"elf": 0, "other": 97}
     assert table.get(stat_of(100), "c1") is None and table.get(stat_of(199), "c1") is not None
 
 
@@ -29,7 +29,7 @@ def test_the_oldest_record_goes_first_and_a_rewrite_is_new_again() -> None:
         table.note(stat_of(inode), "c1", ProcessInfo(pid=inode), elf=True)
     table.note(stat_of(1), "c1", ProcessInfo(pid=21), elf=True)  # written again: now the newest
     table.note(stat_of(3), "c1", ProcessInfo(pid=3), elf=True)
-    assert table.get(stat_of(2), "c1") is None and table.evicted == 1
+    assert table.get(stat_of(2), "c1") is None and table.evicted == {"elf": 1, "other": 0}
     again = table.get(stat_of(1), "c1")
     assert again is not None and again.writer == ProcessInfo(pid=21)
 

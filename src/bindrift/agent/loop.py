@@ -259,7 +259,8 @@ class Agent:
             if self.outputs is not None:
                 skipped = {"not_regular_file": self.refused, "content_queue_full": self.content.dropped,
                            "unrouted": self.watches.unrouted,
-                           "writer_record_evicted": self.written.evicted}  # fmt: skip
+                           "writer_record_evicted_elf": self.written.evicted["elf"],
+                           "writer_record_evicted_other": self.written.evicted["other"]}  # fmt: skip
                 self.outputs.tick(self._process_lost(), self.watches.overflows, self.pacing.bursts, skipped)
             next_sync = time.monotonic() + SYNC_EVERY_S
         due = min(self.next_drain, next_sync, self.pacing.next_read or next_sync)
