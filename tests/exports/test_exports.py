@@ -6,6 +6,7 @@ import io
 import json
 import re
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -14,6 +15,7 @@ from typing import ClassVar
 
 import msgspec
 import pytest
+from tests.agents import BINDRIFT
 from tests.detections import detection
 
 from bindrift.findings.pipeline import FindingsPipeline
@@ -131,6 +133,18 @@ def test_webhook_outbox_survives_a_restart(tmp_path: Path, webhook_server: tuple
         assert [json.loads(body)["id"] for body in handler.received] == [stored.id]
     finally:
         second.close()
+
+
+@pytest.mark.parametrize("url", ["notaurl", "file:///etc/passwd", "ftp://host/x", "http:///nohost", "127.0.0.1:80"])
+def test_a_webhook_url_that_is_not_http_is_refused_at_start(store: SqlStore, url: str) -> None:
+    with pytest.raises(ValueError, match="http:// or https://"):
+        WebhookSender(store, url)
+
+
+def test_watch_refuses_a_webhook_url_that_is_not_http(tmp_path: Path) -> None:
+    result = subprocess.run([BINDRIFT, "watch", "--db", f"sqlite:///{tmp_path / 'w.db'}", "--webhook", "file:///x",
+                             "--duration", "1"], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 2 and "http:// or https://" in result.stderr, result.stderr
 
 
 SYSLOG = re.compile(rb"^<(\d+)>1 (\S+) (\S+) bindrift - finding \[bindrift@32473 (.*)\] \xef\xbb\xbf(.*)$", re.S)

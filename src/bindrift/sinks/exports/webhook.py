@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,6 +40,10 @@ class WebhookSender:
         self, outbox: Outbox, url: str, *, retries: int = 3, backoff_s: float = 0.5, timeout_s: float = 10.0,
         headers: dict[str, str] | None = None,
     ) -> None:  # fmt: skip
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # urllib would also take file:, ftp: or data: URLs, and fail on each delivery on anything else
+            raise ValueError(f"webhook URL must be http:// or https:// with a host, not {url!r}")
         self.outbox = outbox
         self.url = url
         self.retries = retries
