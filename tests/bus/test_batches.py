@@ -45,17 +45,22 @@ async def _drain(consumer: BusConsumer, n: int) -> None:
     await asyncio.wait_for(asyncio.gather(consumer.run(stop), watcher), timeout=60)
 
 
+def _publish(server: NatsCluster, spool: Path, node: str, count: int) -> None:
+    """`count` distinct detections published from `node`, all of them in the stream on return."""
+    publisher = BusPublisher(server.urls, Spool(spool), node)
+    for i in range(count):
+        publisher.publish(occurrence(i, 0))
+    wait_published(publisher)
+    publisher.close()
+
+
 @pytest.mark.parametrize("linger_s", [0.0, 0.05])
 def test_a_full_stream_is_taken_in_full_batches(nats_folder: Path, tmp_path: Path, linger_s: float) -> None:
     server = NatsCluster(nats_folder, 1)
     server.start(0)
     try:
         server.wait_jetstream()
-        publisher = BusPublisher(server.urls, Spool(tmp_path / "spool"), "node-b")
-        for i in range(200):
-            publisher.publish(occurrence(i, 0))
-        wait_published(publisher)
-        publisher.close()
+        _publish(server, tmp_path / "spool", "node-b", 200)
         store = SqlStore(f"sqlite:///{tmp_path / 'b.db'}")
         worker = RecordingWorker(store)
         consumer = BusConsumer(server.urls, worker, ConsumerSettings(batch=64, linger_s=linger_s))
@@ -92,11 +97,7 @@ def test_an_unreachable_store_sets_nothing_aside(nats_folder: Path, pg_url: str,
     store = SqlStore(pg_url)
     try:
         server.wait_jetstream()
-        publisher = BusPublisher(server.urls, Spool(tmp_path / "spool"), "node-u")
-        for i in range(20):
-            publisher.publish(occurrence(i, 0))
-        wait_published(publisher)
-        publisher.close()
+        _publish(server, tmp_path / "spool", "node-u", 20)
         consumer = BusConsumer(server.urls, RecordingWorker(store), ConsumerSettings(batch=64, max_deliveries=2))
         _allow_connections(pg_url, False)
 

@@ -272,47 +272,36 @@ static PyObject *sections_code_sections(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nO)", count, inside ? Py_True : Py_False);
 }
 
-static PyObject *sections_nobits_cover(PyObject *self, PyObject *arg) {
+typedef int (*SectionMatch)(const Shdr *s, uint64_t value);
+
+static int nobits_covers(const Shdr *s, uint64_t address) {
+    return s->type == SHT_NOBITS && within(address, s->addr, s->size);
+}
+
+static int has_type(const Shdr *s, uint64_t type) { return s->type == type; }
+
+static int sized_at(const Shdr *s, uint64_t address) { return s->addr == address && s->size; }
+
+/* Whether any section matches `arg` (an unsigned integer) by `match`. */
+static PyObject *any_section(PyObject *self, PyObject *arg, SectionMatch match) {
     SectionTable *t = (SectionTable *)self;
-    uint64_t address;
-    if (arg_u64(arg, &address) < 0)
+    uint64_t value;
+    if (arg_u64(arg, &value) < 0)
         return NULL;
     for (Py_ssize_t i = 0; i < t->count; i++) {
         Shdr s;
         shdr_at(t, i, &s);
-        if (s.type == SHT_NOBITS && within(address, s.addr, s.size))
+        if (match(&s, value))
             Py_RETURN_TRUE;
     }
     Py_RETURN_FALSE;
 }
 
-static PyObject *sections_has_type(PyObject *self, PyObject *arg) {
-    SectionTable *t = (SectionTable *)self;
-    uint64_t type;
-    if (arg_u64(arg, &type) < 0)
-        return NULL;
-    for (Py_ssize_t i = 0; i < t->count; i++) {
-        Shdr s;
-        shdr_at(t, i, &s);
-        if (s.type == type)
-            Py_RETURN_TRUE;
-    }
-    Py_RETURN_FALSE;
-}
+static PyObject *sections_nobits_cover(PyObject *self, PyObject *arg) { return any_section(self, arg, nobits_covers); }
 
-static PyObject *sections_sized_at(PyObject *self, PyObject *arg) {
-    SectionTable *t = (SectionTable *)self;
-    uint64_t address;
-    if (arg_u64(arg, &address) < 0)
-        return NULL;
-    for (Py_ssize_t i = 0; i < t->count; i++) {
-        Shdr s;
-        shdr_at(t, i, &s);
-        if (s.addr == address && s.size)
-            Py_RETURN_TRUE;
-    }
-    Py_RETURN_FALSE;
-}
+static PyObject *sections_has_type(PyObject *self, PyObject *arg) { return any_section(self, arg, has_type); }
+
+static PyObject *sections_sized_at(PyObject *self, PyObject *arg) { return any_section(self, arg, sized_at); }
 
 static PyMethodDef sections_methods[] = {
     {"inconsistencies", sections_inconsistencies, METH_O,
