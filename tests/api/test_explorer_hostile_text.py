@@ -225,7 +225,9 @@ def test_incident_triage_counts_chart_and_sorting_in_the_browser(
             page.goto(base + "/#/")
             # The unfiltered list replaces the filtered one, and its chart is drawn once laid out.
             page.wait_for_selector('#severity-counts a.active[data-severity="low"]', state="detached")
-            page.wait_for_function("document.querySelectorAll('#chart svg text.tick').length >= 4")
+            # A locator wait, not wait_for_function: its polling evaluates a string in the page,
+            # which the explorer's Content-Security-Policy (no 'unsafe-eval') refuses.
+            page.locator("#chart svg text.tick").nth(3).wait_for(state="attached")
             assert page.locator("#chart svg text.axis-title").count() == 2
             bar = page.locator("#chart svg a.bar").first
             severity, start = bar.get_attribute("data-severity"), bar.get_attribute("data-start")
