@@ -10,12 +10,13 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.analysis.counting_source import CountingSource
 
 from bindrift.analysis.elf import _native
-from bindrift.analysis.elf.reader import HEAD_SIZE, parse_elf
+from bindrift.analysis.elf.header_checks import MESSAGES
+from bindrift.analysis.elf.reader import HEAD_SIZE, ElfImage, parse_elf
 from bindrift.analysis.source import BufferSource
 
 TRUE = Path(shutil.which("true") or "/bin/true").read_bytes()
@@ -64,7 +65,7 @@ def test_real_files_of_every_layout_read_as_struct_reads_them(test_binaries: Pat
         assert [tuple(p) for p in elf.phdrs] == phdrs
         assert [tuple(s) for s in elf.shdrs] == shdrs
         assert (elf.problems, elf.phnum_eff, elf.shnum_eff) == ([], len(phdrs), len(shdrs))
-        assert elf.shdrs.inconsistencies(elf.size) == []
+        assert not [condition for condition in elf.header_hits(True) if condition.startswith("section_")]
 
 
 def _header(data: bytearray, **values: int) -> bytes:
@@ -149,19 +150,24 @@ def test_section_queries() -> None:
         elf.shdrs[len(elf.shdrs)]
 
 
-FIELDS = [(4, "B"), (5, "B"), (16, "H"), (24, "Q"), (32, "Q"), (40, "Q"), (52, "H"), (54, "H"), (56, "H"),
-          (58, "H"), (60, "H"), (62, "H")]  # fmt: skip
+FIELDS = [(4, "B"), (5, "B"), (6, "B"), (7, "B"), (16, "H"), (18, "H"), (20, "I"), (24, "Q"), (32, "Q"), (40, "Q"),
+          (52, "H"), (54, "H"), (56, "H"), (58, "H"), (60, "H"), (62, "H")]  # fmt: skip
 EXTREMES = st.sampled_from([0, 1, 2, 0x38, 0x40, 0xFFFF, 0xFFFFFFFF, U64, U64 - 63, 2**63])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(st.tuples(st.sampled_from(FIELDS), EXTREMES | st.integers(0, U64)), max_size=5),
+    st.lists(st.tuples(st.sampled_from(FIELDS), EXTREMES | st.integers(0, 256) | st.integers(0, U64)), max_size=5),
     st.one_of(st.none(), st.integers(4, len(TRUE))),
     st.lists(st.tuples(st.integers(64, len(TRUE) - 1), st.binary(min_size=1, max_size=32)), max_size=3),
+    st.booleans(),
 )
+@example([((7, "B"), 3)], None, [], True)  # ELFOSABI_GNU
+@example([((7, "B"), 9)], None, [], True)  # FreeBSD
+@example([((7, "B"), 97), ((18, "H"), 40)], None, [], False)  # legacy ARM
+@example([((7, "B"), 97)], None, [], False)
 def test_mutated_headers_and_tables_read_exactly_what_is_there(
-    mutations: list[tuple[tuple[int, str], int]], cut: int | None, junk: list[tuple[int, bytes]]
+    mutations: list[tuple[tuple[int, str], int]], cut: int | None, junk: list[tuple[int, bytes]], executable: bool
 ) -> None:
     data = bytearray(TRUE)
     for (offset, fmt), value in mutations:
@@ -182,8 +188,69 @@ def test_mutated_headers_and_tables_read_exactly_what_is_there(
         assert tuple(phdr) == (row if elf.bits == 64 else (row[0], row[6], *row[1:6], row[7]))
     for i, shdr in enumerate(elf.shdrs):
         assert tuple(shdr) == struct.unpack_from(order + SHDR[elf.bits], data, elf.shoff + i * elf.shentsize)
-    for index, check in elf.shdrs.inconsistencies(elf.size):
-        assert 0 < index < len(elf.shdrs) and check.startswith("section_")
+    hits = elf.header_hits(executable)
+    assert set(hits) <= {*MESSAGES, "interpreter"}
+    assert {c: v for c, v in hits.items() if c in FIELD_CONDITIONS} == _expected_field_hits(elf, executable)
+    first_sections = []
+    for condition, (count, *listed) in ((c, v) for c, v in hits.items() if c.startswith("section_")):
+        assert count >= len(listed) >= 1 and len(listed) == min(count, 3)
+        assert listed == sorted(set(listed)) and all(0 < i < len(elf.shdrs) for i in listed), condition
+        first_sections.append(listed[0])
+    assert first_sections == sorted(first_sections)  # kinds listed as a walk of the table meets them
+
+
+FIELD_CONDITIONS = {
+    "bad_ident", "ident_contradicts_header", "bad_ehsize", "bad_phentsize", "pht_beyond_eof", "no_program_headers",
+    "pht_overlaps_ehdr", "sht_beyond_eof", "shoff_without_shnum", "bad_shentsize", "shstrndx_undef",
+    "shstrndx_out_of_range", "shstrndx_not_strtab", "no_section_table", "unknown_type", "odd_type_executable",
+    "osabi_not_linux",
+}  # fmt: skip
+
+
+def _expected_field_hits(elf: ElfImage, executable: bool) -> dict[str, tuple[()]]:
+    """The file-header rules of docs/elf-checks.md (B1–B9, B17, A3) over Python integers, which do not
+    overflow: the oracle the compiled conditions are held to."""
+    hits: list[str] = []
+    runnable = elf.type in (2, 3)
+    if elf.ei_class not in (1, 2) or elf.ei_data not in (1, 2) or elf.ei_version != 1 or elf.version != 1:
+        hits.append("bad_ident")
+    elif elf.layout_inferred:
+        hits.append("ident_contradicts_header")
+    header = 64 if elf.bits == 64 else 52
+    if elf.ehsize != header:
+        hits.append("bad_ehsize")
+    if elf.phnum_eff and elf.phentsize != (56 if elf.bits == 64 else 32):
+        hits.append("bad_phentsize")
+    if elf.phnum_eff and elf.phoff + elf.phnum_eff * elf.phentsize > elf.size:
+        hits.append("pht_beyond_eof")
+    if runnable and elf.phnum_eff == 0:
+        hits.append("no_program_headers")
+    if 0 < elf.phoff < header and elf.phnum_eff:
+        hits.append("pht_overlaps_ehdr")
+    if elf.shoff and elf.shnum_eff:
+        if elf.shoff + elf.shnum_eff * elf.shentsize > elf.size or elf.shoff >= elf.size:
+            hits.append("sht_beyond_eof")
+    elif elf.shoff and elf.shnum == 0 and elf.shnum_eff == 0:
+        hits.append("shoff_without_shnum")
+    if elf.shnum_eff and elf.shentsize != (64 if elf.bits == 64 else 40):
+        hits.append("bad_shentsize")
+    if elf.shnum_eff and not (elf.shstrndx == 0xFFFF and not elf.shdrs):
+        index = elf.shstrndx_eff
+        if index == 0:
+            hits.append("shstrndx_undef")
+        elif index >= elf.shnum_eff:
+            hits.append("shstrndx_out_of_range")
+        elif index < len(elf.shdrs) and elf.shdrs[index].type != 3:
+            hits.append("shstrndx_not_strtab")
+    if runnable and elf.shoff == 0 and elf.shnum == 0:
+        hits.append("no_section_table")
+    if not (elf.type in (0, 1, 2, 3, 4) or elf.type >= 0xFE00):
+        hits.append("unknown_type")
+    elif executable and not runnable:
+        hits.append("odd_type_executable")
+    if runnable and elf.osabi not in (0, 3) and not (elf.machine == 40 and elf.osabi == 97):
+        hits.append("osabi_not_linux")
+    return dict.fromkeys(hits, ())
 
 
 @settings(max_examples=300, deadline=None)
@@ -256,4 +323,12 @@ def test_segment_checks_follow_integer_arithmetic(phdrs: list[tuple[int, ...]], 
     struct.pack_into("<HHIQQQIHHHHHH", data, 16, elf_type, 62, 1, entry, 64, 0, 0, 64, 56, len(phdrs), 64, 0, 0)
     elf = parse_elf(BufferSource(bytes(data)))
     assert elf is not None and [tuple(p) for p in elf.phdrs] == phdrs
-    assert elf.segment_hits() == _expected_segment_hits(elf_type, entry, len(data), phdrs)
+    segment_hits = {c: v for c, v in elf.header_hits(False).items() if c in SEGMENT_CONDITIONS}
+    assert segment_hits == _expected_segment_hits(elf_type, entry, len(data), phdrs)
+
+
+SEGMENT_CONDITIONS = {
+    "load_beyond_eof", "rwx_segment", "segment_misaligned", "segments_overlap", "segment_filesz_exceeds_memsz",
+    "segment_beyond_eof", "phdr_not_loaded", "multiple_dynamic_segments", "entry_outside_segments",
+    "entry_not_executable",
+}  # fmt: skip

@@ -7,7 +7,8 @@ part (docs/elf-checks.md §3).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+
+import msgspec
 
 from bindrift.analysis.elf.constants import (
     EF_ARM_EABIMASK,
@@ -61,8 +62,7 @@ BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
 MAX_BINFMT_ENTRIES = 256
 
 
-@dataclass(frozen=True, slots=True)
-class BinfmtHandler:
+class BinfmtHandler(msgspec.Struct, frozen=True):
     """A registered binfmt_misc magic handler (e.g. qemu-aarch64 for aarch64 ELF files)."""
 
     name: str
@@ -79,13 +79,12 @@ class BinfmtHandler:
         return all((b & m) == (g & m) for b, m, g in zip(window, self.mask, self.magic, strict=True))
 
 
-@dataclass(frozen=True, slots=True)
-class HostProfile:
+class HostProfile(msgspec.Struct, frozen=True):
     """The ELF flavours a host runs natively or through kernel compat modes, and its emulators."""
 
     native: str
     compat: tuple[str, ...] = ()
-    emulators: tuple[BinfmtHandler, ...] = field(default=())
+    emulators: tuple[BinfmtHandler, ...] = ()
 
     @classmethod
     def parse(cls, spec: str) -> HostProfile:

@@ -1,4 +1,4 @@
-"""`bindrift ingest` of a file or stdin, its arguments parsed with argparse (the same options as cli/ingest.py's
+"""`bindrift ingest` of a file or stdin, its arguments parsed by QuickParser (the same options as cli/ingest.py's
 typer command), for a start-up without the framework: the adapters are benchmarked as a whole process, and
 building the typer application costs as much as reading 30,000 lines. Returns None whenever typer should
 answer instead (help, errors, --listen, --bus and the options that only go with them)."""
@@ -15,15 +15,14 @@ EXIT_BAD_INPUT = 2  # as typer's BadParameter
 
 
 def _parser() -> QuickParser:
-    parser = QuickParser()
-    parser.add_argument("input_file", nargs="?", default="-")
-    parser.add_argument("--from", dest="source", choices=SOURCES, required=True)
-    parser.add_argument("--db")
-    parser.add_argument("--node-name", default="")
-    parser.add_argument("--cluster", default="")
-    parser.add_argument("--check", action="store_true")
-    parser.add_argument("--no-check", dest="check", action="store_false")
-    parser.add_argument("--metrics-file", default="")
+    parser = QuickParser("input_file", many=False, default="-")
+    parser.option("--from", dest="source", choices=SOURCES, required=True)
+    parser.option("--db")
+    parser.option("--node-name", default="")
+    parser.option("--cluster", default="")
+    parser.flag("--check")
+    parser.flag("--no-check", dest="check", value=False)
+    parser.option("--metrics-file", default="")
     return parser
 
 
@@ -32,7 +31,7 @@ def quick_ingest(argv: list[str]) -> int | None:
     if "--help" in argv or os.environ.get("BINDRIFT_BUS"):  # typer reads --bus from the environment too
         return None
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse(argv)
     except RefusedError:
         return None
     if args.input_file != "-" and not os.access(args.input_file, os.R_OK):

@@ -1,4 +1,4 @@
-"""`bindrift scan` arguments parsed with argparse (the same options as cli/scan.py's typer command), for a
+"""`bindrift scan` arguments parsed by QuickParser (the same options as cli/scan.py's typer command), for a
 start-up without the framework. Returns None whenever typer should answer instead (help, errors, --store)."""
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 def _parser() -> QuickParser:
-    parser = QuickParser()
-    parser.add_argument("paths", nargs="*")
-    parser.add_argument("--format", "-f", dest="output_format", choices=FORMATS, default="table")
-    parser.add_argument("--min-severity", choices=SEVERITIES, default="low")
-    parser.add_argument("--no-hash", action="store_true")
-    parser.add_argument("--host-arch")
-    parser.add_argument("--jobs", "-j", type=int, default=0)
-    parser.add_argument("--output", "-o")
-    parser.add_argument("--files-from")
+    parser = QuickParser("paths", many=True)
+    parser.option("--format", "-f", dest="output_format", choices=FORMATS, default="table")
+    parser.option("--min-severity", choices=SEVERITIES, default="low")
+    parser.flag("--no-hash")
+    parser.option("--host-arch")
+    parser.option("--jobs", "-j", convert=int, default=0)
+    parser.option("--output", "-o")
+    parser.option("--files-from")
     return parser
 
 
@@ -29,7 +28,7 @@ def quick_scan(argv: list[str]) -> int | None:
     if any(arg in ("--help", "--store", "--db") or arg.startswith(("--db=", "--store=")) for arg in argv):
         return None
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse(argv)
     except RefusedError:
         return None
     if args.jobs < 0 or args.files_from == "-":  # stdin can be read only once: typer reads it

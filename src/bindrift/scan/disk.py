@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import chain, islice
 from typing import TYPE_CHECKING
 
@@ -29,8 +28,7 @@ BATCH = 32
 PARALLEL_AFTER_BATCHES = 8
 
 
-@dataclass(slots=True)
-class BatchResult:
+class BatchResult(msgspec.Struct):
     """The reports of one batch (ELF files and errors) and how many non-ELF files it skipped."""
 
     reports: list[TriageReport]

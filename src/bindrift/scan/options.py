@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from bindrift.analysis.arch import HostProfile
 from bindrift.schema.severity import Severity
 
 
-@dataclass(frozen=True, slots=True)
-class ScanOptions:
+class ScanOptions(msgspec.Struct, frozen=True):
     """What to scan and how."""
 
     paths: list[str]

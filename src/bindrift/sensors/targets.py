@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from bindrift.analysis.source import ByteSource
 
 
-@dataclass(frozen=True, slots=True)
-class DiskFile:
+class DiskFile(msgspec.Struct, frozen=True):
     """A regular file found on disk (never reached through a symlink)."""
 
     path: str
     size: int
 
 
-@dataclass(slots=True)
-class ImageMember:
+class ImageMember(msgspec.Struct):
     """A regular file of a container image's final file system, read in-stream from its layer.
 
     `source` holds the bytes of ELF members only; `sha256` is streamed over the whole member when
@@ -34,8 +32,7 @@ class ImageMember:
     complete: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class ScanError:
+class ScanError(msgspec.Struct, frozen=True):
     """A path that could not be read, and why."""
 
     path: str

@@ -49,9 +49,12 @@
 static PyTypeObject *phdr_type; /* reader.Phdr / reader.Shdr, bound once by `bind` */
 static PyTypeObject *shdr_type;
 static PyObject *str_read, *str_size;
-static PyObject *check_ids[6];
-enum { BEYOND_EOF, LINK_OUT_OF_RANGE, LINK_WRONG_TYPE, INFO_OUT_OF_RANGE, UNEXPECTED_INFO, BAD_ENTSIZE };
-static const char *const check_names[6] = {
+/* The section-table inconsistencies (B16), in the order they are tested on each section. */
+enum { BEYOND_EOF, LINK_OUT_OF_RANGE, LINK_WRONG_TYPE, INFO_OUT_OF_RANGE, UNEXPECTED_INFO, BAD_ENTSIZE,
+       N_SECTION_PROBLEMS };
+/* How many offending sections a finding names. */
+#define MAX_LISTED 3
+static const char *const section_problem_names[N_SECTION_PROBLEMS] = {
     "section_beyond_eof", "section_link_out_of_range", "section_link_wrong_type",
     "section_info_out_of_range", "section_unexpected_info", "section_bad_entsize",
 };
@@ -196,56 +199,41 @@ static uint64_t type_entsize(uint64_t type, int wide) {
     }
 }
 
-static int add_hit(PyObject *out, Py_ssize_t index, int check) {
-    PyObject *hit = Py_BuildValue("(nO)", index, check_ids[check]);
-    if (hit == NULL)
-        return -1;
-    int rc = PyList_Append(out, hit);
-    Py_DECREF(hit);
-    return rc;
-}
+/* B16 over the raw table: per kind of inconsistency, how many sections show it and which come first. */
+typedef struct {
+    Py_ssize_t count[N_SECTION_PROBLEMS], first[N_SECTION_PROBLEMS][MAX_LISTED];
+} SectionProblems;
 
-static PyObject *sections_inconsistencies(PyObject *self, PyObject *arg) {
-    SectionTable *t = (SectionTable *)self;
-    uint64_t file_size = PyLong_AsUnsignedLongLong(arg);
-    if (file_size == (uint64_t)-1 && PyErr_Occurred())
-        return NULL;
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
-        return NULL;
+static void section_problems(const SectionTable *t, uint64_t file_size, SectionProblems *out) {
+    memset(out, 0, sizeof *out);
     uint64_t n = (uint64_t)t->count;
     for (Py_ssize_t i = 1; i < t->count; i++) { /* section 0 carries the extended-numbering escapes */
         Shdr s;
         shdr_at(t, i, &s);
-        int err = 0;
-        if (s.size && add_sat(s.offset, s.size) > file_size && s.type != SHT_NOBITS)
-            err |= add_hit(out, i, BEYOND_EOF);
+        int found[N_SECTION_PROBLEMS] = {0};
+        found[BEYOND_EOF] = s.size && add_sat(s.offset, s.size) > file_size && s.type != SHT_NOBITS;
         if (s.link >= n) {
-            err |= add_hit(out, i, LINK_OUT_OF_RANGE);
+            found[LINK_OUT_OF_RANGE] = 1;
         } else {
             Shdr target;
             shdr_at(t, (Py_ssize_t)s.link, &target);
             int known, zero_ok;
             int ok = link_allowed(s.type, target.type, &known, &zero_ok);
             /* A NOBITS target is a section whose bytes were stripped into a debug file, not a wrong link. */
-            if (known && !ok && target.type != SHT_NOBITS && !(zero_ok && s.link == 0))
-                err |= add_hit(out, i, LINK_WRONG_TYPE);
+            found[LINK_WRONG_TYPE] = known && !ok && target.type != SHT_NOBITS && !(zero_ok && s.link == 0);
         }
         if (s.info) {
             if (s.info >= n && ((s.flags & SHF_INFO_LINK) || s.type == SHT_REL || s.type == SHT_RELA))
-                err |= add_hit(out, i, INFO_OUT_OF_RANGE);
-            else if (no_info_type(s.type) && !(s.flags & SHF_INFO_LINK))
-                err |= add_hit(out, i, UNEXPECTED_INFO);
+                found[INFO_OUT_OF_RANGE] = 1;
+            else
+                found[UNEXPECTED_INFO] = no_info_type(s.type) && !(s.flags & SHF_INFO_LINK);
         }
         uint64_t want = type_entsize(s.type, t->wide);
-        if (want && s.size && s.entsize != want)
-            err |= add_hit(out, i, BAD_ENTSIZE);
-        if (err) {
-            Py_DECREF(out);
-            return NULL;
-        }
+        found[BAD_ENTSIZE] = want && s.size && s.entsize != want;
+        for (int k = 0; k < N_SECTION_PROBLEMS; k++)
+            if (found[k] && out->count[k]++ < MAX_LISTED)
+                out->first[k][out->count[k] - 1] = i;
     }
-    return out;
 }
 
 static int arg_u64(PyObject *arg, uint64_t *out) {
@@ -253,22 +241,28 @@ static int arg_u64(PyObject *arg, uint64_t *out) {
     return *out == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
 }
 
-static PyObject *sections_code_sections(PyObject *self, PyObject *args) {
-    SectionTable *t = (SectionTable *)self;
-    unsigned long long address;
-    int skip_nobits;
-    if (!PyArg_ParseTuple(args, "Kp", &address, &skip_nobits))
-        return NULL;
+/* How many SHF_EXECINSTR | SHF_ALLOC sections there are (NOBITS ones left out with skip_nobits), and
+ * whether one of them holds the address. */
+static Py_ssize_t code_sections(const SectionTable *t, uint64_t address, int skip_nobits, int *inside) {
     Py_ssize_t count = 0;
-    int inside = 0;
+    *inside = 0;
     for (Py_ssize_t i = 0; i < t->count; i++) {
         Shdr s;
         shdr_at(t, i, &s);
         if (!(s.flags & SHF_EXECINSTR) || !(s.flags & SHF_ALLOC) || (skip_nobits && s.type == SHT_NOBITS))
             continue;
         count++;
-        inside |= within(address, s.addr, s.size);
+        *inside |= within(address, s.addr, s.size);
     }
+    return count;
+}
+
+static PyObject *sections_code_sections(PyObject *self, PyObject *args) {
+    unsigned long long address;
+    int skip_nobits, inside;
+    if (!PyArg_ParseTuple(args, "Kp", &address, &skip_nobits))
+        return NULL;
+    Py_ssize_t count = code_sections((SectionTable *)self, address, skip_nobits, &inside);
     return Py_BuildValue("(nO)", count, inside ? Py_True : Py_False);
 }
 
@@ -304,8 +298,6 @@ static PyObject *sections_has_type(PyObject *self, PyObject *arg) { return any_s
 static PyObject *sections_sized_at(PyObject *self, PyObject *arg) { return any_section(self, arg, sized_at); }
 
 static PyMethodDef sections_methods[] = {
-    {"inconsistencies", sections_inconsistencies, METH_O,
-     "(index, check id) of every B16 section-table inconsistency, in table order (section 0 skipped)."},
     {"code_sections", sections_code_sections, METH_VARARGS,
      "(number of SHF_EXECINSTR|SHF_ALLOC sections, whether one holds the address); skip_nobits leaves out "
      "SHT_NOBITS ones."},
@@ -439,11 +431,14 @@ static PyMemberDef image_members[] = {
 };
 #undef M
 
-static PyObject *image_segment_hits(PyObject *self, PyObject *unused);
+static PyObject *image_header_hits(PyObject *self, PyObject *arg);
+static PyObject *image_packer_probe(PyObject *self, PyObject *unused);
 
 static PyMethodDef image_methods[] = {
-    {"segment_hits", image_segment_hits, METH_NOARGS,
-     "The program-header checks that fired: check id → the load / header indices and counts it names."},
+    {"header_hits", image_header_hits, METH_O,
+     "header_hits(executable) -> the header checks that fired: condition id → the indices and counts it names."},
+    {"packer_probe", image_packer_probe, METH_NOARGS,
+     "What decides the packer checks' deeper look (see analysis/packing/checks.py), or None when nothing does."},
     {"read", image_read, METH_VARARGS,
      "Up to `length` bytes at `offset`, sliced from the head or tail already read when they hold them."},
     {NULL, NULL, 0, NULL},
@@ -471,6 +466,8 @@ static PyTypeObject ImageType = {
 #define ET_EXEC 2
 #define ET_DYN 3
 #define ET_CORE 4
+#define PT_INTERP 3
+#define EM_ARM 40
 #define EM_PPC64 21
 
 typedef struct {
@@ -539,69 +536,71 @@ static int put(PyObject *hits, const char *check, PyObject *values) {
     return rc;
 }
 
-/* Every program-header check that fired, as check id → the indices and counts its message needs (load
- * indices count PT_LOADs only, in table order; other indices are program header numbers). */
-static PyObject *image_segment_hits(PyObject *self, PyObject *unused) {
-    Image *e = (Image *)self;
-    Py_ssize_t n = phdr_count(e), nloads = 0;
-    PyObject *hits = PyDict_New();
-    if (hits == NULL || n == 0)
-        return hits;
+static uint64_t phdr_size(int bits) { return bits == 64 ? 56 : 32; }
+static uint64_t shdr_size(int bits) { return bits == 64 ? 64 : 40; }
+
+/* PPC64 ELFv1: e_entry points at a function descriptor in .opd (data), not at code. */
+static int ppc64_elfv1(const Image *e) { return e->machine == EM_PPC64 && (e->flags & 3) != 2; }
+
+/* What the program headers show, for the checks of header_hits. Load indices count PT_LOADs only, in
+ * table order; other indices are program header numbers; -1: none. */
+typedef struct {
+    Py_ssize_t nloads, beyond, first_beyond, rwx, first_rwx, misaligned, bigger, other_beyond, overlap[2];
+    Py_ssize_t phdr_not_loaded, dynamics, dynamic_without_section, covering, interpreters;
+    int entry_outside, entry_not_executable;
+} Segments;
+
+static int segment_facts(const Image *e, Segments *f) {
+    Py_ssize_t n = phdr_count(e);
+    *f = (Segments){0, 0, -1, 0, -1, -1, -1, -1, {-1, -1}, -1, 0, -1, -1, 0, 0, 0};
+    if (n == 0)
+        return 0;
     Phdr *loads = PyMem_Malloc(sizeof(Phdr) * (size_t)n);
     Range *ranges = PyMem_Malloc(sizeof(Range) * (size_t)n);
     if (loads == NULL || ranges == NULL) {
         PyMem_Free(loads);
         PyMem_Free(ranges);
-        Py_DECREF(hits);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        return -1;
     }
-    Py_ssize_t dynamics = 0, first_dynamic = -1, first_phdr = -1, other_beyond = -1;
+    Py_ssize_t nloads = 0, first_dynamic = -1, first_phdr = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         Phdr p;
         phdr_at(e, i, &p);
         if (p.type == PT_LOAD)
             loads[nloads++] = p;
-        else if (other_beyond < 0 && p.filesz && add_sat(p.offset, p.filesz) > e->size)
-            other_beyond = i;
-        if (p.type == PT_DYNAMIC && dynamics++ == 0)
+        else if (f->other_beyond < 0 && p.filesz && add_sat(p.offset, p.filesz) > e->size)
+            f->other_beyond = i;
+        if (p.type == PT_DYNAMIC && f->dynamics++ == 0)
             first_dynamic = i;
         if (p.type == PT_PHDR && first_phdr < 0)
             first_phdr = i;
+        f->interpreters += p.type == PT_INTERP;
     }
-    int core = e->type == ET_CORE, runnable = e->type == ET_EXEC || e->type == ET_DYN, err = 0;
-    if (!core) {
-        Py_ssize_t beyond = 0, first_beyond = -1, rwx = 0, first_rwx = -1, misaligned = -1, bigger = -1;
+    f->nloads = nloads;
+    int runnable = e->type == ET_EXEC || e->type == ET_DYN;
+    if (e->type != ET_CORE) {
         Py_ssize_t nranges = 0;
         for (Py_ssize_t i = 0; i < nloads; i++) {
             Phdr *p = &loads[i];
-            if (p->filesz && add_sat(p->offset, p->filesz) > e->size && beyond++ == 0)
-                first_beyond = i;
-            if ((p->flags & (PF_R | PF_W | PF_X)) == (PF_R | PF_W | PF_X) && rwx++ == 0)
-                first_rwx = i;
-            if (misaligned < 0 && p->align > 1 && (p->align & (p->align - 1)) == 0 &&
+            if (p->filesz && add_sat(p->offset, p->filesz) > e->size && f->beyond++ == 0)
+                f->first_beyond = i;
+            if ((p->flags & (PF_R | PF_W | PF_X)) == (PF_R | PF_W | PF_X) && f->rwx++ == 0)
+                f->first_rwx = i;
+            if (f->misaligned < 0 && p->align > 1 && (p->align & (p->align - 1)) == 0 &&
                 ((p->vaddr - p->offset) & (p->align - 1)))
-                misaligned = i;
-            if (bigger < 0 && p->filesz > p->memsz)
-                bigger = i;
+                f->misaligned = i;
+            if (f->bigger < 0 && p->filesz > p->memsz)
+                f->bigger = i;
             if (p->memsz)
                 ranges[nranges++] = (Range){p->vaddr, end_of(p->vaddr, p->memsz), i};
         }
-        if (beyond)
-            err |= put(hits, "load_beyond_eof", Py_BuildValue("(nn)", first_beyond, beyond));
-        if (rwx)
-            err |= put(hits, "rwx_segment", Py_BuildValue("(nn)", first_rwx, rwx));
-        if (misaligned >= 0)
-            err |= put(hits, "segment_misaligned", Py_BuildValue("(n)", misaligned));
         qsort(ranges, (size_t)nranges, sizeof(Range), range_cmp);
         for (Py_ssize_t k = 1; k < nranges; k++)
             if (below_end(ranges[k].start, ranges[k - 1].end)) {
-                err |= put(hits, "segments_overlap", Py_BuildValue("(nn)", ranges[k - 1].load, ranges[k].load));
+                f->overlap[0] = ranges[k - 1].load, f->overlap[1] = ranges[k].load;
                 break;
             }
-        if (bigger >= 0)
-            err |= put(hits, "segment_filesz_exceeds_memsz", Py_BuildValue("(n)", bigger));
-        if (other_beyond >= 0)
-            err |= put(hits, "segment_beyond_eof", Py_BuildValue("(n)", other_beyond));
         if (first_phdr >= 0 && runnable && nloads) {
             Phdr ph;
             phdr_at(e, first_phdr, &ph);
@@ -610,12 +609,10 @@ static PyObject *image_segment_hits(PyObject *self, PyObject *unused) {
                 loaded = loads[i].vaddr <= ph.vaddr &&
                          end_le(end_of(ph.vaddr, ph.filesz), end_of(loads[i].vaddr, loads[i].filesz));
             if (!loaded)
-                err |= put(hits, "phdr_not_loaded", Py_BuildValue("(n)", first_phdr));
+                f->phdr_not_loaded = first_phdr;
         }
-        if (dynamics > 1)
-            err |= put(hits, "multiple_dynamic_segments", Py_BuildValue("(n)", dynamics));
-        if (dynamics && first_dynamic >= 0) {
-            SectionTable *t = (SectionTable *)e->shdrs;
+        if (first_dynamic >= 0) {
+            const SectionTable *t = (const SectionTable *)e->shdrs;
             Phdr dyn;
             phdr_at(e, first_dynamic, &dyn);
             int described = t->count == 0;
@@ -626,32 +623,299 @@ static PyObject *image_segment_hits(PyObject *self, PyObject *unused) {
                 described = sec.type == SHT_DYNAMIC || (sec.addr == dyn.vaddr && sec.size);
             }
             if (!described)
-                err |= put(hits, "dynamic_without_section", Py_BuildValue("(n)", first_dynamic));
+                f->dynamic_without_section = first_dynamic;
         }
     }
     if (runnable && e->entry != 0 && nloads) {
-        Py_ssize_t covering = -1;
         int executable = 0;
         for (Py_ssize_t i = 0; i < nloads; i++)
             if (loads[i].vaddr <= e->entry && below_end(e->entry, end_of(loads[i].vaddr, loads[i].memsz))) {
-                if (covering < 0)
-                    covering = i;
+                if (f->covering < 0)
+                    f->covering = i;
                 executable |= (loads[i].flags & PF_X) != 0;
             }
-        /* PPC64 ELFv1: e_entry points at a function descriptor in .opd (data), not at code. */
-        int elfv1 = e->machine == EM_PPC64 && (e->flags & 3) != 2;
-        if (covering < 0)
-            err |= put(hits, "entry_outside_segments", PyTuple_New(0));
-        else if (!executable && !elfv1)
-            err |= put(hits, "entry_not_executable", Py_BuildValue("(n)", covering));
+        f->entry_outside = f->covering < 0;
+        f->entry_not_executable = f->covering >= 0 && !executable && !ppc64_elfv1(e);
     }
     PyMem_Free(loads);
     PyMem_Free(ranges);
+    return 0;
+}
+
+/* B7: the section-name string table index, when sections are declared: SHN_UNDEF, out of range, or naming a
+ * section (among those read) that is not a string table. */
+static const char *shstrndx_problem(const Image *e, const SectionTable *t) {
+    if (!e->shnum_eff || (e->shstrndx == SHN_XINDEX && t->count == 0))
+        return NULL;
+    uint64_t idx = e->shstrndx_eff;
+    if (idx == 0)
+        return "shstrndx_undef";
+    if (idx >= e->shnum_eff)
+        return "shstrndx_out_of_range";
+    if (t->count && idx < (uint64_t)t->count) {
+        Shdr s;
+        shdr_at(t, (Py_ssize_t)idx, &s);
+        if (s.type != SHT_STRTAB)
+            return "shstrndx_not_strtab";
+    }
+    return NULL;
+}
+
+/* B16: one entry per kind of section inconsistency, ordered by the first section showing it (as a walk of the
+ * table meets them): (count, the first MAX_LISTED section indices). */
+static int put_section_problems(PyObject *hits, const Image *e, const SectionTable *t) {
+    SectionProblems found;
+    section_problems(t, e->size, &found);
+    int done[N_SECTION_PROBLEMS] = {0};
+    for (;;) {
+        int next = -1;
+        for (int k = 0; k < N_SECTION_PROBLEMS; k++)
+            if (found.count[k] && !done[k] && (next < 0 || found.first[k][0] < found.first[next][0]))
+                next = k;
+        if (next < 0)
+            return 0;
+        done[next] = 1;
+        Py_ssize_t listed = found.count[next] < MAX_LISTED ? found.count[next] : MAX_LISTED;
+        PyObject *values = PyTuple_New(1 + listed);
+        if (values == NULL)
+            return -1;
+        for (Py_ssize_t i = 0; i <= listed; i++) {
+            PyObject *v = PyLong_FromSsize_t(i ? found.first[next][i - 1] : found.count[next]);
+            if (v == NULL) {
+                Py_DECREF(values);
+                return -1;
+            }
+            PyTuple_SET_ITEM(values, i, v);
+        }
+        if (put(hits, section_problem_names[next], values) < 0)
+            return -1;
+    }
+}
+
+/* Every header check that fired (docs/elf-checks.md B1–B17, A3), as condition id → the indices and counts
+ * its message needs, in the order the findings are listed; "interpreter" marks a PT_INTERP, whose strings
+ * the Python side judges. The messages are made in header_checks.py, segment_checks.py and
+ * section_checks.py. `executable`: the file has an execute permission bit. */
+static PyObject *image_header_hits(PyObject *self, PyObject *arg) {
+    Image *e = (Image *)self;
+    const SectionTable *t = (const SectionTable *)e->shdrs;
+    int executable = PyObject_IsTrue(arg);
+    Segments f;
+    if (executable < 0 || segment_facts(e, &f) < 0)
+        return NULL;
+    PyObject *hits = PyDict_New();
+    if (hits == NULL)
+        return NULL;
+    int runnable = e->type == ET_EXEC || e->type == ET_DYN, err = 0;
+    uint64_t ehdr = e->bits == 64 ? 64 : 52, phent = phdr_size((int)e->bits), shent = shdr_size((int)e->bits);
+    if ((e->ei_class != 1 && e->ei_class != 2) || (e->ei_data != 1 && e->ei_data != 2) || e->ei_version != 1 ||
+        e->version != 1)
+        err |= put(hits, "bad_ident", PyTuple_New(0));
+    else if (e->layout_inferred)
+        err |= put(hits, "ident_contradicts_header", PyTuple_New(0));
+    if (e->ehsize != ehdr)
+        err |= put(hits, "bad_ehsize", PyTuple_New(0));
+    if (e->phnum_eff && e->phentsize != phent)
+        err |= put(hits, "bad_phentsize", PyTuple_New(0));
+    if (e->phnum_eff && add_sat(e->phoff, mul_sat(e->phnum_eff, e->phentsize)) > e->size)
+        err |= put(hits, "pht_beyond_eof", PyTuple_New(0));
+    if (runnable && e->phnum_eff == 0)
+        err |= put(hits, "no_program_headers", PyTuple_New(0));
+    if (0 < e->phoff && e->phoff < ehdr && e->phnum_eff)
+        err |= put(hits, "pht_overlaps_ehdr", PyTuple_New(0));
+    if (e->shoff && e->shnum_eff) {
+        if (add_sat(e->shoff, mul_sat(e->shnum_eff, e->shentsize)) > e->size || e->shoff >= e->size)
+            err |= put(hits, "sht_beyond_eof", PyTuple_New(0));
+    } else if (e->shoff && e->shnum == 0 && e->shnum_eff == 0) {
+        err |= put(hits, "shoff_without_shnum", PyTuple_New(0));
+    }
+    if (e->shnum_eff && e->shentsize != shent)
+        err |= put(hits, "bad_shentsize", PyTuple_New(0));
+    const char *shstrndx = shstrndx_problem(e, t);
+    if (shstrndx != NULL)
+        err |= put(hits, shstrndx, PyTuple_New(0));
+    if (runnable && e->shoff == 0 && e->shnum == 0)
+        err |= put(hits, "no_section_table", PyTuple_New(0));
+    if (f.beyond)
+        err |= put(hits, "load_beyond_eof", Py_BuildValue("(nn)", f.first_beyond, f.beyond));
+    if (f.entry_outside)
+        err |= put(hits, "entry_outside_segments", PyTuple_New(0));
+    else if (f.entry_not_executable)
+        err |= put(hits, "entry_not_executable", Py_BuildValue("(n)", f.covering));
+    if (runnable && e->entry != 0 && t->count && !ppc64_elfv1(e)) { /* B12 */
+        int inside;
+        Py_ssize_t count = code_sections(t, e->entry, 1, &inside);
+        if (count && !inside)
+            err |= put(hits, "entry_not_in_code_section", Py_BuildValue("(n)", count));
+    }
+    if (f.rwx)
+        err |= put(hits, "rwx_segment", Py_BuildValue("(nn)", f.first_rwx, f.rwx));
+    if (f.misaligned >= 0)
+        err |= put(hits, "segment_misaligned", Py_BuildValue("(n)", f.misaligned));
+    if (f.overlap[0] >= 0)
+        err |= put(hits, "segments_overlap", Py_BuildValue("(nn)", f.overlap[0], f.overlap[1]));
+    if (f.interpreters)
+        err |= put(hits, "interpreter", Py_BuildValue("(n)", f.interpreters));
+    err |= put_section_problems(hits, e, t);
+    if (f.bigger >= 0)
+        err |= put(hits, "segment_filesz_exceeds_memsz", Py_BuildValue("(n)", f.bigger));
+    if (f.other_beyond >= 0 && e->type != ET_CORE)
+        err |= put(hits, "segment_beyond_eof", Py_BuildValue("(n)", f.other_beyond));
+    if (f.phdr_not_loaded >= 0)
+        err |= put(hits, "phdr_not_loaded", Py_BuildValue("(n)", f.phdr_not_loaded));
+    if (f.dynamics > 1 && e->type != ET_CORE)
+        err |= put(hits, "multiple_dynamic_segments", Py_BuildValue("(n)", f.dynamics));
+    if (f.dynamic_without_section >= 0)
+        err |= put(hits, "dynamic_without_section", Py_BuildValue("(n)", f.dynamic_without_section));
+    if (!(e->type <= ET_CORE || e->type >= 0xFE00)) /* B17 */
+        err |= put(hits, "unknown_type", PyTuple_New(0));
+    else if (executable && !runnable)
+        err |= put(hits, "odd_type_executable", PyTuple_New(0));
+    /* A3: Linux binaries carry SYSV (0) or GNU/Linux (3); legacy ARM 97 */
+    if (runnable && e->osabi != 0 && e->osabi != 3 && !(e->machine == EM_ARM && e->osabi == 97))
+        err |= put(hits, "osabi_not_linux", PyTuple_New(0));
     if (err) {
         Py_DECREF(hits);
         return NULL;
     }
     return hits;
+}
+
+/* ---------- Packer probe (conditions here, the deeper look and the messages in analysis/packing/) ---------- */
+
+#define UPX_TAIL_PROBE 64
+#define UPX_TRAILER_FROM_END 36
+#define EXPANSION_MIN (64 * 1024)
+/* The l_info format versions UPX writes (upx.FORMAT_VERSIONS: UPX 1.x to 5.x). */
+static const unsigned upx_versions[] = {11, 12, 13, 14};
+
+static int upx_version(uint64_t version) {
+    for (size_t i = 0; i < sizeof upx_versions / sizeof *upx_versions; i++)
+        if (version == upx_versions[i])
+            return 1;
+    return 0;
+}
+
+/* `l_info` + `p_info` as UPX writes them right after the program header table: (offset, magic, lsize,
+ * version, format, p_filesize, p_blocksize, plausible), None when the file has no 24 bytes there. */
+static PyObject *read_l_info(Image *e) {
+    uint64_t at = add_sat(e->phoff, mul_sat(e->phnum_eff, e->phentsize));
+    if (at == 0 || at >= e->size)
+        Py_RETURN_NONE;
+    PyObject *raw = image_read_u64(e, at, 24);
+    if (raw == NULL || PyBytes_GET_SIZE(raw) != 24) {
+        Py_XDECREF(raw);
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    const uint8_t *r = (const uint8_t *)PyBytes_AS_STRING(raw);
+    int le = e->little;
+    uint64_t lsize = rd(r + 8, 2, le), version = r[10], format = r[11];
+    /* shaped like UPX's whatever its magic: a known format version, a loader size, a format id */
+    int plausible = upx_version(version) && 0x100 <= lsize && lsize <= 0x8000 && format > 0;
+    PyObject *l_info = Py_BuildValue("(Ky#KKKKKO)", (unsigned long long)at, r + 4, (Py_ssize_t)4,
+                                     (unsigned long long)lsize, (unsigned long long)version,
+                                     (unsigned long long)format, (unsigned long long)rd(r + 16, 4, le),
+                                     (unsigned long long)rd(r + 20, 4, le), plausible ? Py_True : Py_False);
+    Py_DECREF(raw);
+    return l_info;
+}
+
+/* The R-X PT_LOAD (index among the PT_LOADs) when the program headers have the shape every UPX ELF stub
+ * writes, whatever the architecture and version (UPX 3.91–4.2.2, eight architectures): no PT_INTERP or
+ * PT_DYNAMIC, exactly two PT_LOADs, one read-execute from offset 0 holding at least half the file with the
+ * entry point in its second half (the loader follows the compressed data), the other writable with at most a
+ * page of file bytes (the space the program is unpacked into); -1 otherwise. */
+static Py_ssize_t stub_layout(const Image *e) {
+    Py_ssize_t n = phdr_count(e), nloads = 0, code = -1, data = -1;
+    Phdr loads[2], p;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        phdr_at(e, i, &p);
+        if (p.type == PT_INTERP || p.type == PT_DYNAMIC)
+            return -1;
+        if (p.type == PT_LOAD && nloads++ < 2)
+            loads[nloads - 1] = p;
+    }
+    if (nloads != 2)
+        return -1;
+    for (Py_ssize_t i = 0; i < 2; i++) {
+        uint64_t wx = loads[i].flags & (PF_W | PF_X);
+        if (wx == PF_X && code < 0)
+            code = i;
+        if (wx == PF_W && data < 0)
+            data = i;
+    }
+    if (code < 0 || data < 0 || loads[code].offset != 0 || loads[data].filesz > 0x1000)
+        return -1;
+    uint64_t filesz = loads[code].filesz;
+    if (mul_sat(2, filesz) < e->size || e->entry < loads[code].vaddr)
+        return -1;
+    uint64_t entry = e->entry - loads[code].vaddr;
+    return filesz / 2 <= entry && entry < filesz ? code : -1;
+}
+
+/* What decides whether a runnable file gets the packer's deeper look, or None when nothing does (no UPX
+ * magic or l_info shape, no stub layout, a section table, no expanding code: ordinary binaries):
+ * (l_info or None, the 4 bytes where the PackHeader's magic sits, the stub's R-X PT_LOAD or None, the
+ * first executable PT_LOAD that grows in memory ≥ 2× and by ≥ 64 KiB or None, whether any executable
+ * PT_LOAD has file bytes). PT_LOAD indices count PT_LOADs only. Two small reads: the 24 bytes after the
+ * program headers (in the head) and the last 64 bytes. */
+static PyObject *image_packer_probe(PyObject *self, PyObject *unused) {
+    Image *e = (Image *)self;
+    Py_ssize_t n = phdr_count(e);
+    if (!(e->type == ET_EXEC || e->type == ET_DYN) || n == 0)
+        Py_RETURN_NONE;
+    Py_ssize_t nloads = 0, expanding = -1;
+    int code_bytes = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Phdr p;
+        phdr_at(e, i, &p);
+        if (p.type != PT_LOAD)
+            continue;
+        if (p.flags & PF_X) {
+            code_bytes |= p.filesz != 0;
+            /* memsz >= 2 × filesz, as unbounded integers compare */
+            if (expanding < 0 && p.filesz <= p.memsz / 2 && p.memsz - p.filesz >= EXPANSION_MIN)
+                expanding = nloads;
+        }
+        nloads++;
+    }
+    PyObject *l_info = read_l_info(e);
+    if (l_info == NULL)
+        return NULL;
+    PyObject *tail = e->size >= UPX_TAIL_PROBE ? image_read_u64(e, e->size - UPX_TAIL_PROBE, UPX_TAIL_PROBE)
+                                               : PyBytes_FromStringAndSize(NULL, 0);
+    if (tail == NULL) {
+        Py_DECREF(l_info);
+        return NULL;
+    }
+    const char *t = PyBytes_AS_STRING(tail);
+    Py_ssize_t magic_len = PyBytes_GET_SIZE(tail) == UPX_TAIL_PROBE ? 4 : 0;
+    const char *magic = t + UPX_TAIL_PROBE - UPX_TRAILER_FROM_END;
+    int upx_magic = magic_len && memcmp(magic, "UPX!", 4) == 0, shaped = 0;
+    if (l_info != Py_None) {
+        upx_magic |= memcmp(PyBytes_AS_STRING(PyTuple_GET_ITEM(l_info, 1)), "UPX!", 4) == 0;
+        shaped = PyTuple_GET_ITEM(l_info, 7) == Py_True;
+    }
+    Py_ssize_t stub = stub_layout(e);
+    PyObject *out;
+    if (!(upx_magic || shaped || stub >= 0 || ((SectionTable *)e->shdrs)->count == 0 || expanding >= 0)) {
+        Py_INCREF(Py_None);
+        out = Py_None;
+    } else {
+        PyObject *stub_obj = stub >= 0 ? PyLong_FromSsize_t(stub) : Py_NewRef(Py_None);
+        PyObject *expanding_obj = expanding >= 0 ? PyLong_FromSsize_t(expanding) : Py_NewRef(Py_None);
+        out = stub_obj && expanding_obj
+                  ? Py_BuildValue("(Oy#OOO)", l_info, magic, magic_len, stub_obj, expanding_obj,
+                                  code_bytes ? Py_True : Py_False)
+                  : NULL;
+        Py_XDECREF(stub_obj);
+        Py_XDECREF(expanding_obj);
+    }
+    Py_DECREF(l_info);
+    Py_DECREF(tail);
+    return out;
 }
 
 /* The file header fields after e_ident, in Elf64 order, read under a layout. */
@@ -679,8 +943,6 @@ static void read_ehdr(const uint8_t *h, int bits, int le, Ehdr *f) {
     f->shstrndx = rd(p + 14, 2, le);
 }
 
-static uint64_t phdr_size(int bits) { return bits == 64 ? 56 : 32; }
-static uint64_t shdr_size(int bits) { return bits == 64 ? 64 : 40; }
 
 static int plausible(const uint8_t *h, int bits, int le) {
     Ehdr f;
@@ -936,6 +1198,20 @@ static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "_native", "Bounded ELF header and table reader (see reader.py).", -1, module_methods,
 };
 
+static PyObject *upx_format_versions(void) {
+    size_t n = sizeof upx_versions / sizeof *upx_versions;
+    PyObject *versions = PyTuple_New((Py_ssize_t)n);
+    for (size_t i = 0; versions != NULL && i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(upx_versions[i]);
+        if (v == NULL) {
+            Py_CLEAR(versions);
+            break;
+        }
+        PyTuple_SET_ITEM(versions, (Py_ssize_t)i, v);
+    }
+    return versions;
+}
+
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&SectionTableType) < 0 || PyType_Ready(&ImageType) < 0)
         return NULL;
@@ -943,9 +1219,6 @@ PyMODINIT_FUNC PyInit__native(void) {
     str_size = PyUnicode_InternFromString("size");
     if (str_read == NULL || str_size == NULL)
         return NULL;
-    for (int i = 0; i < 6; i++)
-        if ((check_ids[i] = PyUnicode_InternFromString(check_names[i])) == NULL)
-            return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
@@ -954,6 +1227,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyModule_AddIntConstant(m, "MAX_PHT_BYTES", MAX_PHT_BYTES) < 0 ||
         PyModule_AddIntConstant(m, "MAX_SECTIONS", MAX_SECTIONS) < 0 ||
         PyModule_AddIntConstant(m, "TAIL_SLACK", TAIL_SLACK) < 0 ||
+        PyModule_AddObject(m, "UPX_FORMAT_VERSIONS", upx_format_versions()) < 0 ||
         PyModule_AddObject(m, "ElfImage", (PyObject *)&ImageType) < 0 ||
         PyModule_AddObject(m, "SectionTable", (PyObject *)&SectionTableType) < 0) {
         Py_DECREF(m);

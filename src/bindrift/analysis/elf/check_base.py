@@ -1,10 +1,16 @@
-"""What every ELF check shares: the per-file context and the finding constructor."""
+"""What every ELF check shares: the per-file context, the message signature and the finding constructor.
+
+The conditions of the header checks are tested in one compiled pass (`ElfImage.header_hits`, _native.c):
+each one that holds gives a condition id and the indices and counts its message names; the messages
+(field values, and why they are wrong) are made in Python, for the few files where something fired.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from bindrift.analysis.elf.constants import ET_DYN, ET_EXEC
+import msgspec
+
 from bindrift.analysis.elf.reader import ElfImage, Phdr
 from bindrift.schema.severity import Severity
 from bindrift.schema.triage import CheckResult
@@ -12,22 +18,17 @@ from bindrift.schema.triage import CheckResult
 MAX_LISTED = 3
 
 
-@dataclass(slots=True)
-class CheckContext:
-    """Facts the checks share, computed once per file."""
+class CheckContext(msgspec.Struct):
+    """Facts the messages share, computed once per file."""
 
     elf: ElfImage
     interpreters: list[str]
-    executable_bit: bool | None
-    # The PT_LOAD program headers, in table order.
+    # The PT_LOAD program headers, in table order (the indices of the hits count these).
     loads: list[Phdr]
-    # The program-header checks that fired (`ElfImage.segment_hits`, compiled): check id → the PT_LOAD
-    # indices (into `loads`), program header numbers and counts their messages name.
-    hits: dict[str, tuple[int, ...]]
 
-    @property
-    def runnable_type(self) -> bool:
-        return self.elf.type in (ET_EXEC, ET_DYN)
+
+# The finding made for one condition that held, from the values `header_hits` gave it.
+Message = Callable[[CheckContext, tuple[int, ...]], CheckResult]
 
 
 def finding(check: str, ref: str, severity: Severity, title: str, detail: str, **evidence: int | str) -> CheckResult:

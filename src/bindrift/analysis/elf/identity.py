@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 from bindrift.analysis.elf.constants import (
     DF_1_PIE,
@@ -22,8 +23,7 @@ MAX_INTERP = 4096
 MAX_DYNAMIC = 64 * 1024
 
 
-@dataclass(slots=True)
-class Identity:
+class Identity(msgspec.Struct):
     """The identity fields of a triage report."""
 
     arch: str

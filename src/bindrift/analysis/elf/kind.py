@@ -9,8 +9,6 @@ could still imitate a freestanding image: those checks are capped at low, not re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgspec
 
 from bindrift.analysis.elf.constants import (
@@ -35,8 +33,7 @@ KERNEL_SECTIONS = (b"__ksymtab", b"__ex_table", b".init.text")
 USER_SPACE_SEGMENTS = {PT_INTERP, PT_NOTE, PT_TLS, PT_GNU_EH_FRAME, PT_GNU_RELRO}
 
 
-@dataclass(frozen=True, slots=True)
-class Kind:
+class Kind(msgspec.Struct, frozen=True):
     """The kind, why, and the checks capped on it (check id → highest severity left)."""
 
     name: ElfKind

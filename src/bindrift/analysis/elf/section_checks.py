@@ -2,19 +2,27 @@
 
 All low severity: the loader ignores sections, so these mark a table that was corrupted or forged
 (fuzzers, anti-analysis) rather than code that runs differently.
+
+The rules (`ElfImage.header_hits`, compiled, over the raw table; section 0 is not checked): sh_offset +
+sh_size past the file (not for NOBITS); sh_link out of range, or naming a section of a type the section
+cannot link to (symbol and version tables → a string table, relocations and hashes → a symbol table; a
+NOBITS target is a stripped section, not a wrong link); sh_info out of range where it names a section
+(SHF_INFO_LINK, REL, RELA), or set on a type that has none (PROGBITS, STRTAB, NOTE, init/fini arrays);
+sh_entsize not the size of the type's entries (symbols, relocations, dynamic entries). Each kind that
+fired comes with how many sections show it and the first three; one low finding per kind is made here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from bindrift.analysis.elf._native import SectionTable
-from bindrift.analysis.elf.check_base import MAX_LISTED, CheckContext, finding, hexv
+from bindrift.analysis.elf.check_base import CheckContext, Message, finding, hexv
 from bindrift.analysis.elf.reader import Shdr, section_name
 from bindrift.schema.triage import CheckResult
 
-# What each kind of inconsistency found by `SectionTable.inconsistencies` (_native.c) shows of the
-# offending section: its raw values, formatted only for the sections that are listed.
+# What each kind of inconsistency shows of the offending section: its raw values, formatted only for the
+# sections that are listed.
 _VALUES: dict[str, Callable[[SectionTable, Shdr], str]] = {
     "section_beyond_eof": lambda _t, s: f"sh_offset={hexv(s.offset)}, sh_size={hexv(s.size)}",
     "section_link_out_of_range": lambda t, s: f"sh_link={s.link}, e_shnum={len(t)}",
@@ -35,31 +43,23 @@ _RULES = {
 }  # fmt: skip
 
 
-def check_section_table(ctx: CheckContext) -> Iterator[CheckResult]:
-    """One low finding per kind of section-table inconsistency, naming the first offending sections.
+def _section_message(check: str) -> Message:
+    title, why = _RULES[check]
+    values = _VALUES[check]
 
-    The rules (compiled, run over the raw table): sh_offset + sh_size past the file (not for NOBITS);
-    sh_link out of range, or naming a section of a type the section cannot link to (symbol and version
-    tables → a string table, relocations and hashes → a symbol table; a NOBITS target is a stripped
-    section, not a wrong link); sh_info out of range where it names a section (SHF_INFO_LINK, REL, RELA),
-    or set on a type that has none (PROGBITS, STRTAB, NOTE, init/fini arrays); sh_entsize not the size of
-    the type's entries (symbols, relocations, dynamic entries). Section 0 is not checked.
-    """
-    elf = ctx.elf
-    shdrs = elf.shdrs
-    if not shdrs:
-        return
-    hits: dict[str, list[int]] = {}
-    for index, problem in shdrs.inconsistencies(elf.size):
-        hits.setdefault(problem, []).append(index)
-    for check, found in hits.items():
-        title, why = _RULES[check]
-        listed = "; ".join(
-            f"#{i} {section_name(elf, shdrs[i]) or '?'}: {_VALUES[check](shdrs, shdrs[i])}" for i in found[:MAX_LISTED]
-        )
-        yield finding(
+    def message(ctx: CheckContext, hit: tuple[int, ...]) -> CheckResult:
+        elf = ctx.elf
+        shdrs = elf.shdrs
+        count, listed = hit[0], hit[1:]
+        shown = "; ".join(f"#{i} {section_name(elf, shdrs[i]) or '?'}: {values(shdrs, shdrs[i])}" for i in listed)
+        return finding(
             check, "B16", "low", title,
-            f"{len(found)} section(s): {why} ({listed}). The loader ignores sections, so a corrupted or "
-            "forged table misleads analysis tools without changing what runs.",
-            count=len(found), first_section=found[0],
+            f"{count} section(s): {why} ({shown}). The loader ignores sections, so a corrupted or forged table "
+            "misleads analysis tools without changing what runs.",
+            count=count, first_section=listed[0],
         )  # fmt: skip
+
+    return message
+
+
+MESSAGES: dict[str, Message] = {check: _section_message(check) for check in _RULES}

@@ -1,20 +1,20 @@
 """`packed` and `tampered-packer` checks C1–C6 of docs/elf-checks.md §5.
 
 Every UPX signal that needs no more than the program headers and two small reads is checked on every
-file: `l_info` shaped as UPX writes it whatever its magic, the trailer's magic, and the stub's segment
-layout (`upx.stub_layout`). Any one of them, a missing section table or an executable segment that
-expands in memory leads to the bounded deeper look (identification strings, the PackHeader wherever it
-is, entropy); ordinary binaries show none and cost two small reads (the bytes after the program
-headers, already in the head, and the last 64 bytes).
+file, compiled (`ElfImage.packer_probe`): `l_info` shaped as UPX writes it whatever its magic, the
+trailer's magic, and the stub's segment layout. Any one of them, a missing section table or an executable
+segment that expands in memory leads to the bounded deeper look (identification strings, the PackHeader
+wherever it is, entropy); ordinary binaries show none and cost two small reads (the bytes after the
+program headers, already in the head, and the last 64 bytes). A file none of whose executable segments
+has a byte in the file (a separate debug file) has no stub to look for: only the generic signs apply.
 """
 
 from __future__ import annotations
 
-from bindrift.analysis.elf.constants import ET_DYN, ET_EXEC, PF_X
 from bindrift.analysis.elf.reader import ElfImage, Phdr
 from bindrift.analysis.packing import upx
 from bindrift.analysis.packing.entropy import entropy
-from bindrift.analysis.packing.upx import FORMAT_VERSIONS, TRAILER_FROM_END, UPX_MAGIC, UpxEvidence
+from bindrift.analysis.packing.upx import FORMAT_VERSIONS, TRAILER_FROM_END, UPX_MAGIC, LInfo, UpxEvidence
 from bindrift.schema.severity import Severity
 from bindrift.schema.triage import CheckResult, TriageCategory
 
@@ -22,8 +22,6 @@ ENTROPY_PACKED = 7.2
 # Compressed data behind a UPX-shaped layout: code is ≈ 5.5–6.5 bits/byte; a small UPX file (loader
 # included) measures 6.9–7.1, under ENTROPY_PACKED.
 ENTROPY_UPX_LAYOUT = 6.7
-EXPANSION_RATIO = 2
-EXPANSION_MIN = 64 * 1024
 
 
 def _result(
@@ -41,17 +39,18 @@ def _show(magic: bytes) -> str:
 
 def packing_checks(elf: ElfImage) -> list[CheckResult]:
     """Every packing and packer-tampering finding for `elf`."""
-    if elf.type not in (ET_EXEC, ET_DYN) or not elf.phdrs:
+    probe = elf.packer_probe()
+    if probe is None:
         return []
-    evidence = upx.probe(elf)
+    l_info_row, trailer_magic, stub, expanding_at, code_bytes = probe
     loads = elf.loads
-    expanding = _expanding_code(loads)
-    l_info = evidence.l_info
-    upx_magic = (l_info is not None and l_info.magic == UPX_MAGIC) or evidence.trailer_magic == UPX_MAGIC
+    l_info = None if l_info_row is None else LInfo(*l_info_row)
+    evidence = UpxEvidence(l_info, trailer_magic, stub_segment=None if stub is None else loads[stub])
+    expanding = None if expanding_at is None else loads[expanding_at]
+    upx_magic = (l_info is not None and l_info.magic == UPX_MAGIC) or trailer_magic == UPX_MAGIC
     shaped = l_info is not None and l_info.plausible
-    evidence.stub_segment = upx.stub_layout(elf)
-    if not (upx_magic or shaped or evidence.stub_segment or not elf.shdrs or expanding):
-        return []
+    if not (upx_magic or shaped or evidence.stub_segment is not None or code_bytes):
+        return _generic(elf, loads, expanding)  # no byte of the file is code: there is no stub to look for
     upx.inspect(elf, evidence)
     if _is_upx(evidence, upx_magic):
         return _upx_results(evidence)
@@ -62,14 +61,6 @@ def packing_checks(elf: ElfImage) -> list[CheckResult]:
         if scrubbed is not None:
             return [scrubbed]
     return _generic(elf, loads, expanding)
-
-
-def _expanding_code(loads: list[Phdr]) -> Phdr | None:
-    """An executable PT_LOAD that grows in memory far beyond its file bytes (a self-extracting stub)."""
-    for ph in loads:
-        if ph.flags & PF_X and ph.memsz >= EXPANSION_RATIO * ph.filesz and ph.memsz - ph.filesz >= EXPANSION_MIN:
-            return ph
-    return None
 
 
 def _is_upx(ev: UpxEvidence, upx_magic: bool) -> bool:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
 
-from bindrift.analysis.elf.constants import PF_W, PF_X, PT_DYNAMIC, PT_INTERP, PT_LOAD
+import msgspec
+
 from bindrift.analysis.elf.reader import ElfImage, Phdr
 
 UPX_MAGIC = b"UPX!"
 TRAILER_FROM_END = 36
-TAIL_PROBE = 64
 # Where UPX stubs keep their strings: the loader sits at the end of the file (first bytes for old formats).
 STRING_WINDOW = 256 * 1024
 WHOLE_FILE_LIMIT = 8 * 2**20
@@ -34,9 +33,8 @@ METHODS = {2: "NRV2B", 3: "NRV2B", 4: "NRV2B", 5: "NRV2D", 6: "NRV2D", 7: "NRV2D
 FORMAT_VERSIONS = {11: "UPX 1.x", 12: "UPX 2.x", 13: "UPX 3.x", 14: "UPX 4.x/5.x"}
 
 
-@dataclass(slots=True)
-class LInfo:
-    """`l_info` + `p_info` as found right after the program header table."""
+class LInfo(msgspec.Struct):
+    """`l_info` + `p_info` as found right after the program header table (`ElfImage.packer_probe`)."""
 
     offset: int
     magic: bytes
@@ -45,15 +43,11 @@ class LInfo:
     format: int
     filesize: int
     blocksize: int
-
-    @property
-    def plausible(self) -> bool:
-        """Shaped like UPX's (whatever its magic): a known format version, a loader size, a format id."""
-        return self.version in FORMAT_VERSIONS and 0x100 <= self.lsize <= 0x8000 and 0 < self.format < 0x100
+    # Shaped like UPX's (whatever its magic): a known format version, a loader size (0x100–0x8000), a format id.
+    plausible: bool
 
 
-@dataclass(slots=True)
-class Trailer:
+class Trailer(msgspec.Struct):
     """The PackHeader at the end of the file."""
 
     offset: int
@@ -65,8 +59,7 @@ class Trailer:
     u_file_size: int
 
 
-@dataclass(slots=True)
-class UpxEvidence:
+class UpxEvidence(msgspec.Struct):
     """Everything UPX-shaped in one file; `None`/empty where absent."""
 
     l_info: LInfo | None
@@ -77,50 +70,12 @@ class UpxEvidence:
     id_version: str | None = None
     prot_string: bool = False
     magic_elsewhere: bool = False
-    # The R-X PT_LOAD of a UPX-shaped layout (see `stub_layout`), None when the layout differs.
+    # The R-X PT_LOAD of a UPX-shaped layout (`ElfImage.packer_probe`), None when the layout differs.
     stub_segment: Phdr | None = None
 
     @property
     def has_strings(self) -> bool:
         return self.info_string or self.id_version is not None
-
-
-def probe(elf: ElfImage) -> UpxEvidence:
-    """Cheap look (head + 64-byte tail): `l_info` where UPX puts it, and the trailer's magic."""
-    order = "<" if elf.little else ">"
-    at = elf.phoff + elf.phnum_eff * elf.phentsize
-    l_info = None
-    raw = elf.read(at, 24) if 0 < at < elf.size else b""
-    if len(raw) == 24:
-        _sum, magic, lsize, version, fmt, _prog, filesize, blocksize = struct.unpack(order + "I4sHBBIII", raw)
-        l_info = LInfo(at, magic, lsize, version, fmt, filesize, blocksize)
-    tail = elf.read(elf.size - TAIL_PROBE, TAIL_PROBE) if elf.size >= TAIL_PROBE else b""
-    trailer_magic = tail[-TRAILER_FROM_END : -TRAILER_FROM_END + 4] if len(tail) == TAIL_PROBE else b""
-    return UpxEvidence(l_info=l_info, trailer_magic=trailer_magic)
-
-
-def stub_layout(elf: ElfImage) -> Phdr | None:
-    """The R-X segment when the program headers have the shape every UPX ELF stub writes, whatever the
-    architecture and version (UPX 3.91–4.2.2, eight architectures): no PT_INTERP or PT_DYNAMIC, exactly two
-    PT_LOADs, one read-execute from offset 0 holding at least half the file with the entry point in its
-    second half (the loader follows the compressed data), the other writable with at most a page of file
-    bytes (the space the program is unpacked into). Program headers only: no read."""
-    loads: list[Phdr] = []
-    for ph in elf.phdrs:
-        if ph.type in (PT_INTERP, PT_DYNAMIC):
-            return None
-        if ph.type == PT_LOAD:
-            loads.append(ph)
-    if len(loads) != 2:
-        return None
-    code = next((ph for ph in loads if ph.flags & PF_X and not ph.flags & PF_W), None)
-    data = next((ph for ph in loads if ph.flags & PF_W and not ph.flags & PF_X), None)
-    if code is None or data is None or code.offset != 0 or data.filesz > 0x1000:
-        return None
-    entry = elf.entry - code.vaddr
-    if 2 * code.filesz < elf.size or not code.filesz // 2 <= entry < code.filesz:
-        return None
-    return code
 
 
 def inspect(elf: ElfImage, evidence: UpxEvidence) -> None:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol
+
+import msgspec
 
 from bindrift.schema.severity import SEVERITIES, Severity
 from bindrift.schema.triage import TriageReport
 
 
-@dataclass(slots=True)
-class ScanSummary:
+class ScanSummary(msgspec.Struct):
     """ELF files reported, non-ELF files skipped, errors, and findings by severity (after filtering)."""
 
     elf_files: int = 0
     skipped_non_elf: int = 0
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    by_severity: dict[Severity, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    errors: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    by_severity: dict[Severity, int] = msgspec.field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
 
     @property
     def findings(self) -> int:
