@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_development_corpus_scores_every_labelled_row(corpus: Path) -> None:
 def _system_elfs() -> list[str]:
     paths = []
     for found in iter_files(SYSTEM_DIRS):
-        if isinstance(found, DiskFile) and found.size >= 64:
+        if isinstance(found, DiskFile) and os.lstat(found.path).st_size >= 64:
             with open(found.path, "rb") as fh:
                 if fh.read(4) == b"\x7fELF":
                     paths.append(found.path)

@@ -5,7 +5,7 @@ output: each returns its batch encoded and counted, and the parent only copies t
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,10 @@ class BatchResult(msgspec.Struct):
     non_elf: int
 
 
+# How a batch is triaged: `triage_batch` (files found by a walk) or `triage_roots` (roots as given).
+TriagePaths = Callable[[list[str], HostProfile, bool], BatchResult]
+
+
 class EncodedBatch(msgspec.Struct):
     """A batch a worker wrote itself: its JSON Lines (findings filtered) and what the summary counts."""
 
@@ -49,15 +53,20 @@ def disk_results(
     roots: list[str], options: ScanOptions, encoded: bool = False
 ) -> Iterator[BatchResult | EncodedBatch | ScanError]:
     """Batches of reports for the files under `roots`, in walk order; `encoded`: workers, if any, return
-    `EncodedBatch`es of JSON Lines instead."""
-    batches = _batches(iter_files(roots))
+    `EncodedBatch`es of JSON Lines instead. A long list of roots (`--files-from`) is shared out as given,
+    each batch walked by the process that triages it; a few roots are walked here and their files shared."""
+    listed = len(roots) > BATCH
+    batches: Iterator[list[str] | ScanError] = (
+        (roots[i : i + BATCH] for i in range(0, len(roots), BATCH)) if listed else _batches(iter_files(roots))
+    )
     first = list(islice(batches, PARALLEL_AFTER_BATCHES + 1))
     batches = chain(first, batches)
+    work = triage_roots if listed else triage_batch
     if options.jobs > 1 and len(first) > PARALLEL_AFTER_BATCHES:
         if options.compute_hash:
             _host_packages()  # loaded once, before the workers fork
-        return _parallel(batches, options, encoded)
-    return (b if isinstance(b, ScanError) else triage_batch(b, options.host, options.compute_hash) for b in batches)
+        return _parallel(batches, options, encoded, work)
+    return (b if isinstance(b, ScanError) else work(b, options.host, options.compute_hash) for b in batches)
 
 
 def _batches(found: Iterator[DiskFile | ScanError]) -> Iterator[list[str] | ScanError]:
@@ -83,10 +92,24 @@ def _host_packages() -> PackageIndex | None:
 
 
 def triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> BatchResult:
-    """Triage files found by the walk: opened with no symlink in any path component."""
+    """Triage files found by a walk."""
+    return _triage(map(DiskFile, paths), host, compute_hash)
+
+
+def triage_roots(roots: list[str], host: HostProfile, compute_hash: bool) -> BatchResult:
+    """Triage roots as given (files or directories): walked first, what cannot be read reported in place."""
+    return _triage(iter_files(roots), host, compute_hash)
+
+
+def _triage(found: Iterable[DiskFile | ScanError], host: HostProfile, compute_hash: bool) -> BatchResult:
+    """Triage files, each opened with no symlink in any path component."""
     reports: list[TriageReport] = []
     non_elf = 0
-    for path in paths:
+    for item in found:
+        if isinstance(item, ScanError):
+            reports.append(TriageReport(path=item.path, size=0, is_elf=False, error=item.message))
+            continue
+        path = item.path
         try:
             fd = open_nofollow(path)
         except OSError as exc:
@@ -103,9 +126,8 @@ def triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> Bat
     return BatchResult(reports, non_elf)
 
 
-def _json_batch(paths: list[str], host: HostProfile, compute_hash: bool, floor: Severity) -> EncodedBatch:
-    """A batch triaged, filtered, counted and encoded as the parent's `run_scan` would have done."""
-    result = triage_batch(paths, host, compute_hash)
+def _json_batch(result: BatchResult, floor: Severity) -> EncodedBatch:
+    """A batch's reports filtered, counted and encoded as the parent's `run_scan` would have done."""
     batch = EncodedBatch(b"", 0, result.non_elf, dict.fromkeys(SEVERITIES, 0), [])
     encoder = msgspec.json.Encoder()
     lines = bytearray()
@@ -133,7 +155,7 @@ class _Reports(msgspec.Struct, array_like=True):
 
 
 def _parallel(
-    batches: Iterator[list[str] | ScanError], options: ScanOptions, encoded: bool
+    batches: Iterator[list[str] | ScanError], options: ScanOptions, encoded: bool, triage_paths: TriagePaths
 ) -> Iterator[BatchResult | EncodedBatch | ScanError]:
     """Batches triaged by `jobs` processes (this one and `jobs - 1` forked: `fork_pool`), in input order."""
     from bindrift.scan.fork_pool import ordered_batches
@@ -143,14 +165,14 @@ def _parallel(
         batches_decoder = msgspec.msgpack.Decoder(EncodedBatch)
 
         def json_work(batch: list[str]) -> EncodedBatch:
-            return _json_batch(batch, options.host, options.compute_hash, options.min_severity)
+            return _json_batch(triage_paths(batch, options.host, options.compute_hash), options.min_severity)
 
         yield from ordered_batches(batches, options.jobs, json_work, encoder.encode, batches_decoder.decode)
         return
     reports_decoder = msgspec.msgpack.Decoder(_Reports)
 
     def work(batch: list[str]) -> BatchResult:
-        return triage_batch(batch, options.host, options.compute_hash)
+        return triage_paths(batch, options.host, options.compute_hash)
 
     def encode(result: BatchResult) -> bytes:
         return encoder.encode(_Reports(result.reports, result.non_elf))

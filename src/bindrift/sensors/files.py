@@ -25,7 +25,7 @@ def iter_files(roots: Sequence[str]) -> Iterator[DiskFile | ScanError]:
         elif stat.S_ISDIR(st.st_mode):
             yield from _walk(root)
         elif stat.S_ISREG(st.st_mode):
-            yield DiskFile(root, st.st_size)
+            yield DiskFile(root)
         else:
             yield ScanError(root, _kind_error(st.st_mode))
 
@@ -40,8 +40,12 @@ def _kind_error(mode: int) -> str:
 def _anchor(root: str) -> str:
     """`root` with the directories the user named resolved (`/bin/ls` → `/usr/bin/ls` on merged-/usr
     systems), so that no path handed on contains a symlink; the last component is left as it is."""
-    head, tail = os.path.split(os.path.abspath(root))
-    return os.path.join(_resolved(head), tail) if tail else _resolved(head)
+    path = os.path.abspath(root)
+    head, _, tail = path.rpartition("/")
+    resolved = _resolved(head or "/")
+    if not tail:
+        return resolved
+    return path if resolved == head else f"{resolved.rstrip('/')}/{tail}"
 
 
 @lru_cache(maxsize=1024)
@@ -62,7 +66,7 @@ def _symlink_root(root: str) -> Iterator[DiskFile | ScanError]:
     if stat.S_ISDIR(st.st_mode):
         yield from _walk(real)
     elif stat.S_ISREG(st.st_mode):
-        yield DiskFile(real, st.st_size)
+        yield DiskFile(real)
     else:
         yield ScanError(root, _kind_error(st.st_mode))
 
@@ -83,7 +87,7 @@ def _walk(top: str) -> Iterator[DiskFile | ScanError]:
                 if entry.is_dir(follow_symlinks=False):
                     subdirs.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
-                    yield DiskFile(entry.path, entry.stat(follow_symlinks=False).st_size)
+                    yield DiskFile(entry.path)  # the directory entry's type: no stat per file
             except OSError as exc:
                 yield ScanError(entry.path, exc.strerror or str(exc))
         stack.extend(reversed(subdirs))

@@ -8,10 +8,10 @@ from bindrift.analysis.source import ByteSource
 
 
 class DiskFile(msgspec.Struct, frozen=True):
-    """A regular file found on disk (never reached through a symlink)."""
+    """A regular file found on disk (never reached through a symlink); its reader checks it again through the
+    descriptor it opens (it may have changed since)."""
 
     path: str
-    size: int
 
 
 class ImageMember(msgspec.Struct):
