@@ -433,10 +433,13 @@ static PyMemberDef image_members[] = {
 
 static PyObject *image_header_hits(PyObject *self, PyObject *arg);
 static PyObject *image_packer_probe(PyObject *self, PyObject *unused);
+static PyObject *image_linkage(PyObject *self, PyObject *unused);
 
 static PyMethodDef image_methods[] = {
     {"header_hits", image_header_hits, METH_O,
      "header_hits(executable) -> the header checks that fired: condition id → the indices and counts it names."},
+    {"linkage", image_linkage, METH_NOARGS,
+     "(PT_INTERP paths as raw bytes, whether the file links dynamically; a static-pie executable does not)."},
     {"packer_probe", image_packer_probe, METH_NOARGS,
      "What decides the packer checks' deeper look (see analysis/packing/checks.py), or None when nothing does."},
     {"read", image_read, METH_VARARGS,
@@ -779,6 +782,79 @@ static PyObject *image_header_hits(PyObject *self, PyObject *arg) {
         return NULL;
     }
     return hits;
+}
+
+/* ---------- Linkage (what identity.py reports: the interpreters and whether the file links dynamically) ---------- */
+
+#define MAX_INTERP 4096
+#define MAX_DYNAMIC (64 * 1024)
+#define DT_FLAGS_1 0x6FFFFFFBu
+#define DF_1_PIE 0x08000000u
+
+/* Whether the dynamic section at `dyn` carries DF_1_PIE in its first DT_FLAGS_1 entry (a static-pie
+ * executable has no PT_INTERP); -1 on a read error. */
+static int dynamic_is_pie(Image *e, const Phdr *dyn) {
+    PyObject *data = image_read_u64(e, dyn->offset, dyn->filesz < MAX_DYNAMIC ? dyn->filesz : MAX_DYNAMIC);
+    if (data == NULL)
+        return -1;
+    const uint8_t *d = (const uint8_t *)PyBytes_AS_STRING(data);
+    Py_ssize_t len = PyBytes_GET_SIZE(data), w = e->bits == 64 ? 8 : 4;
+    int pie = 0;
+    for (Py_ssize_t at = 0; at + 2 * w <= len; at += 2 * w)
+        if (rd(d + at, (int)w, e->little) == DT_FLAGS_1) {
+            pie = (rd(d + at + w, (int)w, e->little) & DF_1_PIE) != 0;
+            break;
+        }
+    Py_DECREF(data);
+    return pie;
+}
+
+/* (the PT_INTERP paths as raw bytes, each cut at its first NUL and read up to MAX_INTERP; whether the file
+ * links dynamically: a loader named, or a PT_DYNAMIC other than a static-pie executable's). */
+static PyObject *image_linkage(PyObject *self, PyObject *unused) {
+    Image *e = (Image *)self;
+    Py_ssize_t n = phdr_count(e);
+    PyObject *interps = PyList_New(0);
+    if (interps == NULL)
+        return NULL;
+    Phdr dyn = {0};
+    int dynamic = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Phdr p;
+        phdr_at(e, i, &p);
+        if (p.type == PT_DYNAMIC && !dynamic) {
+            dyn = p;
+            dynamic = 1;
+        }
+        if (p.type != PT_INTERP)
+            continue;
+        PyObject *raw = p.filesz ? image_read_u64(e, p.offset, p.filesz < MAX_INTERP ? p.filesz : MAX_INTERP)
+                                 : PyBytes_FromStringAndSize(NULL, 0);
+        if (raw == NULL) {
+            Py_DECREF(interps);
+            return NULL;
+        }
+        const char *text = PyBytes_AS_STRING(raw);
+        const char *nul = memchr(text, 0, (size_t)PyBytes_GET_SIZE(raw));
+        PyObject *path = nul ? PyBytes_FromStringAndSize(text, nul - text) : Py_NewRef(raw);
+        Py_DECREF(raw);
+        if (path == NULL || PyList_Append(interps, path) < 0) {
+            Py_XDECREF(path);
+            Py_DECREF(interps);
+            return NULL;
+        }
+        Py_DECREF(path);
+    }
+    int links = PyList_GET_SIZE(interps) > 0;
+    if (!links && dynamic) {
+        int pie = e->type == ET_DYN ? dynamic_is_pie(e, &dyn) : 0;
+        if (pie < 0) {
+            Py_DECREF(interps);
+            return NULL;
+        }
+        links = !pie;
+    }
+    return Py_BuildValue("(NO)", interps, links ? Py_True : Py_False);
 }
 
 /* ---------- Packer probe (conditions here, the deeper look and the messages in analysis/packing/) ---------- */
