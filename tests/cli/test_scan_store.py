@@ -13,6 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from bindrift.analysis.arch import HostProfile
+from bindrift.analysis.provenance import PackageIndex, apply
+from bindrift.analysis.source import BufferSource
+from bindrift.analysis.triage import triage_source
+from bindrift.cli.scan_store import ScanFindings
+from bindrift.sinks.store.sql_store import SqlStore
+
 BINDRIFT = str(Path(sys.executable).with_name("bindrift"))
 TRUE = os.path.realpath(shutil.which("true") or "/usr/bin/true")
 
@@ -100,3 +107,28 @@ def test_packaged_file_stored_only_when_intelligence_matches(tmp_path: Path) -> 
     ]
     assert finding["severity"] == "critical"
     assert finding["file"]["triage"][0]["severity"] == "high", "the capped check is restored"
+
+
+def test_packaged_file_with_tampering_is_stored_without_intelligence(
+    tmp_path: Path, test_binaries: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records may list a tampered file (a hostile package or image): its evidence of tampering is not capped,
+    so it is stored; a packaged foreign binary, capped whole, is not."""
+    monkeypatch.setenv("BINDRIFT_CONFIG", str(tmp_path / "none.toml"))
+    lying = bytearray(Path(TRUE).read_bytes())
+    lying[52:54] = (72).to_bytes(2, "little")  # e_ehsize: 64 in every ELF64 file
+    foreign = (test_binaries / "busybox-static-armhf" / "bin" / "busybox").read_bytes()
+    files = {"usr/bin/true": bytes(lying), "usr/bin/busybox": foreign}
+    index = PackageIndex.from_dpkg([("evil", "".join(f"{hashlib.md5(d).hexdigest()}  {p}\n" for p, d in files.items())
+                                     .encode(), 0)])  # fmt: skip
+    store = SqlStore(f"sqlite:///{tmp_path / 'scan.db'}")
+    sink = ScanFindings(store)
+    for path, data in files.items():
+        report = triage_source(BufferSource(data), path=f"/{path}", host=HostProfile.parse("x86_64"))
+        apply(report, index, source=BufferSource(data))
+        assert report.provenance == "packaged"
+        sink(report)
+    assert sink.stored == 1
+    (finding,) = store.list_findings()
+    assert finding.file.path == "/usr/bin/true" and "bad_ehsize" in {c.check for c in finding.file.triage}
+    store.close()

@@ -10,11 +10,13 @@ import random
 import shutil
 import sqlite3
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 from tests.image_archives import layer_tar, oci_archive
 from tests.packages import build_rpm, rpm_root
+from tests.upx_mutations import rename_magic
 
 from bindrift.analysis.arch import HostProfile
 from bindrift.analysis.provenance.rpm import BASENAMES, DIRINDEXES, FILEDIGESTALGO, rpm_index
@@ -207,3 +209,27 @@ def test_an_elf_file_at_a_record_path_is_triaged_not_read_as_records(tmp_path: P
         f"/{path}": ["high"],
         "/lib/apk/db/installed": ["high"],
     }
+
+
+def test_an_image_cannot_list_its_tampered_payload_away(tmp_path: Path, arm64: bytes, test_binaries: Path) -> None:
+    """An image's records are written by its author: a foreign binary they list is capped (Debian ships
+    firmware for other architectures), but UPX output with its magic renamed and a header that lies about
+    its own size keep their severity, listed or not, and the file is still named packaged."""
+    upx = test_binaries / "upx-ucl-amd64" / "usr" / "bin" / "upx-ucl"
+    packed = tmp_path / "packed"
+    subprocess.run([str(upx), "-q", "-1", "-o", str(packed), str(test_binaries / "busybox-static-amd64" / "bin" /
+                    "busybox")], check=True, capture_output=True, timeout=120)  # fmt: skip
+    renamed = rename_magic(packed.read_bytes())
+    lying = bytearray(Path("/usr/bin/true").read_bytes())
+    lying[52:54] = (72).to_bytes(2, "little")  # e_ehsize: 64 in every ELF64 file
+    payloads = {"usr/bin/miner": renamed, "usr/bin/true": bytes(lying), "usr/bin/armbox": arm64}
+    reports, errors = _scan(tmp_path, [{**payloads, "var/lib/dpkg/info/evil.md5sums": _md5sums(payloads)}])
+    assert errors == []
+    assert {p: r.provenance for p, r in reports.items()} == dict.fromkeys(
+        ("/usr/bin/miner", "/usr/bin/true", "/usr/bin/armbox"), "packaged"
+    )
+    severities = {p: {f.check: f.severity for f in r.findings} for p, r in reports.items()}
+    assert severities["/usr/bin/miner"]["upx_magic_changed"] == "high"
+    assert severities["/usr/bin/miner"]["upx"] == "info", "the packing itself is capped: packages ship UPX output"
+    assert severities["/usr/bin/true"]["bad_ehsize"] == "medium"
+    assert severities["/usr/bin/armbox"] == {"foreign_arch": "info"}

@@ -38,9 +38,10 @@ class ScanFindings:
         resource = Resource(node=self.node, image=report.image or "", image_digest=report.layer or "")
         intel = self._intel(report)
         if report.provenance == "packaged":
-            if not intel:
-                return  # the distribution's own file: its capped checks are no finding
-            report = uncapped(report)
+            if intel:
+                report = uncapped(report)
+            elif all(f.severity == "info" for f in report.findings):
+                return  # the distribution's own file: its capped checks are no finding (tampering is never capped)
         detection = suspicious_binary(report, resource, datetime.now(UTC), "scan", intel=intel)
         if detection is not None:
             self.pipeline.process(detection)

@@ -16,6 +16,12 @@ from bindrift.schema.severity import Severity
 from bindrift.schema.triage import CheckResult
 
 MAX_LISTED = 3
+# Header values no toolchain writes: only a hand-edited file carries them, so they are evidence of tampering
+# whoever lists the file (provenance does not cap them; the `tampered-packer` findings neither).
+TAMPER_CHECKS = frozenset({
+    "bad_ident", "ident_contradicts_header", "bad_ehsize", "pht_overlaps_ehdr", "sht_beyond_eof", "bad_shentsize",
+    "bad_shstrndx", "multiple_interpreters",
+})  # fmt: skip
 
 
 class CheckContext(msgspec.Struct):

@@ -8,7 +8,8 @@ read from the image's layers (`image.py`) once every layer has been read. A file
 only when its path is in the index (on disk), or in the same read as its SHA-256 (image members).
 
 A file whose content matches its record is *packaged*: its triage findings are capped at info (unless
-threat intelligence matches, see cli/scan_store.py), since the distribution shipped it. A file whose
+threat intelligence matches, see cli/scan_store.py), since the distribution shipped it; evidence of
+tampering (`tampered-packer`, `check_base.TAMPER_CHECKS`) is not, whoever wrote the records. A file whose
 content differs is *modified*, and named so. Files listed but not compared (nothing to cap, hashing off,
 content partial) are *listed*.
 """

@@ -6,6 +6,7 @@ import os
 
 import msgspec
 
+from bindrift.analysis.elf.check_base import TAMPER_CHECKS
 from bindrift.analysis.provenance.records import PackageIndex, Record
 from bindrift.analysis.source import ByteSource
 from bindrift.schema.severity import rank
@@ -54,7 +55,9 @@ def apply(
 
 
 def _capped(result: CheckResult, package: str, manager: str) -> CheckResult:
-    if result.severity == "info":
+    """`result` at info, unless it is evidence of tampering: a record lists a path and a digest, and whoever
+    wrote the records (an image's author, a hostile package) can list a tampered file as well."""
+    if result.severity == "info" or result.category == "tampered-packer" or result.check in TAMPER_CHECKS:
         return result
     return msgspec.structs.replace(
         result, severity="info",
