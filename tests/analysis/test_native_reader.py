@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import struct
-from itertools import pairwise
+from itertools import pairwise, product
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from tests.analysis.counting_source import CountingSource
 from bindrift.analysis.elf import _native
 from bindrift.analysis.elf.header_checks import MESSAGES
 from bindrift.analysis.elf.reader import HEAD_SIZE, ElfImage, parse_elf
+from bindrift.analysis.packing.upx import FORMAT_VERSIONS
 from bindrift.analysis.source import BufferSource
 
 TRUE = Path(shutil.which("true") or "/bin/true").read_bytes()
@@ -332,3 +333,65 @@ SEGMENT_CONDITIONS = {
     "segment_beyond_eof", "phdr_not_loaded", "multiple_dynamic_segments", "entry_outside_segments",
     "entry_not_executable",
 }  # fmt: skip
+
+
+def _expected_packer_layout(elf_type: int, entry: int, size: int, phdrs: list[tuple[int, ...]]) -> tuple | None:
+    """The stub layout and expanding-code rules of analysis/packing over Python integers (the oracle of
+    `packer_probe`): (stub PT_LOAD, expanding PT_LOAD, code bytes present), None when neither they nor a missing
+    section table (these files have none) would lead to the deeper look; indices count PT_LOADs."""
+    if elf_type not in (2, 3):
+        return None
+    loads = [p for p in phdrs if p[0] == 1]
+    expanding = next((i for i, p in enumerate(loads) if p[1] & 1 and p[6] >= 2 * p[5] and p[6] - p[5] >= 0x10000), None)
+    stub = None
+    if len(loads) == 2 and not any(p[0] in (2, 3) for p in phdrs):
+        code = next((i for i, p in enumerate(loads) if p[1] & 3 == 1), None)
+        data = next((i for i, p in enumerate(loads) if p[1] & 3 == 2), None)
+        if code is not None and data is not None and loads[code][2] == 0 and loads[data][5] <= 0x1000:
+            at = entry - loads[code][3]
+            if 2 * loads[code][5] >= size and loads[code][5] // 2 <= at < loads[code][5]:
+                stub = code
+    return stub, expanding, any(p[1] & 1 and p[5] for p in loads)
+
+
+@settings(max_examples=500, deadline=None)
+@given(PHDRS, st.sampled_from([2, 3, 4, 1]), VALUES)
+def test_packer_layout_follows_integer_arithmetic(phdrs: list[tuple[int, ...]], elf_type: int, entry: int) -> None:
+    """The stub layout and the expanding segment as unbounded integers decide them (p_memsz ≥ 2 × p_filesz
+    near 2^64, an entry below the segment); no section table, so every runnable file gets its probe."""
+    _probe_matches_oracle(phdrs, elf_type, entry)
+
+
+def test_upx_format_versions_are_the_packers() -> None:
+    assert set(_native.UPX_FORMAT_VERSIONS) == set(FORMAT_VERSIONS)
+
+
+def _probe_matches_oracle(phdrs: list[tuple[int, ...]], elf_type: int, entry: int) -> None:
+    table = b"".join(struct.pack("<IIQQQQQQ", *p) for p in phdrs)
+    data = bytearray(TRUE[:64]) + table
+    struct.pack_into("<HHIQQQIHHHHHH", data, 16, elf_type, 62, 1, entry, 64, 0, 0, 64, 56, len(phdrs), 64, 0, 0)
+    elf = parse_elf(BufferSource(bytes(data)))
+    assert elf is not None
+    probe = elf.packer_probe()
+    assert (probe if probe is None else probe[2:]) == _expected_packer_layout(elf_type, entry, len(data), phdrs)
+
+
+def test_stub_layout_at_its_edges() -> None:
+    """Every combination of two PT_LOADs at the edges of UPX's stub shape: this 176-byte file needs a code
+    segment (read-execute) of ≥ 88 file bytes from offset 0 with the entry in its second half, and a
+    writable data segment of at most a page of file bytes; in either order."""
+    edges = product([5, 7, 1, 4], [0, 1], [0, 87, 88, 89, 176, 2**63, U64], [0, 0x400000, U64 - 10], [6, 7, 2],
+                    [0, 0x1000, 0x1001], [-1, 0, 43, 44, 45, 87, 88, 89, 2**63], [False, True])  # fmt: skip
+    for code_flags, code_offset, code_size, vaddr, data_flags, data_size, at, data_first in edges:
+        code = (1, code_flags, code_offset, vaddr, vaddr, code_size, code_size, 0x1000)
+        data = (1, data_flags, 0x1000, 0x10000, 0x10000, data_size, 0x20000, 0x1000)
+        _probe_matches_oracle([data, code] if data_first else [code, data], 2, (vaddr + at) % 2**64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([0, 0x10000, 0x10001, 2**63 - 1, 2**63, U64]), st.sampled_from([-1, 0, 1, 0xFFFF, 0x10000]),
+       st.booleans())  # fmt: skip
+def test_expanding_segment_at_its_edges(filesz: int, slack: int, double: bool) -> None:
+    memsz = min(max((2 * filesz if double else filesz + 0x10000) + slack, 0), U64)
+    phdrs = [(1, 5, 0, 0x400000, 0x400000, filesz, memsz, 0x1000)]
+    _probe_matches_oracle(phdrs, 3, 0x400000)

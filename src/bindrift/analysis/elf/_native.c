@@ -548,14 +548,14 @@ static int ppc64_elfv1(const Image *e) { return e->machine == EM_PPC64 && (e->fl
 /* What the program headers show, for the checks of header_hits. Load indices count PT_LOADs only, in
  * table order; other indices are program header numbers; -1: none. */
 typedef struct {
-    Py_ssize_t nloads, beyond, first_beyond, rwx, first_rwx, misaligned, bigger, other_beyond, overlap[2];
+    Py_ssize_t beyond, first_beyond, rwx, first_rwx, misaligned, bigger, other_beyond, overlap[2];
     Py_ssize_t phdr_not_loaded, dynamics, dynamic_without_section, covering, interpreters;
     int entry_outside, entry_not_executable;
 } Segments;
 
 static int segment_facts(const Image *e, Segments *f) {
     Py_ssize_t n = phdr_count(e);
-    *f = (Segments){0, 0, -1, 0, -1, -1, -1, -1, {-1, -1}, -1, 0, -1, -1, 0, 0, 0};
+    *f = (Segments){0, -1, 0, -1, -1, -1, -1, {-1, -1}, -1, 0, -1, -1, 0, 0, 0};
     if (n == 0)
         return 0;
     Phdr *loads = PyMem_Malloc(sizeof(Phdr) * (size_t)n);
@@ -580,7 +580,6 @@ static int segment_facts(const Image *e, Segments *f) {
             first_phdr = i;
         f->interpreters += p.type == PT_INTERP;
     }
-    f->nloads = nloads;
     int runnable = e->type == ET_EXEC || e->type == ET_DYN;
     if (e->type != ET_CORE) {
         Py_ssize_t nranges = 0;
@@ -1018,7 +1017,6 @@ static void read_ehdr(const uint8_t *h, int bits, int le, Ehdr *f) {
     f->shnum = rd(p + 12, 2, le);
     f->shstrndx = rd(p + 14, 2, le);
 }
-
 
 static int plausible(const uint8_t *h, int bits, int le) {
     Ehdr f;
