@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.analysis.counting_source import CountingSource
 
 from bindrift.analysis.elf import _native
-from bindrift.analysis.elf.header_checks import MESSAGES
+from bindrift.analysis.elf.header_checks import MESSAGES, header_checks
 from bindrift.analysis.elf.reader import HEAD_SIZE, ElfImage, parse_elf
 from bindrift.analysis.packing.upx import FORMAT_VERSIONS
 from bindrift.analysis.source import BufferSource
@@ -257,9 +257,15 @@ def _expected_field_hits(elf: ElfImage, executable: bool) -> dict[str, tuple[()]
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=512))
 def test_random_bytes_after_the_magic(tail: bytes) -> None:
-    elf = parse_elf(CountingSource(b"\x7fELF" + tail))
+    src = CountingSource(b"\x7fELF" + tail)
+    elf = parse_elf(src)
     assert elf is not None
     assert elf.bits in (32, 64)
+    assert set(elf.header_hits(True)) <= {*MESSAGES, "interpreter"}
+    interpreters, _dynamic = elf.linkage()
+    assert all(len(path) <= 4096 and b"\0" not in path for path in interpreters)
+    elf.packer_probe()
+    assert src.requested <= HEAD_SIZE + _native.MAX_PHT_BYTES + 2 * (len(tail) + 4 + _native.TAIL_SLACK) + 4096
     assert parse_elf(BufferSource(b"\x7fELX" + tail)) is None
 
 
@@ -395,3 +401,19 @@ def test_expanding_segment_at_its_edges(filesz: int, slack: int, double: bool) -
     memsz = min(max((2 * filesz if double else filesz + 0x10000) + slack, 0), U64)
     phdrs = [(1, 5, 0, 0x400000, 0x400000, filesz, memsz, 0x1000)]
     _probe_matches_oracle(phdrs, 3, 0x400000)
+
+
+def test_many_interpreters_cost_three_reads() -> None:
+    """A table of 1,000 PT_INTERP entries, each claiming 4 KiB past the head: counted in full, three read."""
+    count, far = 1000, 64 + 1000 * 56 + 8192
+    table = b"".join(struct.pack("<IIQQQQQQ", 3, 4, far, 0, 0, 4096, 4096, 1) for _ in range(count))
+    data = bytearray(TRUE[:64]) + table + bytes(8192) + b"/lib/ld.so\0".ljust(4096, b"x")
+    struct.pack_into("<HHIQQQIHHHHHH", data, 16, 3, 62, 1, 0, 64, 0, 0, 64, 56, count, 64, 0, 0)
+    src = CountingSource(bytes(data))
+    elf = parse_elf(src)
+    assert elf is not None and len(elf.phdrs) == count
+    before = src.requested
+    assert elf.linkage()[0] == [b"/lib/ld.so"] * 3
+    assert src.requested - before == 3 * 4096
+    (multiple,) = [f for f in header_checks(elf, ["/lib/ld.so"] * 3) if f.check == "multiple_interpreters"]
+    assert multiple.evidence["count"] == count

@@ -808,8 +808,8 @@ static int dynamic_is_pie(Image *e, const Phdr *dyn) {
     return pie;
 }
 
-/* (the PT_INTERP paths as raw bytes, each cut at its first NUL and read up to MAX_INTERP; whether the file
- * links dynamically: a loader named, or a PT_DYNAMIC other than a static-pie executable's). */
+/* (the first MAX_LISTED PT_INTERP paths as raw bytes, each cut at its first NUL and read up to MAX_INTERP;
+ * whether the file links dynamically: a loader named, or a PT_DYNAMIC other than a static-pie executable's). */
 static PyObject *image_linkage(PyObject *self, PyObject *unused) {
     Image *e = (Image *)self;
     Py_ssize_t n = phdr_count(e);
@@ -825,8 +825,8 @@ static PyObject *image_linkage(PyObject *self, PyObject *unused) {
             dyn = p;
             dynamic = 1;
         }
-        if (p.type != PT_INTERP)
-            continue;
+        if (p.type != PT_INTERP || PyList_GET_SIZE(interps) == MAX_LISTED)
+            continue; /* the kernel uses the first; a finding names MAX_LISTED (header_hits counts them all) */
         PyObject *raw = p.filesz ? image_read_u64(e, p.offset, p.filesz < MAX_INTERP ? p.filesz : MAX_INTERP)
                                  : PyBytes_FromStringAndSize(NULL, 0);
         if (raw == NULL) {

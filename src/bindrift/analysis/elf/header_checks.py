@@ -300,16 +300,17 @@ def _osabi_not_linux(ctx: CheckContext, _hit: tuple[int, ...]) -> CheckResult:
     )  # fmt: skip
 
 
-def check_interp(ctx: CheckContext) -> list[CheckResult]:
-    """B15: unusual program interpreter, or more than one."""
-    interps = ctx.interpreters
+def check_interp(ctx: CheckContext, hit: tuple[int, ...]) -> list[CheckResult]:
+    """B15: unusual program interpreter, or more than one (`hit`: how many PT_INTERP; `interpreters` holds
+    the first MAX_LISTED)."""
+    interps, count = ctx.interpreters, hit[0]
     results = []
-    if len(interps) > 1:
+    if count > 1:
         results.append(_finding(
             "multiple_interpreters", "B15", "high", "More than one program interpreter",
-            f"{len(interps)} PT_INTERP entries ({', '.join(repr(p) for p in interps[:MAX_LISTED])}); the kernel "
-            "uses one, tools may show another.",
-            count=len(interps),
+            f"{count} PT_INTERP entries ({', '.join(repr(p) for p in interps[:MAX_LISTED])}); the kernel uses one, "
+            "tools may show another.",
+            count=count,
         ))  # fmt: skip
     for path in interps[:1]:
         if not path and _interp_bytes_absent(ctx.elf):
@@ -352,7 +353,7 @@ def header_checks(elf: ElfImage, interpreters: list[str], executable_bit: bool |
     results = []
     for condition, hit in elf.header_hits(bool(executable_bit)).items():
         if condition == "interpreter":
-            results += check_interp(ctx)
+            results += check_interp(ctx, hit)
         else:
             results.append(MESSAGES[condition](ctx, hit))
     return results

@@ -22,7 +22,7 @@ class Identity(msgspec.Struct):
     endian: Literal["little", "big"]
     type: str
     osabi: str
-    interpreters: list[str]
+    interpreters: list[str]  # the first three PT_INTERP paths (the kernel uses the first)
     linking: Literal["static", "dynamic"]
 
 
