@@ -17,8 +17,8 @@ from bindrift.analysis.triage import triage
 from bindrift.scan.options import ScanOptions
 from bindrift.schema.severity import SEVERITIES, Severity, at_least
 from bindrift.schema.triage import TriageReport
-from bindrift.sensors.files import iter_files
-from bindrift.sensors.targets import DiskFile, ScanError
+from bindrift.sensors.files import iter_files, root_entry
+from bindrift.sensors.targets import DiskDirectory, DiskFile, ScanError
 
 if TYPE_CHECKING:
     from bindrift.analysis.provenance import PackageIndex
@@ -29,10 +29,12 @@ PARALLEL_AFTER_BATCHES = 8
 
 
 class BatchResult(msgspec.Struct):
-    """The reports of one batch (ELF files and errors) and how many non-ELF files it skipped."""
+    """The reports of one batch (ELF files and errors) and how many non-ELF files it skipped; `rest`: the roots
+    of a list batch from its first directory on, left to the parent (`triage_roots`)."""
 
     reports: list[TriageReport]
     non_elf: int
+    rest: list[str] = []
 
 
 # How a batch is triaged: `triage_batch` (files found by a walk) or `triage_roots` (roots as given).
@@ -47,6 +49,7 @@ class EncodedBatch(msgspec.Struct):
     non_elf: int
     by_severity: dict[Severity, int]
     errors: list[tuple[str, str]]
+    rest: list[str] = []
 
 
 def disk_results(
@@ -65,8 +68,20 @@ def disk_results(
     if options.jobs > 1 and len(first) > PARALLEL_AFTER_BATCHES:
         if options.compute_hash:
             _host_packages()  # loaded once, before the workers fork
-        return _parallel(batches, options, encoded, work)
-    return (b if isinstance(b, ScanError) else work(b, options.host, options.compute_hash) for b in batches)
+        return _walk_rest(_parallel(batches, options, encoded, work), options)
+    return _walk_rest((b if isinstance(b, ScanError) else work(b, options.host, options.compute_hash) for b in batches),
+                      options)  # fmt: skip
+
+
+def _walk_rest(
+    results: Iterator[BatchResult | EncodedBatch | ScanError], options: ScanOptions
+) -> Iterator[BatchResult | EncodedBatch | ScanError]:
+    """`results`, each followed by what its batch left from a directory on, walked and triaged here, in place."""
+    for result in results:
+        yield result
+        if not isinstance(result, ScanError) and result.rest:
+            for batch in _batches(iter_files(result.rest)):
+                yield batch if isinstance(batch, ScanError) else triage_batch(batch, options.host, options.compute_hash)
 
 
 def _batches(found: Iterator[DiskFile | ScanError]) -> Iterator[list[str] | ScanError]:
@@ -97,8 +112,18 @@ def triage_batch(paths: list[str], host: HostProfile, compute_hash: bool) -> Bat
 
 
 def triage_roots(roots: list[str], host: HostProfile, compute_hash: bool) -> BatchResult:
-    """Triage roots as given (files or directories): walked first, what cannot be read reported in place."""
-    return _triage(iter_files(roots), host, compute_hash)
+    """Triage roots as given, in order, what cannot be read reported in place, up to the first directory: it
+    and the roots after it are left in `rest`, for the parent to walk where they stand (a batch's result
+    stays bounded however large the directory)."""
+    found: list[DiskFile | ScanError] = []
+    for at, root in enumerate(roots):
+        entry = root_entry(root)
+        if isinstance(entry, DiskDirectory):
+            result = _triage(found, host, compute_hash)
+            result.rest = roots[at:]
+            return result
+        found.append(entry)
+    return _triage(found, host, compute_hash)
 
 
 def _triage(found: Iterable[DiskFile | ScanError], host: HostProfile, compute_hash: bool) -> BatchResult:
@@ -128,7 +153,7 @@ def _triage(found: Iterable[DiskFile | ScanError], host: HostProfile, compute_ha
 
 def _json_batch(result: BatchResult, floor: Severity) -> EncodedBatch:
     """A batch's reports filtered, counted and encoded as the parent's `run_scan` would have done."""
-    batch = EncodedBatch(b"", 0, result.non_elf, dict.fromkeys(SEVERITIES, 0), [])
+    batch = EncodedBatch(b"", 0, result.non_elf, dict.fromkeys(SEVERITIES, 0), [], result.rest)
     encoder = msgspec.json.Encoder()
     lines = bytearray()
     for report in result.reports:
@@ -152,6 +177,7 @@ class _Reports(msgspec.Struct, array_like=True):
 
     reports: list[TriageReport]
     non_elf: int
+    rest: list[str]
 
 
 def _parallel(
@@ -175,10 +201,10 @@ def _parallel(
         return triage_paths(batch, options.host, options.compute_hash)
 
     def encode(result: BatchResult) -> bytes:
-        return encoder.encode(_Reports(result.reports, result.non_elf))
+        return encoder.encode(_Reports(result.reports, result.non_elf, result.rest))
 
     def decode(data: bytes) -> BatchResult:
         sent = reports_decoder.decode(data)
-        return BatchResult(sent.reports, sent.non_elf)
+        return BatchResult(sent.reports, sent.non_elf, sent.rest)
 
     yield from ordered_batches(batches, options.jobs, work, encode, decode)

@@ -7,27 +7,36 @@ import stat
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
-from bindrift.sensors.targets import DiskFile, ScanError
+from bindrift.sensors.targets import DiskDirectory, DiskFile, ScanError
 
 
 def iter_files(roots: Sequence[str]) -> Iterator[DiskFile | ScanError]:
     """Regular files under `roots`, in sorted order. A root may be a file or a directory; symlinks met
     while walking (to files or directories), devices, FIFOs and sockets are skipped, never opened."""
     for given in roots:
-        root = _anchor(given)
-        try:
-            st = os.lstat(root)
-        except OSError as exc:
-            yield ScanError(root, exc.strerror or str(exc))
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            yield from _symlink_root(root)
-        elif stat.S_ISDIR(st.st_mode):
-            yield from _walk(root)
-        elif stat.S_ISREG(st.st_mode):
-            yield DiskFile(root)
+        entry = root_entry(given)
+        if isinstance(entry, DiskDirectory):
+            yield from _walk(entry.path)
         else:
-            yield ScanError(root, _kind_error(st.st_mode))
+            yield entry
+
+
+def root_entry(given: str) -> DiskFile | DiskDirectory | ScanError:
+    """What a root names: a regular file, a directory to walk, or why it is refused. A root that is itself a
+    symlink (`/bin` → `usr/bin`) was chosen by the user, so it is resolved once."""
+    root = real = _anchor(given)
+    try:
+        st = os.lstat(root)
+        if stat.S_ISLNK(st.st_mode):
+            real = os.path.realpath(root)
+            st = os.stat(real)
+    except OSError as exc:
+        return ScanError(root, exc.strerror or str(exc))
+    if stat.S_ISDIR(st.st_mode):
+        return DiskDirectory(real)
+    if stat.S_ISREG(st.st_mode):
+        return DiskFile(real)
+    return ScanError(root, _kind_error(st.st_mode))
 
 
 def _kind_error(mode: int) -> str:
@@ -52,23 +61,6 @@ def _anchor(root: str) -> str:
 def _resolved(directory: str) -> str:
     """`realpath` of a directory, cached: long file lists name the same few directories."""
     return os.path.realpath(directory)
-
-
-def _symlink_root(root: str) -> Iterator[DiskFile | ScanError]:
-    """A root named on the command line that is itself a symlink (`/bin` → `usr/bin`): the user chose it,
-    so it is resolved once; nothing below it is followed."""
-    real = os.path.realpath(root)
-    try:
-        st = os.stat(real)
-    except OSError as exc:
-        yield ScanError(root, exc.strerror or str(exc))
-        return
-    if stat.S_ISDIR(st.st_mode):
-        yield from _walk(real)
-    elif stat.S_ISREG(st.st_mode):
-        yield DiskFile(real)
-    else:
-        yield ScanError(root, _kind_error(st.st_mode))
 
 
 def _walk(top: str) -> Iterator[DiskFile | ScanError]:

@@ -14,6 +14,12 @@ class DiskFile(msgspec.Struct, frozen=True):
     path: str
 
 
+class DiskDirectory(msgspec.Struct, frozen=True):
+    """A directory named as a root (a symlink root resolved once), to be walked."""
+
+    path: str
+
+
 class ImageMember(msgspec.Struct):
     """A regular file of a container image's final file system, read in-stream from its layer.
 
