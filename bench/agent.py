@@ -4,8 +4,11 @@
     python bench/agent.py --quick    # a tenth of the work
     python bench/agent.py --batch-process-events   # the agent reading process events every 10 ms
     python bench/agent.py --compare-process-sensors  # each round: no agent, procfs, then eBPF process context
+    python bench/agent.py --tree /usr/include        # the real tree untarred as the second write workload
 
-Each workload runs in a container without the agent and with `bindrift watch`, in the same run; prints
+Two write workloads: the worst case, 10,000 files of a few bytes each (the agent's cost is per file), and a
+real tree as a package install writes it (`--tree`, default /usr/include: C headers, ≈ 8,000 files of
+≈ 16 KiB). Each workload runs in a container without the agent and with `bindrift watch`, in the same run; prints
 overheads (wall time, and the container's own CPU time from its cgroup: what watching costs the writer in
 the kernel, without the scheduling noise of a shared machine), write/exec → stored-finding latency
 (p50/p99), and the agent's RSS with N running containers.
@@ -100,6 +103,7 @@ def main() -> None:
         action="store_true",
         help="in every round run the agent with procfs, then with ebpf (latency and RSS: ebpf)",
     )
+    parser.add_argument("--tree", default="/usr/include", help="a host folder untarred as the second write workload")
     args = parser.parse_args()
     sensors = ["procfs", "ebpf"] if args.compare_process_sensors else [args.process_sensor]
     scale = 10 if args.quick else 1
@@ -113,11 +117,16 @@ def main() -> None:
     make_tar = (f"mkdir -p /tmp/src && cd /tmp/src && i=0; while [ $i -lt {files} ]; do echo $i > f$i; "
                 "i=$((i+1)); done; tar -cf /tmp/files.tar -C /tmp/src .")  # fmt: skip
     untar = "rm -rf /tmp/x && mkdir /tmp/x && tar -xf /tmp/files.tar -C /tmp/x"
+    untar_tree = "rm -rf /tmp/y && mkdir /tmp/y && tar -xf /tmp/tree.tar -C /tmp/y"
     loop = f"i=0; while [ $i -lt {execs} ]; do /bin/true; i=$((i+1)); done"
+    tree_tar = work / "tree.tar"
+    subprocess.run(["tar", "-cf", str(tree_tar), "-C", args.tree, "."], check=True, capture_output=True)
+    tree_files = sum(len(names) for _, _, names in os.walk(args.tree))
+    workloads = (("write", untar), ("tree", untar_tree), ("exec", loop))
     results: dict[str, float] = {}
     labels = ["without agent", *(f"with agent ({sensor})" for sensor in sensors)]
-    timings: dict[str, list[float]] = {f"{kind} {label}": [] for kind in ("write", "exec") for label in labels}
-    ratios: dict[str, list[float]] = {f"{kind} ({sensor})": [] for kind in ("write", "exec") for sensor in sensors}
+    timings: dict[str, list[float]] = {f"{kind} {label}": [] for kind, _ in workloads for label in labels}
+    ratios: dict[str, list[float]] = {f"{kind} ({sensor})": [] for kind, _ in workloads for sensor in sensors}
     cpu_ratios: dict[str, list[float]] = {name: [] for name in ratios}
     agent_cpu: dict[str, list[float]] = {name: [] for name in ratios}
     rounds = args.rounds or (2 if args.quick else 5)
@@ -125,8 +134,10 @@ def main() -> None:
     try:
         cid = podman("run", "-d", "localhost/bdbench:latest", "sleep", "3600").strip()
         exec_in(podman, cid, make_tar)
+        podman("cp", str(tree_tar), f"{cid}:/tmp/tree.tar")
         container_cpu = ContainerCpu(podman, cid)
-        exec_in(podman, cid, untar)  # every round's untar then removes the previous one's files, the first's too
+        for warm_up in (untar, untar_tree):  # each round's untar removes the previous one's files, the first's too
+            exec_in(podman, cid, warm_up)
         db, log = f"sqlite:///{work / 'bench.db'}", work / "agent.log"
         # Rounds alternate without and with the agent, each ratio taken within its round: the VM's drift
         # over a minute is larger than the effect measured.
@@ -135,7 +146,7 @@ def main() -> None:
                 agent.terminate()
                 agent.wait(timeout=30)
             baseline_cpu = {}
-            for kind, script in (("write", untar), ("exec", loop)):
+            for kind, script in workloads:
                 wall, baseline_cpu[kind] = measured(podman, cid, script, container_cpu)
                 timings[f"{kind} without agent"].append(wall)
             for sensor in sensors:
@@ -145,7 +156,7 @@ def main() -> None:
                 extra = ["--process-sensor", sensor, *(["--batch-process-events"] if args.batch_process_events else [])]
                 agent = start_agent(db, log, extra)
                 wait_watched(log, cid, swept=True)
-                for kind, script in (("write", untar), ("exec", loop)):
+                for kind, script in workloads:
                     cpu_before = cpu_s(agent.pid)
                     wall, used = measured(podman, cid, script, container_cpu)
                     timings[f"{kind} with agent ({sensor})"].append(wall)
@@ -158,8 +169,9 @@ def main() -> None:
             print(f"round {round_ + 1}: {latest}", file=sys.stderr)
         for name, values in timings.items():
             results[f"{name} (s, median)"] = statistics.median(values)
+        per_unit = {"write": (files, "file"), "tree": (tree_files, "file"), "exec": (execs, "exec")}
         for name, values in agent_cpu.items():
-            per, unit = (files, "file") if name.startswith("write") else (execs, "exec")
+            per, unit = per_unit[name.split()[0]]
             results[f"agent CPU per {unit}, {name} (µs, median)"] = statistics.median(values) / per * 1e6
         assert agent is not None
         from datetime import datetime
@@ -188,8 +200,10 @@ def main() -> None:
         results[f"agent RSS with {containers} containers (MiB)"] = rss_kib(agent.pid) / 1024
         agent.terminate()
         agent.wait(timeout=30)
-        workloads = f"untar {files} files; exec workload: {execs} execs of /bin/true; {rounds} rounds"
-        report(results, ratios, cpu_ratios, workloads)
+        described = (f"untar {files} files; tree workload: untar {args.tree} ({tree_files} files, "
+                     f"{tree_tar.stat().st_size / 2**20:.0f} MiB); exec workload: {execs} execs of /bin/true; "
+                     f"{rounds} rounds")  # fmt: skip
+        report(results, ratios, cpu_ratios, described)
     finally:
         if agent is not None and agent.poll() is None:  # a failed run leaves no agent behind
             agent.terminate()
