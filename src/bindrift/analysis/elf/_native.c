@@ -872,8 +872,9 @@ static int upx_version(uint64_t version) {
 }
 
 /* `l_info` + `p_info` as UPX writes them right after the program header table: (offset, magic, lsize,
- * version, format, p_filesize, p_blocksize, plausible), None when the file has no 24 bytes there. */
-static PyObject *read_l_info(Image *e) {
+ * version, format, p_filesize, p_blocksize, plausible), None when the file has no 24 bytes there; `upx_magic`
+ * and `plausible` set from it. */
+static PyObject *read_l_info(Image *e, int *upx_magic, int *plausible) {
     uint64_t at = add_sat(e->phoff, mul_sat(e->phnum_eff, e->phentsize));
     if (at == 0 || at >= e->size)
         Py_RETURN_NONE;
@@ -888,11 +889,12 @@ static PyObject *read_l_info(Image *e) {
     int le = e->little;
     uint64_t lsize = rd(r + 8, 2, le), version = r[10], format = r[11];
     /* shaped like UPX's whatever its magic: a known format version, a loader size, a format id */
-    int plausible = upx_version(version) && 0x100 <= lsize && lsize <= 0x8000 && format > 0;
+    *plausible = upx_version(version) && 0x100 <= lsize && lsize <= 0x8000 && format > 0;
+    *upx_magic = memcmp(r + 4, "UPX!", 4) == 0;
     PyObject *l_info = Py_BuildValue("(Ky#KKKKKO)", (unsigned long long)at, r + 4, (Py_ssize_t)4,
                                      (unsigned long long)lsize, (unsigned long long)version,
                                      (unsigned long long)format, (unsigned long long)rd(r + 16, 4, le),
-                                     (unsigned long long)rd(r + 20, 4, le), plausible ? Py_True : Py_False);
+                                     (unsigned long long)rd(r + 20, 4, le), *plausible ? Py_True : Py_False);
     Py_DECREF(raw);
     return l_info;
 }
@@ -956,7 +958,8 @@ static PyObject *image_packer_probe(PyObject *self, PyObject *unused) {
         }
         nloads++;
     }
-    PyObject *l_info = read_l_info(e);
+    int upx_magic = 0, shaped = 0;
+    PyObject *l_info = read_l_info(e, &upx_magic, &shaped);
     if (l_info == NULL)
         return NULL;
     PyObject *tail = e->size >= UPX_TAIL_PROBE ? image_read_u64(e, e->size - UPX_TAIL_PROBE, UPX_TAIL_PROBE)
@@ -968,11 +971,7 @@ static PyObject *image_packer_probe(PyObject *self, PyObject *unused) {
     const char *t = PyBytes_AS_STRING(tail);
     Py_ssize_t magic_len = PyBytes_GET_SIZE(tail) == UPX_TAIL_PROBE ? 4 : 0;
     const char *magic = t + UPX_TAIL_PROBE - UPX_TRAILER_FROM_END;
-    int upx_magic = magic_len && memcmp(magic, "UPX!", 4) == 0, shaped = 0;
-    if (l_info != Py_None) {
-        upx_magic |= memcmp(PyBytes_AS_STRING(PyTuple_GET_ITEM(l_info, 1)), "UPX!", 4) == 0;
-        shaped = PyTuple_GET_ITEM(l_info, 7) == Py_True;
-    }
+    upx_magic |= magic_len && memcmp(magic, "UPX!", 4) == 0;
     Py_ssize_t stub = stub_layout(e);
     PyObject *out;
     if (!(upx_magic || shaped || stub >= 0 || ((SectionTable *)e->shdrs)->count == 0 || expanding >= 0)) {
